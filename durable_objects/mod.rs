@@ -1,0 +1,5 @@
+//! The Durable Object classes, one per job. Each is bound in wrangler.toml.
+
+pub mod appservice;
+pub mod room;
+pub mod user_sync;

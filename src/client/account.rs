@@ -1,0 +1,61 @@
+//! Account management: `POST /account/password` and `POST /account/deactivate`.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{invalid_param, missing_param, Result};
+use crate::http::Reply;
+use crate::password;
+use crate::router::Ctx;
+use crate::storage::{access_tokens, devices, profiles, users};
+use crate::uia::{self, AuthData, Flows};
+
+const FLOWS: Flows = &[&[uia::PASSWORD]];
+const MAX_PASSWORD_BYTES: usize = 512;
+
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    auth: Option<AuthData>,
+    new_password: Option<String>,
+    logout_devices: Option<bool>,
+}
+
+pub async fn change_password(cx: Ctx) -> Result<Reply> {
+    let body: ChangePasswordBody = cx.req.json()?;
+    if body.new_password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_BYTES) {
+        return Err(invalid_param(format!("Password may not be longer than {MAX_PASSWORD_BYTES} bytes")));
+    }
+    let requester = cx.requester()?;
+    uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    let new_password = body.new_password.ok_or_else(|| missing_param("new_password is required"))?;
+    let user = requester.user_id.as_str();
+    let mut statements = vec![users::set_password(&cx.db, user, &password::hash(&new_password)?)?];
+    if body.logout_devices.unwrap_or(true) {
+        statements.push(access_tokens::delete_all_but(&cx.db, user, &requester.device_id)?);
+        statements.push(devices::delete_all_but(&cx.db, user, &requester.device_id)?);
+    }
+    cx.db.batch(statements).await?;
+    Ok(Reply::empty())
+}
+
+#[derive(Deserialize)]
+struct DeactivateBody {
+    auth: Option<AuthData>,
+}
+
+/// Deactivation is permanent: the password, every session and the profile go; the ID stays taken.
+pub async fn deactivate(cx: Ctx) -> Result<Reply> {
+    let body: DeactivateBody = cx.req.json()?;
+    let requester = cx.requester()?;
+    uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    let user = requester.user_id.as_str();
+    cx.db
+        .batch(vec![
+            users::deactivate(&cx.db, user)?,
+            access_tokens::delete_all(&cx.db, user)?,
+            devices::delete_all(&cx.db, user)?,
+            profiles::delete_all(&cx.db, user)?,
+        ])
+        .await?;
+    Reply::json(&json!({ "id_server_unbind_result": "no-support" }))
+}

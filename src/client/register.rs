@@ -1,0 +1,133 @@
+//! Account registration: `POST /register` (users and guests) and `GET /register/available`.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::client::session::new_session;
+use crate::error::{forbidden, invalid_param, missing_param, ErrorKind, MatrixError, Result};
+use crate::http::{parse_json_object, Reply};
+use crate::identifiers::{local_user_id, user_id_for_registration};
+use crate::password;
+use crate::ratelimit;
+use crate::router::Ctx;
+use crate::storage::{profiles, users};
+use crate::time::now_ms;
+use crate::tokens::new_guest_localpart;
+use crate::uia::{self, AuthData, Flows};
+
+const FLOWS: Flows = &[&[uia::DUMMY]];
+/// Synapse's limit; longer passwords only cost hashing time.
+const MAX_PASSWORD_BYTES: usize = 512;
+
+#[derive(Default, Deserialize)]
+struct RegisterBody {
+    auth: Option<AuthData>,
+    username: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    inhibit_login: bool,
+}
+
+pub async fn register(cx: Ctx) -> Result<Reply> {
+    let guest = match cx.req.query("kind").unwrap_or("user") {
+        "user" => false,
+        "guest" => true,
+        other => return Err(invalid_param(format!("Unknown kind {other:?}; expected user or guest"))),
+    };
+    let now = now_ms();
+    let ip = cx.req.ip.clone().unwrap_or_default();
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &ip, now).await?;
+    if guest {
+        return register_guest(cx).await;
+    }
+    if !cx.config.enable_registration {
+        return Err(forbidden("Registration has been disabled"));
+    }
+    let body: RegisterBody = cx.req.json()?;
+    if body.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_BYTES) {
+        return Err(invalid_param(format!("Password may not be longer than {MAX_PASSWORD_BYTES} bytes")));
+    }
+    // Check the name before the auth dance, so that a client learns of a taken name at once.
+    let requested = match &body.username {
+        Some(name) => Some(available_user_id(&cx, &name.to_lowercase()).await?),
+        None => None,
+    };
+    uia::authenticate(&cx, body.auth, FLOWS, None).await?;
+    let password = body.password.ok_or_else(|| missing_param("password is required"))?;
+    let user_id = match requested {
+        Some(user_id) => user_id,
+        None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
+    };
+    let hash = password::hash(&password)?;
+    let mut statements = vec![
+        users::insert(&cx.db, user_id.as_str(), Some(&hash), false, now)?,
+        profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
+    ];
+    let session = if body.inhibit_login {
+        None
+    } else {
+        let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
+        statements.extend(session.statements);
+        Some((session.device_id, session.access_token))
+    };
+    if cx.db.try_batch(statements).await?.is_none() {
+        return Err(user_in_use());
+    }
+    let mut reply = Map::new();
+    reply.insert("user_id".into(), user_id.as_str().into());
+    reply.insert("home_server".into(), cx.config.server_name.as_str().into());
+    if let Some((device_id, access_token)) = session {
+        reply.insert("device_id".into(), device_id.into());
+        reply.insert("access_token".into(), access_token.into());
+    }
+    Reply::json(&reply)
+}
+
+/// A guest gets an all-digit ID and a device straight away; it has no password.
+async fn register_guest(cx: Ctx) -> Result<Reply> {
+    if !cx.config.allow_guest_access {
+        return Err(forbidden("Guest access is disabled"));
+    }
+    let body: RegisterBody = if cx.req.body.is_empty() { RegisterBody::default() } else { parse_json_object(&cx.req.body)? };
+    // Twelve random digits collide rarely; try a few before giving up.
+    for _ in 0..3 {
+        let user_id = local_user_id(&new_guest_localpart()?, &cx.config.server_name)?;
+        let session = new_session(&cx, &user_id, None, body.initial_device_display_name.as_deref())?;
+        let mut statements = vec![users::insert(&cx.db, user_id.as_str(), None, true, now_ms())?];
+        statements.extend(session.statements);
+        if cx.db.try_batch(statements).await?.is_some() {
+            return Reply::json(&json!({
+                "user_id": user_id,
+                "home_server": cx.config.server_name,
+                "device_id": session.device_id,
+                "access_token": session.access_token,
+            }));
+        }
+    }
+    Err(crate::error::internal("guest registration", "three ID collisions in a row"))
+}
+
+pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {
+    let ip = cx.req.ip.clone().unwrap_or_default();
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &ip, now_ms()).await?;
+    if !cx.config.enable_registration {
+        return Err(forbidden("Registration has been disabled"));
+    }
+    let username = cx.req.query("username").ok_or_else(|| missing_param("username is required"))?;
+    available_user_id(&cx, &username.to_lowercase()).await?;
+    Reply::json(&json!({ "available": true }))
+}
+
+async fn available_user_id(cx: &Ctx, localpart: &str) -> Result<ruma_common::OwnedUserId> {
+    let user_id = user_id_for_registration(localpart, &cx.config.server_name)?;
+    if users::exists(&cx.db, user_id.as_str()).await? {
+        return Err(user_in_use());
+    }
+    Ok(user_id)
+}
+
+fn user_in_use() -> crate::error::Error {
+    MatrixError::new(ErrorKind::UserInUse, "User ID already taken").into()
+}

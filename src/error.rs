@@ -1,0 +1,241 @@
+//! The one error type of the server and its table from `errcode` to HTTP status.
+//!
+//! Every failure a client can see is a [`MatrixError`]: a kind (which fixes the errcode and the
+//! status), a human-readable message and, for a few kinds, extra body fields. User-interactive
+//! auth answers with its own 401 body, so [`Error`] carries that as a second case.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::uia::UiaChallenge;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kinds of error the server returns. Each maps to exactly one errcode and one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadJson,
+    Forbidden,
+    GuestAccessForbidden,
+    InvalidParam,
+    InvalidUsername,
+    KeyTooLarge,
+    LimitExceeded { retry_after_ms: u64 },
+    /// A known path asked for with a method it does not serve.
+    MethodNotAllowed,
+    MissingParam,
+    MissingToken,
+    NotFound,
+    NotJson,
+    ProfileTooLarge,
+    TooLarge,
+    /// A malformed request that no more specific code describes.
+    Unknown,
+    UnknownToken { soft_logout: bool },
+    /// An endpoint this server does not have.
+    Unrecognized,
+    UserDeactivated,
+    UserInUse,
+    /// A fault of the server itself; the message never leaks storage details.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The table: errcode and HTTP status for each kind.
+    pub fn errcode_and_status(self) -> (&'static str, u16) {
+        use ErrorKind::*;
+        match self {
+            BadJson => ("M_BAD_JSON", 400),
+            Forbidden => ("M_FORBIDDEN", 403),
+            GuestAccessForbidden => ("M_GUEST_ACCESS_FORBIDDEN", 403),
+            InvalidParam => ("M_INVALID_PARAM", 400),
+            InvalidUsername => ("M_INVALID_USERNAME", 400),
+            KeyTooLarge => ("M_KEY_TOO_LARGE", 400),
+            LimitExceeded { .. } => ("M_LIMIT_EXCEEDED", 429),
+            MethodNotAllowed => ("M_UNRECOGNIZED", 405),
+            MissingParam => ("M_MISSING_PARAM", 400),
+            MissingToken => ("M_MISSING_TOKEN", 401),
+            NotFound => ("M_NOT_FOUND", 404),
+            NotJson => ("M_NOT_JSON", 400),
+            ProfileTooLarge => ("M_PROFILE_TOO_LARGE", 400),
+            TooLarge => ("M_TOO_LARGE", 413),
+            Unknown => ("M_UNKNOWN", 400),
+            UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
+            Unrecognized => ("M_UNRECOGNIZED", 404),
+            UserDeactivated => ("M_USER_DEACTIVATED", 403),
+            UserInUse => ("M_USER_IN_USE", 400),
+            Internal => ("M_UNKNOWN", 500),
+        }
+    }
+}
+
+/// A Matrix error: `{errcode, error}` plus the fields its kind defines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixError {
+    pub kind: ErrorKind,
+    pub message: Cow<'static, str>,
+}
+
+impl MatrixError {
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.errcode_and_status().1
+    }
+
+    /// The response body: errcode and error, and the extra fields of the kind.
+    pub fn body(&self) -> Map<String, Value> {
+        let (errcode, _) = self.kind.errcode_and_status();
+        let mut body = Map::new();
+        body.insert("errcode".into(), errcode.into());
+        body.insert("error".into(), self.message.as_ref().into());
+        match self.kind {
+            ErrorKind::LimitExceeded { retry_after_ms } => {
+                body.insert("retry_after_ms".into(), retry_after_ms.into());
+            }
+            ErrorKind::UnknownToken { soft_logout } => {
+                body.insert("soft_logout".into(), soft_logout.into());
+            }
+            _ => {}
+        }
+        body
+    }
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum Error {
+    Matrix(MatrixError),
+    /// User-interactive auth is not complete: a 401 with the flows, and maybe a failed stage.
+    Uia(Box<UiaChallenge>),
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Matrix(e) => e.status(),
+            Error::Uia(_) => 401,
+        }
+    }
+
+    pub fn body(&self) -> Map<String, Value> {
+        match self {
+            Error::Matrix(e) => e.body(),
+            Error::Uia(challenge) => challenge.body(),
+        }
+    }
+
+    /// The Matrix error inside, if this is one (tests and logging).
+    pub fn matrix(&self) -> Option<&MatrixError> {
+        match self {
+            Error::Matrix(e) => Some(e),
+            Error::Uia(_) => None,
+        }
+    }
+}
+
+impl From<MatrixError> for Error {
+    fn from(e: MatrixError) -> Self {
+        Error::Matrix(e)
+    }
+}
+
+/// Shorthands for the common errors, so handlers read `Err(forbidden("..."))?`.
+macro_rules! constructors {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        $(pub fn $name(message: impl Into<Cow<'static, str>>) -> Error {
+            Error::Matrix(MatrixError::new(ErrorKind::$kind, message))
+        })*
+    };
+}
+
+constructors! {
+    bad_json => BadJson,
+    forbidden => Forbidden,
+    invalid_param => InvalidParam,
+    missing_param => MissingParam,
+    not_found => NotFound,
+    unknown => Unknown,
+}
+
+/// A fault of ours or of the platform. It is logged in full and reported without detail.
+pub fn internal(context: &str, detail: impl std::fmt::Display) -> Error {
+    crate::log::error(&format!("{context}: {detail}"));
+    Error::Matrix(MatrixError::new(ErrorKind::Internal, "Internal server error"))
+}
+
+impl From<worker::Error> for Error {
+    fn from(e: worker::Error) -> Self {
+        internal("platform", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_an_m_errcode_and_an_error_status() {
+        use ErrorKind::*;
+        let kinds = [
+            BadJson,
+                    Forbidden,
+            GuestAccessForbidden,
+            InvalidParam,
+            InvalidUsername,
+            KeyTooLarge,
+            LimitExceeded { retry_after_ms: 1 },
+            MethodNotAllowed,
+            MissingParam,
+            MissingToken,
+            NotFound,
+            NotJson,
+            ProfileTooLarge,
+            TooLarge,
+            Unknown,
+            UnknownToken { soft_logout: false },
+            Unrecognized,
+            UserDeactivated,
+            UserInUse,
+            Internal,
+        ];
+        for kind in kinds {
+            let (errcode, status) = kind.errcode_and_status();
+            assert!(errcode.starts_with("M_"), "{kind:?}");
+            assert!((400..600).contains(&status), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_spec() {
+        let cases = [
+            (ErrorKind::Unrecognized, "M_UNRECOGNIZED", 404),
+            (ErrorKind::MethodNotAllowed, "M_UNRECOGNIZED", 405),
+            (ErrorKind::MissingToken, "M_MISSING_TOKEN", 401),
+            (ErrorKind::UnknownToken { soft_logout: false }, "M_UNKNOWN_TOKEN", 401),
+            (ErrorKind::TooLarge, "M_TOO_LARGE", 413),
+            (ErrorKind::LimitExceeded { retry_after_ms: 5 }, "M_LIMIT_EXCEEDED", 429),
+            (ErrorKind::UserDeactivated, "M_USER_DEACTIVATED", 403),
+            (ErrorKind::Internal, "M_UNKNOWN", 500),
+        ];
+        for (kind, errcode, status) in cases {
+            assert_eq!(kind.errcode_and_status(), (errcode, status));
+        }
+    }
+
+    #[test]
+    fn body_carries_the_fields_of_its_kind() {
+        let e = MatrixError::new(ErrorKind::LimitExceeded { retry_after_ms: 1500 }, "slow down");
+        let body = e.body();
+        assert_eq!(body["errcode"], "M_LIMIT_EXCEEDED");
+        assert_eq!(body["error"], "slow down");
+        assert_eq!(body["retry_after_ms"], 1500);
+
+        let e = MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "gone");
+        assert_eq!(e.body()["soft_logout"], false);
+        assert!(!MatrixError::new(ErrorKind::NotFound, "x").body().contains_key("retry_after_ms"));
+    }
+}

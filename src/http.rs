@@ -1,0 +1,174 @@
+//! The request as handlers see it, the reply they build, and the headers every response carries.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use worker::{Headers, Method, Response};
+
+use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
+
+/// An incoming request, read in full and checked against the body size limit.
+pub struct Incoming {
+    pub method: Method,
+    /// The path as sent, still percent-encoded.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    /// The client's address, from `CF-Connecting-IP`.
+    pub ip: Option<String>,
+    /// `scheme://host[:port]` of the request, for links back to ourselves.
+    pub origin: String,
+}
+
+impl Incoming {
+    pub async fn read(mut req: worker::Request, max_body: usize) -> Result<Self> {
+        let url = req.url().map_err(|e| internal("request URL", e))?;
+        let method = req.method();
+        let headers = req.headers().clone();
+        let declared = headers.get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max_body as u64) {
+            return Err(too_large(max_body));
+        }
+        let body = if matches!(method, Method::Get | Method::Head | Method::Options) {
+            Vec::new()
+        } else {
+            req.bytes().await.map_err(|e| internal("reading the body", e))?
+        };
+        if body.len() > max_body {
+            return Err(too_large(max_body));
+        }
+        Ok(Self {
+            method,
+            path: url.path().to_owned(),
+            query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+            ip: headers.get("cf-connecting-ip").ok().flatten(),
+            origin: url.origin().ascii_serialization(),
+            headers,
+            body,
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+
+    /// The first value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a JSON object of the shape `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        parse_json_object(&self.body)
+    }
+}
+
+fn too_large(max_body: usize) -> Error {
+    MatrixError::new(ErrorKind::TooLarge, format!("Request body is larger than {max_body} bytes")).into()
+}
+
+/// Decodes a JSON object body: `M_NOT_JSON` for what is not JSON, `M_BAD_JSON` for JSON that is
+/// not an object or not of the expected shape, `M_MISSING_PARAM` for a missing required field.
+pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        let message = if body.is_empty() { "Request body is empty; expected a JSON object".to_owned() } else { format!("Request body is not valid JSON: {e}") };
+        MatrixError::new(ErrorKind::NotJson, message)
+    })?;
+    if !value.is_object() {
+        return Err(MatrixError::new(ErrorKind::BadJson, "Request body must be a JSON object").into());
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let kind = if message.starts_with("missing field") { ErrorKind::MissingParam } else { ErrorKind::BadJson };
+        MatrixError::new(kind, format!("Invalid request body: {message}")).into()
+    })
+}
+
+/// What a handler answers: a status and a JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        let body = serde_json::to_vec(value).map_err(|e| internal("serializing a reply", e))?;
+        Ok(Self { status: 200, body })
+    }
+
+    /// `{}`, the answer of endpoints that only act.
+    pub fn empty() -> Self {
+        Self { status: 200, body: b"{}".to_vec() }
+    }
+
+    pub fn error(error: &Error) -> Self {
+        let body = serde_json::to_vec(&error.body()).unwrap_or_else(|_| b"{}".to_vec());
+        Self { status: error.status(), body }
+    }
+
+    pub fn into_response(self, retry_after_ms: Option<u64>) -> worker::Result<Response> {
+        let headers = Headers::new();
+        headers.set("content-type", "application/json")?;
+        set_cors(&headers)?;
+        if let Some(ms) = retry_after_ms {
+            headers.set("retry-after", &ms.div_ceil(1000).to_string())?;
+        }
+        Ok(Response::from_bytes(self.body)?.with_status(self.status).with_headers(headers))
+    }
+}
+
+/// The CORS headers the spec recommends, on every response.
+pub fn set_cors(headers: &Headers) -> worker::Result<()> {
+    headers.set("access-control-allow-origin", "*")?;
+    headers.set("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS")?;
+    headers.set("access-control-allow-headers", "X-Requested-With, Content-Type, Authorization")
+}
+
+/// The answer to a CORS preflight: headers only, no endpoint logic.
+pub fn preflight() -> worker::Result<Response> {
+    let headers = Headers::new();
+    set_cors(&headers)?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+        #[serde(default)]
+        #[allow(dead_code)]
+        age: Option<u32>,
+    }
+
+    fn errcode(body: &[u8]) -> &'static str {
+        let err = parse_json_object::<Body>(body).unwrap_err();
+        err.matrix().unwrap().kind.errcode_and_status().0
+    }
+
+    #[test]
+    fn json_errors_map_to_the_right_codes() {
+        assert_eq!(errcode(b""), "M_NOT_JSON");
+        assert_eq!(errcode(b"{\"name\": "), "M_NOT_JSON");
+        assert_eq!(errcode(b"\xff\xfe"), "M_NOT_JSON");
+        assert_eq!(errcode(b"[1,2]"), "M_BAD_JSON");
+        assert_eq!(errcode(b"\"text\""), "M_BAD_JSON");
+        assert_eq!(errcode(b"{}"), "M_MISSING_PARAM");
+        assert_eq!(errcode(b"{\"name\": 5}"), "M_BAD_JSON");
+        assert_eq!(errcode(b"{\"name\": \"a\", \"age\": -1}"), "M_BAD_JSON");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(errcode(deep.as_bytes()), "M_NOT_JSON");
+    }
+
+    #[test]
+    fn good_json_parses() {
+        assert!(parse_json_object::<Body>(b"{\"name\": \"\xc3\xa9\", \"extra\": true}").is_ok());
+    }
+}

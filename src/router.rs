@@ -1,0 +1,283 @@
+//! The route table, each endpoint with its method, path and auth scheme, and the dispatcher that
+//! turns a request into a reply through it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use percent_encoding::percent_decode_str;
+use ruma_common::UserId;
+use worker::{Env, Method, Response};
+
+use crate::auth::{self, Requester};
+use crate::client::{account, device, discovery, profile, register, session};
+use crate::config::Config;
+use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
+use crate::http::{Incoming, Reply};
+use crate::storage::{devices, Db};
+use crate::time::now_ms;
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone; no token is read.
+    None,
+    /// A user's access token; guests are refused.
+    User,
+    /// A user's access token; guests too, for the endpoints the spec opens to them.
+    UserOrGuest,
+}
+
+type Handler = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<Reply>>>>;
+
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub auth: Auth,
+    handler: Handler,
+}
+
+macro_rules! method {
+    (GET) => { Method::Get };
+    (PUT) => { Method::Put };
+    (POST) => { Method::Post };
+    (DELETE) => { Method::Delete };
+}
+
+macro_rules! routes {
+    ($($method:ident $path:literal $auth:ident => $handler:path;)*) => {
+        &[$(Route {
+            method: method!($method),
+            path: $path,
+            auth: Auth::$auth,
+            handler: |cx| Box::pin($handler(cx)),
+        },)*]
+    };
+}
+
+/// Every endpoint of the server. Paths use the spec's parameter names.
+pub static ROUTES: &[Route] = routes! {
+    // Discovery and capabilities
+    GET "/.well-known/matrix/client" None => discovery::get_client_well_known;
+    GET "/.well-known/matrix/server" None => discovery::get_server_well_known;
+    GET "/.well-known/matrix/support" None => discovery::get_support;
+    GET "/_matrix/client/versions" None => discovery::get_supported_versions;
+    GET "/_matrix/client/v3/capabilities" User => discovery::get_capabilities;
+    // Registration
+    POST "/_matrix/client/v3/register" None => register::register;
+    GET "/_matrix/client/v3/register/available" None => register::get_username_availability;
+    // Login and sessions
+    GET "/_matrix/client/v3/login" None => session::get_login_types;
+    POST "/_matrix/client/v3/login" None => session::login;
+    POST "/_matrix/client/v3/logout" UserOrGuest => session::logout;
+    POST "/_matrix/client/v3/logout/all" UserOrGuest => session::logout_all;
+    GET "/_matrix/client/v3/account/whoami" UserOrGuest => session::whoami;
+    // Account
+    POST "/_matrix/client/v3/account/password" User => account::change_password;
+    POST "/_matrix/client/v3/account/deactivate" User => account::deactivate;
+    // Devices
+    GET "/_matrix/client/v3/devices" UserOrGuest => device::get_devices;
+    GET "/_matrix/client/v3/devices/{deviceId}" UserOrGuest => device::get_device;
+    PUT "/_matrix/client/v3/devices/{deviceId}" UserOrGuest => device::update_device;
+    DELETE "/_matrix/client/v3/devices/{deviceId}" User => device::delete_device;
+    POST "/_matrix/client/v3/delete_devices" User => device::delete_devices;
+    // Profile
+    GET "/_matrix/client/v3/profile/{userId}" None => profile::get_profile;
+    GET "/_matrix/client/v3/profile/{userId}/{keyName}" None => profile::get_profile_field;
+    PUT "/_matrix/client/v3/profile/{userId}/{keyName}" UserOrGuest => profile::set_profile_field;
+    DELETE "/_matrix/client/v3/profile/{userId}/{keyName}" UserOrGuest => profile::delete_profile_field;
+};
+
+/// Everything a handler gets: the request, who sent it, and the server's bindings.
+pub struct Ctx {
+    pub config: Rc<Config>,
+    pub db: Db,
+    pub req: Incoming,
+    params: Vec<(&'static str, String)>,
+    requester: Option<Requester>,
+}
+
+impl Ctx {
+    /// A path parameter by its name in the route table.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The authenticated caller; only routes with an access-token scheme have one.
+    pub fn requester(&self) -> Result<&Requester> {
+        self.requester.as_ref().ok_or_else(|| internal("router", "handler of an unauthenticated route asked for a requester"))
+    }
+
+    /// The `userId` path parameter, which must name the requester.
+    pub fn requester_as_path_user(&self) -> Result<&Requester> {
+        let requester = self.requester()?;
+        let user_id = <&UserId>::try_from(self.param("userId"))
+            .map_err(|_| MatrixError::new(ErrorKind::InvalidParam, "userId is not a valid user ID"))?;
+        if user_id != requester.user_id {
+            return Err(MatrixError::new(ErrorKind::Forbidden, "You cannot act for another user").into());
+        }
+        Ok(requester)
+    }
+
+    /// This server's own base URL, as clients should reach it.
+    pub fn base_url(&self) -> String {
+        self.config.public_baseurl.clone().unwrap_or_else(|| self.req.origin.clone())
+    }
+}
+
+/// What the table says of a method and path.
+#[derive(Debug, PartialEq)]
+pub enum Lookup<'a> {
+    Found(&'a Route, Vec<(&'static str, String)>),
+    MethodNotAllowed,
+    NotFound,
+    BadPath,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.path == other.path
+    }
+}
+
+/// Finds the route for a method and a raw (percent-encoded) path.
+pub fn lookup<'a>(routes: &'a [Route], method: &Method, path: &str) -> Lookup<'a> {
+    let mut segments = Vec::new();
+    for raw in path.split('/') {
+        match percent_decode_str(raw).decode_utf8() {
+            Ok(s) => segments.push(s.into_owned()),
+            Err(_) => return Lookup::BadPath,
+        }
+    }
+    let mut path_known = false;
+    for route in routes {
+        let Some(params) = match_path(route.path, &segments) else { continue };
+        if &route.method == method {
+            return Lookup::Found(route, params);
+        }
+        path_known = true;
+    }
+    if path_known {
+        Lookup::MethodNotAllowed
+    } else {
+        Lookup::NotFound
+    }
+}
+
+fn match_path(pattern: &'static str, segments: &[String]) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut pattern_segments = pattern.split('/');
+    for segment in segments {
+        let expected = pattern_segments.next()?;
+        match expected.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !segment.is_empty() => params.push((name, segment.clone())),
+            Some(_) => return None,
+            None if expected == segment => {}
+            None => return None,
+        }
+    }
+    pattern_segments.next().is_none().then_some(params)
+}
+
+/// Serves one request through the route table.
+pub async fn handle(req: worker::Request, env: Env, worker_ctx: worker::Context) -> worker::Result<Response> {
+    let retry_after = |e: &Error| match e.matrix().map(|m| m.kind) {
+        Some(ErrorKind::LimitExceeded { retry_after_ms }) => Some(retry_after_ms),
+        _ => None,
+    };
+    match dispatch(req, env, &worker_ctx).await {
+        Ok(reply) => reply.into_response(None),
+        Err(e) => Reply::error(&e).into_response(retry_after(&e)),
+    }
+}
+
+async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) -> Result<Reply> {
+    let config = Config::get(&env).map_err(|message| internal("configuration", message))?;
+    let url = req.url().map_err(|e| internal("request URL", e))?;
+    let (route, params) = match lookup(ROUTES, &req.method(), url.path()) {
+        Lookup::Found(route, params) => (route, params),
+        Lookup::MethodNotAllowed => {
+            return Err(MatrixError::new(ErrorKind::MethodNotAllowed, "This endpoint does not support this method").into())
+        }
+        Lookup::NotFound => return Err(MatrixError::new(ErrorKind::Unrecognized, "Unrecognized request").into()),
+        Lookup::BadPath => return Err(MatrixError::new(ErrorKind::InvalidParam, "The path is not valid percent-encoded UTF-8").into()),
+    };
+    let req = Incoming::read(req, config.max_request_bytes).await?;
+    let db = Db::new(&env)?;
+    let requester = match route.auth {
+        Auth::None => None,
+        Auth::User | Auth::UserOrGuest => {
+            let now = now_ms();
+            let (requester, seen_long_ago) = auth::authenticate(&db, &req, now).await?;
+            if requester.is_guest && route.auth == Auth::User {
+                return Err(MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into());
+            }
+            if seen_long_ago {
+                // Keep "last seen" roughly current without a write on every request.
+                let touch = devices::touch(&db, requester.user_id.as_str(), &requester.device_id, now, req.ip.as_deref())?;
+                worker_ctx.wait_until(async move {
+                    let _ = touch.run().await;
+                });
+            }
+            Some(requester)
+        }
+    };
+    (route.handler)(Ctx { config, db, req, params, requester }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(method: Method, path: &str) -> Lookup<'static> {
+        lookup(ROUTES, &method, path)
+    }
+
+    #[test]
+    fn literal_and_parameter_segments() {
+        match find(Method::Get, "/_matrix/client/v3/account/whoami") {
+            Lookup::Found(r, params) => {
+                assert_eq!(r.path, "/_matrix/client/v3/account/whoami");
+                assert!(params.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        match find(Method::Put, "/_matrix/client/v3/profile/%40alice%3Aexample.org/displayname") {
+            Lookup::Found(r, params) => {
+                assert_eq!(r.auth, Auth::UserOrGuest);
+                assert_eq!(params, vec![("userId", "@alice:example.org".to_owned()), ("keyName", "displayname".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_paths_wrong_methods_and_bad_encoding() {
+        assert_eq!(find(Method::Get, "/_matrix/client/v3/nonsense"), Lookup::NotFound);
+        assert_eq!(find(Method::Get, "/_matrix/client/v3/account/whoami/extra"), Lookup::NotFound);
+        assert_eq!(find(Method::Get, "/_matrix/client/v3/devices/"), Lookup::NotFound);
+        assert_eq!(find(Method::Delete, "/_matrix/client/v3/account/whoami"), Lookup::MethodNotAllowed);
+        assert_eq!(find(Method::Get, "/_matrix/client/v3/devices/%ff"), Lookup::BadPath);
+    }
+
+    #[test]
+    fn the_table_has_no_duplicate_or_shadowed_routes() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
+            }
+            // Each route is reachable: a concrete path built from it finds it and not another.
+            let concrete: String = a.path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+            match lookup(ROUTES, &a.method, &concrete) {
+                Lookup::Found(found, _) => assert_eq!(found, a, "{concrete} is shadowed"),
+                other => panic!("{concrete}: {other:?}"),
+            }
+        }
+    }
+}

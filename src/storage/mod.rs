@@ -1,0 +1,114 @@
+//! D1, the server's persistent tables. One file per table, its SQL at the top; this file holds
+//! only the typed plumbing they share.
+//!
+//! Table functions that write return a prepared [`Statement`] rather than running it, so that a
+//! handler can commit writes to several tables in one atomic [`Db::batch`].
+
+pub mod access_tokens;
+pub mod devices;
+pub mod profiles;
+pub mod rate_limits;
+pub mod uia_sessions;
+pub mod users;
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+use crate::error::{internal, Result};
+
+pub type Statement = D1PreparedStatement;
+
+/// A value bound to a `?N` parameter.
+pub trait Param {
+    fn to_js(&self) -> JsValue;
+}
+
+impl Param for &str {
+    fn to_js(&self) -> JsValue {
+        JsValue::from_str(self)
+    }
+}
+
+impl Param for String {
+    fn to_js(&self) -> JsValue {
+        JsValue::from_str(self)
+    }
+}
+
+impl Param for u64 {
+    // D1 numbers are doubles: exact up to 2^53, far beyond any timestamp or counter of ours.
+    fn to_js(&self) -> JsValue {
+        JsValue::from_f64(*self as f64)
+    }
+}
+
+impl Param for f64 {
+    fn to_js(&self) -> JsValue {
+        JsValue::from_f64(*self)
+    }
+}
+
+impl Param for bool {
+    fn to_js(&self) -> JsValue {
+        JsValue::from_f64(if *self { 1.0 } else { 0.0 })
+    }
+}
+
+impl<T: Param> Param for Option<T> {
+    fn to_js(&self) -> JsValue {
+        self.as_ref().map_or(JsValue::NULL, Param::to_js)
+    }
+}
+
+/// The `DB` binding.
+pub struct Db(D1Database);
+
+impl Db {
+    pub fn new(env: &Env) -> Result<Self> {
+        env.d1("DB").map(Db).map_err(|e| internal("binding DB", e))
+    }
+
+    pub fn prepare(&self, sql: &str, params: &[&dyn Param]) -> Result<Statement> {
+        let values: Vec<JsValue> = params.iter().map(|p| p.to_js()).collect();
+        self.0.prepare(sql).bind(&values).map_err(|e| internal("binding parameters", e))
+    }
+
+    pub async fn first<T: DeserializeOwned>(&self, sql: &str, params: &[&dyn Param]) -> Result<Option<T>> {
+        self.prepare(sql, params)?.first(None).await.map_err(|e| internal(sql, e))
+    }
+
+    pub async fn all<T: DeserializeOwned>(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<T>> {
+        let result = self.prepare(sql, params)?.all().await.map_err(|e| internal(sql, e))?;
+        if let Some(e) = result.error() {
+            return Err(internal(sql, e));
+        }
+        result.results().map_err(|e| internal(sql, e))
+    }
+
+    /// Runs one write and returns how many rows it changed.
+    pub async fn run(&self, statement: Statement) -> Result<u64> {
+        let result = statement.run().await.map_err(|e| internal("write", e))?;
+        Ok(changes(&result))
+    }
+
+    /// Runs the statements as one transaction: all of them take effect, or none.
+    pub async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<u64>> {
+        let results = self.0.batch(statements).await.map_err(|e| internal("batch", e))?;
+        Ok(results.iter().map(changes).collect())
+    }
+
+    /// Like [`Db::batch`], but reports a broken UNIQUE or PRIMARY KEY constraint as `Ok(None)`:
+    /// the row was there first, and nothing of the batch was written.
+    pub async fn try_batch(&self, statements: Vec<Statement>) -> Result<Option<Vec<u64>>> {
+        match self.0.batch(statements).await {
+            Ok(results) => Ok(Some(results.iter().map(changes).collect())),
+            Err(e) if e.to_string().contains("UNIQUE constraint failed") => Ok(None),
+            Err(e) => Err(internal("batch", e)),
+        }
+    }
+}
+
+fn changes(result: &worker::D1Result) -> u64 {
+    result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64
+}

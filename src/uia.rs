@@ -1,0 +1,207 @@
+//! User-interactive authentication: the 401 dance of flows, stages and sessions that guards
+//! registration, password changes, deactivation and device deletion.
+//!
+//! A session is bound to the method and path that started it; completing a flow spends it.
+
+use ruma_common::UserId;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, ErrorKind, MatrixError, Result};
+use crate::identifiers::resolve_login_user;
+use crate::password;
+use crate::router::Ctx;
+use crate::storage::{uia_sessions, users};
+use crate::time::now_ms;
+use crate::tokens::new_session_id;
+
+pub const DUMMY: &str = "m.login.dummy";
+pub const PASSWORD: &str = "m.login.password";
+
+/// How long a session lives, as in Synapse.
+const SESSION_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The flows an endpoint accepts; each is a list of stages to complete in order.
+pub type Flows = &'static [&'static [&'static str]];
+
+/// The `auth` object of a request.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthData {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub session: Option<String>,
+    pub identifier: Option<Value>,
+    pub user: Option<Value>,
+    pub password: Option<String>,
+}
+
+/// The 401 answer while auth is incomplete.
+#[derive(Debug)]
+pub struct UiaChallenge {
+    flows: Flows,
+    completed: Vec<String>,
+    session: String,
+    /// Why the last stage failed, if it did.
+    error: Option<MatrixError>,
+}
+
+impl UiaChallenge {
+    pub fn body(&self) -> Map<String, Value> {
+        let mut body = match &self.error {
+            Some(error) => error.body(),
+            None => Map::new(),
+        };
+        let flows: Vec<Value> = self.flows.iter().map(|stages| json!({ "stages": stages })).collect();
+        body.insert("flows".into(), flows.into());
+        body.insert("params".into(), json!({}));
+        body.insert("session".into(), self.session.clone().into());
+        if !self.completed.is_empty() {
+            body.insert("completed".into(), self.completed.clone().into());
+        }
+        body
+    }
+}
+
+/// Whether the completed stages finish some flow. Stages count only in order: a flow is done when
+/// its stages are exactly a prefix-ordered match of the completed list.
+pub fn flow_complete(flows: Flows, completed: &[String]) -> bool {
+    flows.iter().any(|stages| stages.len() <= completed.len() && stages.iter().zip(completed).all(|(s, c)| s == c))
+}
+
+/// Whether `stage` is the next stage of some flow, given what is completed.
+fn stage_expected(flows: Flows, completed: &[String], stage: &str) -> bool {
+    flows.iter().any(|stages| {
+        stages.len() > completed.len()
+            && stages.iter().zip(completed).all(|(s, c)| s == c)
+            && stages[completed.len()] == stage
+    })
+}
+
+/// Runs one round of user-interactive auth for the request in `cx`. `Ok(())` means a flow is
+/// complete and the request may proceed; otherwise the error is the challenge to send back.
+/// `account` is the user whose password the password stage checks.
+pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, account: Option<&UserId>) -> Result<()> {
+    let now = now_ms();
+    let method = cx.req.method.to_string();
+    let Some(auth) = auth else {
+        let session = start_session(cx, &method, now).await?;
+        return Err(challenge(flows, Vec::new(), session, None));
+    };
+    let (session, mut completed) = match &auth.session {
+        Some(id) => {
+            let stored = uia_sessions::get(&cx.db, id, now.saturating_sub(SESSION_LIFETIME_MS))
+                .await?
+                .ok_or_else(|| MatrixError::new(ErrorKind::Unknown, "Unknown or expired auth session"))?;
+            if stored.method != method || stored.path != cx.req.path {
+                return Err(MatrixError::new(ErrorKind::Forbidden, "Requested operation has changed during the UI authentication session").into());
+            }
+            let completed: Vec<String> = serde_json::from_str(&stored.completed).unwrap_or_default();
+            (id.clone(), completed)
+        }
+        None => (start_session(cx, &method, now).await?, Vec::new()),
+    };
+    if let Some(stage) = auth.kind.as_deref() {
+        if !stage_expected(flows, &completed, stage) {
+            return Err(MatrixError::new(ErrorKind::Unknown, format!("Auth stage {stage:?} is not expected here")).into());
+        }
+        if let Err(error) = check_stage(cx, stage, &auth, account).await {
+            return match error {
+                Error::Matrix(e) if e.kind == ErrorKind::Forbidden => Err(challenge(flows, completed, session, Some(e))),
+                other => Err(other),
+            };
+        }
+        completed.push(stage.to_owned());
+    }
+    if flow_complete(flows, &completed) {
+        cx.db.run(uia_sessions::delete(&cx.db, &session)?).await?;
+        return Ok(());
+    }
+    let completed_json = serde_json::to_string(&completed).unwrap_or_else(|_| "[]".into());
+    cx.db.run(uia_sessions::set_completed(&cx.db, &session, &completed_json)?).await?;
+    Err(challenge(flows, completed, session, None))
+}
+
+async fn start_session(cx: &Ctx, method: &str, now: u64) -> Result<String> {
+    let id = new_session_id()?;
+    cx.db
+        .batch(vec![
+            uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?,
+            uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?,
+        ])
+        .await?;
+    Ok(id)
+}
+
+fn challenge(flows: Flows, completed: Vec<String>, session: String, error: Option<MatrixError>) -> Error {
+    Error::Uia(Box::new(UiaChallenge { flows, completed, session, error }))
+}
+
+/// Checks one stage. A wrong credential is `M_FORBIDDEN`, which the caller turns into a challenge.
+async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&UserId>) -> Result<()> {
+    match stage {
+        DUMMY => Ok(()),
+        PASSWORD => {
+            let wrong = || MatrixError::new(ErrorKind::Forbidden, "Invalid username or password");
+            let named = resolve_login_user(auth.identifier.as_ref(), auth.user.as_ref(), &cx.config.server_name)?;
+            let password = auth.password.as_deref().ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.password is required"))?;
+            let account = account.ok_or_else(wrong)?;
+            if named.as_deref() != Some(account) {
+                return Err(wrong().into());
+            }
+            let user = users::get(&cx.db, account.as_str()).await?.ok_or_else(wrong)?;
+            match user.password_hash {
+                Some(hash) if password::verify(password, &hash) => Ok(()),
+                _ => Err(wrong().into()),
+            }
+        }
+        _ => Err(MatrixError::new(ErrorKind::Unknown, format!("Unsupported auth stage {stage:?}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOWS: Flows = &[&[DUMMY], &[PASSWORD, DUMMY]];
+
+    fn done(stages: &[&str]) -> Vec<String> {
+        stages.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_flow_is_complete_when_its_stages_are_done_in_order() {
+        assert!(!flow_complete(FLOWS, &[]));
+        assert!(flow_complete(FLOWS, &done(&[DUMMY])));
+        assert!(!flow_complete(FLOWS, &done(&[PASSWORD])));
+        assert!(flow_complete(FLOWS, &done(&[PASSWORD, DUMMY])));
+        assert!(!flow_complete(&[&[PASSWORD, DUMMY]], &done(&[DUMMY, PASSWORD])));
+    }
+
+    #[test]
+    fn only_the_next_stage_of_some_flow_is_expected() {
+        assert!(stage_expected(FLOWS, &[], DUMMY));
+        assert!(stage_expected(FLOWS, &[], PASSWORD));
+        assert!(!stage_expected(FLOWS, &[], "m.login.recaptcha"));
+        assert!(stage_expected(FLOWS, &done(&[PASSWORD]), DUMMY));
+        assert!(!stage_expected(FLOWS, &done(&[PASSWORD]), PASSWORD));
+    }
+
+    #[test]
+    fn challenge_body_has_flows_session_and_the_failure() {
+        let fresh = UiaChallenge { flows: FLOWS, completed: vec![], session: "s1".into(), error: None }.body();
+        assert_eq!(fresh["flows"], json!([{"stages": [DUMMY]}, {"stages": [PASSWORD, DUMMY]}]));
+        assert_eq!(fresh["session"], "s1");
+        assert_eq!(fresh["params"], json!({}));
+        assert!(!fresh.contains_key("errcode") && !fresh.contains_key("completed"));
+
+        let failed = UiaChallenge {
+            flows: FLOWS,
+            completed: done(&[PASSWORD]),
+            session: "s1".into(),
+            error: Some(MatrixError::new(ErrorKind::Forbidden, "Invalid password")),
+        }
+        .body();
+        assert_eq!(failed["errcode"], "M_FORBIDDEN");
+        assert_eq!(failed["completed"], json!([PASSWORD]));
+    }
+}
