@@ -47,4 +47,54 @@ build_worker() {
   ensure_tools
   log "building the worker"
   (cd "$ROOT" && worker-build --release >&2)
+  # Size over names: the features are the ones worker-build enables, and debug info goes.
+  "$WASM_OPT_BIN" "$ROOT/build/index_bg.wasm" -Oz --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling \
+    -o "$ROOT/build/index_bg.wasm"
+}
+
+# ensure_python: a virtualenv with tests/requirements.txt, cached by the file's hash.
+ensure_python() {
+  local hash venv
+  hash=$(sha256sum "$ROOT/tests/requirements.txt" | cut -c1-16)
+  venv="$CACHE/venv-$hash"
+  if [ ! -x "$venv/bin/pytest" ]; then
+    log "creating the Python test environment"
+    rm -rf "$venv.tmp"
+    python3 -m venv "$venv.tmp"
+    "$venv.tmp/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tests/requirements.txt" >&2
+    mv "$venv.tmp" "$venv"
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server DIR [KEY=VALUE...]: serves the built worker on a free port with empty state in
+# DIR, waits until it answers, and sets SERVER_URL and SERVER_PID (a process group to kill).
+start_server() {
+  local dir=$1 port
+  shift
+  port=$(free_port)
+  mkdir -p "$dir"
+  PORT=$port STATE_DIR="$dir/state" INSPECTOR_PORT=$(free_port) \
+    setsid "$ROOT/scripts/serve" "$@" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 120); do
+    if curl -fs "$SERVER_URL/_matrix/client/versions" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 0.5
+  done
+  log "the server did not start; its log:"
+  cat "$dir/server.log" >&2
+  return 1
+}
+
+stop_server() {
+  [ -n "${SERVER_PID:-}" ] && kill -- "-$SERVER_PID" 2>/dev/null || true
 }

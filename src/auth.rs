@@ -27,7 +27,10 @@ pub fn access_token(req: &Incoming) -> Result<Option<String>> {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
                 Ok(Some(token.trim().to_owned()))
             }
-            _ => Err(MatrixError::new(ErrorKind::MissingToken, "The Authorization header must be 'Bearer <token>'").into()),
+            _ => {
+                Err(MatrixError::new(ErrorKind::MissingToken, "The Authorization header must be 'Bearer <token>'")
+                    .into())
+            }
         },
         (None, Some(token)) => Ok(Some(token.to_owned())),
         (None, None) => Ok(None),
@@ -36,10 +39,10 @@ pub fn access_token(req: &Incoming) -> Result<Option<String>> {
 
 /// Resolves the request's token. Also says whether the device's "last seen" is due a refresh.
 pub async fn authenticate(db: &Db, req: &Incoming, now_ms: u64) -> Result<(Requester, bool)> {
-    let token = access_token(req)?
-        .ok_or_else(|| MatrixError::new(ErrorKind::MissingToken, "Missing access token"))?;
+    let token = access_token(req)?.ok_or_else(|| MatrixError::new(ErrorKind::MissingToken, "Missing access token"))?;
     let hash = token_hash(&token);
-    let unknown_token = || MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown or revoked access token");
+    let unknown_token =
+        || MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown or revoked access token");
     let owner = access_tokens::lookup(db, &hash).await?.ok_or_else(unknown_token)?;
     if owner.is_deactivated() {
         return Err(unknown_token().into());

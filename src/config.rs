@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use ruma_common::{OwnedServerName, OwnedUserId, ServerName, UserId};
 
+use crate::password;
 use crate::ratelimit::Rule;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub rc_login: Rule,
     pub rc_registration: Rule,
+    pub password_cost: password::Cost,
 }
 
 /// Who to ask for help, served at `/.well-known/matrix/support`.
@@ -48,14 +50,19 @@ impl Config {
         let admin_contact = match var("ADMIN_CONTACT").filter(|v| !v.is_empty()) {
             None => None,
             Some(c) if c.starts_with('@') => Some(AdminContact::Matrix(
-                UserId::parse(c.as_str())
-                    .map_err(|e| format!("ADMIN_CONTACT {c:?} is not a user ID: {e}"))?,
+                UserId::parse(c.as_str()).map_err(|e| format!("ADMIN_CONTACT {c:?} is not a user ID: {e}"))?,
             )),
             Some(c) if c.contains('@') => Some(AdminContact::Email(c)),
-            Some(c) => {
-                return Err(format!("ADMIN_CONTACT {c:?} is neither an email address nor a user ID"))
-            }
+            Some(c) => return Err(format!("ADMIN_CONTACT {c:?} is neither an email address nor a user ID")),
         };
+        let defaults = password::Cost::default();
+        let password_cost = password::Cost {
+            memory_kib: number(&var, "PASSWORD_HASH_MEMORY_KIB", defaults.memory_kib)?,
+            iterations: number(&var, "PASSWORD_HASH_ITERATIONS", defaults.iterations)?,
+        };
+        if !password_cost.is_valid() {
+            return Err(format!("PASSWORD_HASH_MEMORY_KIB must be at least 8, not {}", password_cost.memory_kib));
+        }
         Ok(Self {
             server_name,
             public_baseurl,
@@ -72,6 +79,7 @@ impl Config {
                 per_second: number(&var, "RC_REGISTRATION_PER_SECOND", 0.17)?,
                 burst: number(&var, "RC_REGISTRATION_BURST", 3.0)?,
             },
+            password_cost,
         })
     }
 
@@ -142,6 +150,8 @@ mod tests {
             ("MAX_REQUEST_BYTES", "2048"),
             ("RC_LOGIN_PER_SECOND", "10"),
             ("RC_LOGIN_BURST", "100"),
+            ("PASSWORD_HASH_MEMORY_KIB", "19456"),
+            ("PASSWORD_HASH_ITERATIONS", "2"),
         ])
         .unwrap();
         assert_eq!(c.public_baseurl.as_deref(), Some("https://matrix.example.org"));
@@ -149,6 +159,7 @@ mod tests {
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
         assert_eq!(c.max_request_bytes, 2048);
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });
+        assert_eq!(c.password_cost, password::Cost { memory_kib: 19456, iterations: 2 });
         let c = parse(&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "ops@a.b")]).unwrap();
         assert_eq!(c.admin_contact, Some(AdminContact::Email("ops@a.b".into())));
     }
@@ -161,6 +172,8 @@ mod tests {
             (&[("SERVER_NAME", "a.b"), ("ENABLE_REGISTRATION", "yes")], "ENABLE_REGISTRATION"),
             (&[("SERVER_NAME", "a.b"), ("MAX_REQUEST_BYTES", "-1")], "MAX_REQUEST_BYTES"),
             (&[("SERVER_NAME", "a.b"), ("RC_LOGIN_BURST", "0")], "RC_LOGIN_BURST"),
+            (&[("SERVER_NAME", "a.b"), ("PASSWORD_HASH_MEMORY_KIB", "4")], "PASSWORD_HASH_MEMORY_KIB"),
+            (&[("SERVER_NAME", "a.b"), ("PASSWORD_HASH_ITERATIONS", "x")], "PASSWORD_HASH_ITERATIONS"),
             (&[("SERVER_NAME", "a.b"), ("PUBLIC_BASEURL", "ftp://x")], "PUBLIC_BASEURL"),
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "@bad")], "ADMIN_CONTACT"),
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "nobody")], "ADMIN_CONTACT"),

@@ -21,7 +21,9 @@ pub enum ErrorKind {
     InvalidParam,
     InvalidUsername,
     KeyTooLarge,
-    LimitExceeded { retry_after_ms: u64 },
+    LimitExceeded {
+        retry_after_ms: u64,
+    },
     /// A known path asked for with a method it does not serve.
     MethodNotAllowed,
     MissingParam,
@@ -32,7 +34,9 @@ pub enum ErrorKind {
     TooLarge,
     /// A malformed request that no more specific code describes.
     Unknown,
-    UnknownToken { soft_logout: bool },
+    UnknownToken {
+        soft_logout: bool,
+    },
     /// An endpoint this server does not have.
     Unrecognized,
     UserDeactivated,
@@ -182,7 +186,7 @@ mod tests {
         use ErrorKind::*;
         let kinds = [
             BadJson,
-                    Forbidden,
+            Forbidden,
             GuestAccessForbidden,
             InvalidParam,
             InvalidUsername,

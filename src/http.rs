@@ -73,7 +73,11 @@ fn too_large(max_body: usize) -> Error {
 /// not an object or not of the expected shape, `M_MISSING_PARAM` for a missing required field.
 pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let message = if body.is_empty() { "Request body is empty; expected a JSON object".to_owned() } else { format!("Request body is not valid JSON: {e}") };
+        let message = if body.is_empty() {
+            "Request body is empty; expected a JSON object".to_owned()
+        } else {
+            format!("Request body is not valid JSON: {e}")
+        };
         MatrixError::new(ErrorKind::NotJson, message)
     })?;
     if !value.is_object() {

@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(resolve(None, Some(json!("alice"))), want);
         assert_eq!(resolve(Some(json!({"type": "m.id.user", "user": "@alice:other.org"})), None), Ok(None));
         // A name no one can register still resolves; the lookup then finds no such user.
-        assert_eq!(resolve(Some(json!({"type": "m.id.user", "user": "Odd Name"})), None), Ok(Some("@odd name:example.org".into())));
+        assert_eq!(
+            resolve(Some(json!({"type": "m.id.user", "user": "Odd Name"})), None),
+            Ok(Some("@odd name:example.org".into()))
+        );
         assert_eq!(resolve(Some(json!({"type": "m.id.thirdparty", "medium": "email"})), None), Err("M_UNKNOWN"));
         assert_eq!(resolve(Some(json!({"type": "m.id.user"})), None), Err("M_MISSING_PARAM"));
         assert_eq!(resolve(Some(json!({"type": 5})), None), Err("M_BAD_JSON"));

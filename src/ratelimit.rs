@@ -38,7 +38,8 @@ pub async fn check(db: &Db, rule: Rule, scope: &str, subject: &str, now_ms: u64)
     match bucket {
         Some(b) if !b.allowed() => {
             let retry_after_ms = rule.retry_after_ms(b.level);
-            Err(MatrixError::new(ErrorKind::LimitExceeded { retry_after_ms }, "Too many requests; try again later").into())
+            Err(MatrixError::new(ErrorKind::LimitExceeded { retry_after_ms }, "Too many requests; try again later")
+                .into())
         }
         _ => Ok(()),
     }

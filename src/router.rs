@@ -38,10 +38,18 @@ pub struct Route {
 }
 
 macro_rules! method {
-    (GET) => { Method::Get };
-    (PUT) => { Method::Put };
-    (POST) => { Method::Post };
-    (DELETE) => { Method::Delete };
+    (GET) => {
+        Method::Get
+    };
+    (PUT) => {
+        Method::Put
+    };
+    (POST) => {
+        Method::Post
+    };
+    (DELETE) => {
+        Method::Delete
+    };
 }
 
 macro_rules! routes {
@@ -105,7 +113,9 @@ impl Ctx {
 
     /// The authenticated caller; only routes with an access-token scheme have one.
     pub fn requester(&self) -> Result<&Requester> {
-        self.requester.as_ref().ok_or_else(|| internal("router", "handler of an unauthenticated route asked for a requester"))
+        self.requester
+            .as_ref()
+            .ok_or_else(|| internal("router", "handler of an unauthenticated route asked for a requester"))
     }
 
     /// The `userId` path parameter, which must name the requester.
@@ -203,10 +213,14 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) 
     let (route, params) = match lookup(ROUTES, &req.method(), url.path()) {
         Lookup::Found(route, params) => (route, params),
         Lookup::MethodNotAllowed => {
-            return Err(MatrixError::new(ErrorKind::MethodNotAllowed, "This endpoint does not support this method").into())
+            return Err(
+                MatrixError::new(ErrorKind::MethodNotAllowed, "This endpoint does not support this method").into()
+            )
         }
         Lookup::NotFound => return Err(MatrixError::new(ErrorKind::Unrecognized, "Unrecognized request").into()),
-        Lookup::BadPath => return Err(MatrixError::new(ErrorKind::InvalidParam, "The path is not valid percent-encoded UTF-8").into()),
+        Lookup::BadPath => {
+            return Err(MatrixError::new(ErrorKind::InvalidParam, "The path is not valid percent-encoded UTF-8").into())
+        }
     };
     let req = Incoming::read(req, config.max_request_bytes).await?;
     let db = Db::new(&env)?;
@@ -216,11 +230,14 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) 
             let now = now_ms();
             let (requester, seen_long_ago) = auth::authenticate(&db, &req, now).await?;
             if requester.is_guest && route.auth == Auth::User {
-                return Err(MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into());
+                return Err(
+                    MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into()
+                );
             }
             if seen_long_ago {
                 // Keep "last seen" roughly current without a write on every request.
-                let touch = devices::touch(&db, requester.user_id.as_str(), &requester.device_id, now, req.ip.as_deref())?;
+                let touch =
+                    devices::touch(&db, requester.user_id.as_str(), &requester.device_id, now, req.ip.as_deref())?;
                 worker_ctx.wait_until(async move {
                     let _ = touch.run().await;
                 });
@@ -251,7 +268,10 @@ mod tests {
         match find(Method::Put, "/_matrix/client/v3/profile/%40alice%3Aexample.org/displayname") {
             Lookup::Found(r, params) => {
                 assert_eq!(r.auth, Auth::UserOrGuest);
-                assert_eq!(params, vec![("userId", "@alice:example.org".to_owned()), ("keyName", "displayname".to_owned())]);
+                assert_eq!(
+                    params,
+                    vec![("userId", "@alice:example.org".to_owned()), ("keyName", "displayname".to_owned())]
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -273,7 +293,8 @@ mod tests {
                 assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
             }
             // Each route is reachable: a concrete path built from it finds it and not another.
-            let concrete: String = a.path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+            let concrete: String =
+                a.path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
             match lookup(ROUTES, &a.method, &concrete) {
                 Lookup::Found(found, _) => assert_eq!(found, a, "{concrete} is shadowed"),
                 other => panic!("{concrete}: {other:?}"),

@@ -93,7 +93,11 @@ pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, accoun
                 .await?
                 .ok_or_else(|| MatrixError::new(ErrorKind::Unknown, "Unknown or expired auth session"))?;
             if stored.method != method || stored.path != cx.req.path {
-                return Err(MatrixError::new(ErrorKind::Forbidden, "Requested operation has changed during the UI authentication session").into());
+                return Err(MatrixError::new(
+                    ErrorKind::Forbidden,
+                    "Requested operation has changed during the UI authentication session",
+                )
+                .into());
             }
             let completed: Vec<String> = serde_json::from_str(&stored.completed).unwrap_or_default();
             (id.clone(), completed)
@@ -102,11 +106,15 @@ pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, accoun
     };
     if let Some(stage) = auth.kind.as_deref() {
         if !stage_expected(flows, &completed, stage) {
-            return Err(MatrixError::new(ErrorKind::Unknown, format!("Auth stage {stage:?} is not expected here")).into());
+            return Err(
+                MatrixError::new(ErrorKind::Unknown, format!("Auth stage {stage:?} is not expected here")).into()
+            );
         }
         if let Err(error) = check_stage(cx, stage, &auth, account).await {
             return match error {
-                Error::Matrix(e) if e.kind == ErrorKind::Forbidden => Err(challenge(flows, completed, session, Some(e))),
+                Error::Matrix(e) if e.kind == ErrorKind::Forbidden => {
+                    Err(challenge(flows, completed, session, Some(e)))
+                }
                 other => Err(other),
             };
         }
@@ -143,7 +151,10 @@ async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&Us
         PASSWORD => {
             let wrong = || MatrixError::new(ErrorKind::Forbidden, "Invalid username or password");
             let named = resolve_login_user(auth.identifier.as_ref(), auth.user.as_ref(), &cx.config.server_name)?;
-            let password = auth.password.as_deref().ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.password is required"))?;
+            let password = auth
+                .password
+                .as_deref()
+                .ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.password is required"))?;
             let account = account.ok_or_else(wrong)?;
             if named.as_deref() != Some(account) {
                 return Err(wrong().into());

@@ -29,7 +29,8 @@ pub async fn change_password(cx: Ctx) -> Result<Reply> {
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
     let new_password = body.new_password.ok_or_else(|| missing_param("new_password is required"))?;
     let user = requester.user_id.as_str();
-    let mut statements = vec![users::set_password(&cx.db, user, &password::hash(&new_password)?)?];
+    let mut statements =
+        vec![users::set_password(&cx.db, user, &password::hash(&new_password, cx.config.password_cost)?)?];
     if body.logout_devices.unwrap_or(true) {
         statements.push(access_tokens::delete_all_but(&cx.db, user, &requester.device_id)?);
         statements.push(devices::delete_all_but(&cx.db, user, &requester.device_id)?);

@@ -50,7 +50,8 @@ struct DeleteDeviceBody {
 
 pub async fn delete_device(cx: Ctx) -> Result<Reply> {
     // Like Synapse, take an empty body as "no auth yet": older clients send none.
-    let body: DeleteDeviceBody = if cx.req.body.is_empty() { DeleteDeviceBody::default() } else { parse_json_object(&cx.req.body)? };
+    let body: DeleteDeviceBody =
+        if cx.req.body.is_empty() { DeleteDeviceBody::default() } else { parse_json_object(&cx.req.body)? };
     let requester = cx.requester()?;
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
     cx.db.batch(delete_statements(&cx, &[cx.param("deviceId").to_owned()])?).await?;

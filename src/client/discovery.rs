@@ -14,8 +14,8 @@ pub const DEFAULT_ROOM_VERSION: &str = "12";
 
 /// The spec versions whose Client-Server API this server follows.
 const SPEC_VERSIONS: &[&str] = &[
-    "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12", "v1.13",
-    "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
+    "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
+    "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
 ];
 
 pub async fn get_supported_versions(_cx: Ctx) -> Result<Reply> {

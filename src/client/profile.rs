@@ -101,9 +101,13 @@ fn is_namespaced(key: &str) -> bool {
 fn check_value(key: &str, value: &Value) -> Result<()> {
     match (key, value) {
         ("displayname", Value::String(s)) if s.chars().count() <= MAX_DISPLAYNAME_CHARS => Ok(()),
-        ("displayname", Value::String(_)) => Err(invalid_param(format!("displayname is longer than {MAX_DISPLAYNAME_CHARS} characters"))),
+        ("displayname", Value::String(_)) => {
+            Err(invalid_param(format!("displayname is longer than {MAX_DISPLAYNAME_CHARS} characters")))
+        }
         ("displayname", _) => Err(bad_json("displayname must be a string")),
-        ("avatar_url", Value::String(s)) if s.starts_with("mxc://") && s.chars().count() <= MAX_AVATAR_URL_CHARS => Ok(()),
+        ("avatar_url", Value::String(s)) if s.starts_with("mxc://") && s.chars().count() <= MAX_AVATAR_URL_CHARS => {
+            Ok(())
+        }
         ("avatar_url", _) => Err(bad_json("avatar_url must be an mxc:// URI")),
         ("m.tz", Value::String(_)) => Ok(()),
         ("m.tz", _) => Err(bad_json("m.tz must be a string")),

@@ -36,9 +36,6 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
         "guest" => true,
         other => return Err(invalid_param(format!("Unknown kind {other:?}; expected user or guest"))),
     };
-    let now = now_ms();
-    let ip = cx.req.ip.clone().unwrap_or_default();
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &ip, now).await?;
     if guest {
         return register_guest(cx).await;
     }
@@ -56,11 +53,14 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     };
     uia::authenticate(&cx, body.auth, FLOWS, None).await?;
     let password = body.password.ok_or_else(|| missing_param("password is required"))?;
+    // As in Synapse, what is limited is registrations, not the auth round-trips before them.
+    let now = now_ms();
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &client_address(&cx), now).await?;
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
     };
-    let hash = password::hash(&password)?;
+    let hash = password::hash(&password, cx.config.password_cost)?;
     let mut statements = vec![
         users::insert(&cx.db, user_id.as_str(), Some(&hash), false, now)?,
         profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
@@ -90,7 +90,9 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     if !cx.config.allow_guest_access {
         return Err(forbidden("Guest access is disabled"));
     }
-    let body: RegisterBody = if cx.req.body.is_empty() { RegisterBody::default() } else { parse_json_object(&cx.req.body)? };
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &client_address(&cx), now_ms()).await?;
+    let body: RegisterBody =
+        if cx.req.body.is_empty() { RegisterBody::default() } else { parse_json_object(&cx.req.body)? };
     // Twelve random digits collide rarely; try a few before giving up.
     for _ in 0..3 {
         let user_id = local_user_id(&new_guest_localpart()?, &cx.config.server_name)?;
@@ -110,8 +112,7 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
 }
 
 pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {
-    let ip = cx.req.ip.clone().unwrap_or_default();
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &ip, now_ms()).await?;
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register-available", &client_address(&cx), now_ms()).await?;
     if !cx.config.enable_registration {
         return Err(forbidden("Registration has been disabled"));
     }
@@ -126,6 +127,10 @@ async fn available_user_id(cx: &Ctx, localpart: &str) -> Result<ruma_common::Own
         return Err(user_in_use());
     }
     Ok(user_id)
+}
+
+fn client_address(cx: &Ctx) -> String {
+    cx.req.ip.clone().unwrap_or_default()
 }
 
 fn user_in_use() -> crate::error::Error {

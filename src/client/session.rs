@@ -29,7 +29,12 @@ pub struct NewSession {
 
 /// Prepares a log-in of `user_id` on `device_id`, or on a new device. The caller commits the
 /// statements, so that the session appears together with whatever else it writes.
-pub fn new_session(cx: &Ctx, user_id: &UserId, device_id: Option<String>, display_name: Option<&str>) -> Result<NewSession> {
+pub fn new_session(
+    cx: &Ctx,
+    user_id: &UserId,
+    device_id: Option<String>,
+    display_name: Option<&str>,
+) -> Result<NewSession> {
     let device_id = match device_id {
         Some(id) => id,
         None => new_device_id()?,
@@ -75,15 +80,15 @@ struct LoginBody {
 
 pub async fn login(cx: Ctx) -> Result<Reply> {
     let now = now_ms();
-    let ip = cx.req.ip.clone().unwrap_or_default();
-    ratelimit::check(&cx.db, cx.config.rc_login, "login", &ip, now).await?;
+    ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.ip.as_deref().unwrap_or_default(), now).await?;
     let body: LoginBody = cx.req.json()?;
     if body.kind != "m.login.password" {
         return Err(MatrixError::new(ErrorKind::Unknown, format!("Unknown login type {:?}", body.kind)).into());
     }
     let password = body.password.ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "password is required"))?;
     let wrong = || forbidden("Invalid username or password");
-    let user_id = resolve_login_user(body.identifier.as_ref(), body.user.as_ref(), &cx.config.server_name)?.ok_or_else(wrong)?;
+    let user_id =
+        resolve_login_user(body.identifier.as_ref(), body.user.as_ref(), &cx.config.server_name)?.ok_or_else(wrong)?;
     ratelimit::check(&cx.db, cx.config.rc_login, "login-account", user_id.as_str(), now).await?;
     let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(wrong)?;
     if user.is_deactivated() {

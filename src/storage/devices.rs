@@ -10,8 +10,10 @@ const UPSERT: &str = "INSERT INTO devices (user_id, device_id, display_name, las
      ON CONFLICT (user_id, device_id) DO UPDATE SET \
      display_name = coalesce(excluded.display_name, display_name), \
      last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip";
-const SELECT_ALL: &str = "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ?1 ORDER BY device_id";
-const SELECT_ONE: &str = "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ?1 AND device_id = ?2";
+const SELECT_ALL: &str =
+    "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ?1 ORDER BY device_id";
+const SELECT_ONE: &str =
+    "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ?1 AND device_id = ?2";
 const SET_DISPLAY_NAME: &str = "UPDATE devices SET display_name = ?3 WHERE user_id = ?1 AND device_id = ?2";
 const TOUCH: &str = "UPDATE devices SET last_seen_ts = ?3, last_seen_ip = ?4 WHERE user_id = ?1 AND device_id = ?2";
 const DELETE_ONE: &str = "DELETE FROM devices WHERE user_id = ?1 AND device_id = ?2";
@@ -31,7 +33,14 @@ pub struct Device {
 }
 
 /// Creates the device, or marks an existing one as seen (keeping its name unless one is given).
-pub fn upsert(db: &Db, user_id: &str, device_id: &str, display_name: Option<&str>, now_ms: u64, ip: Option<&str>) -> Result<Statement> {
+pub fn upsert(
+    db: &Db,
+    user_id: &str,
+    device_id: &str,
+    display_name: Option<&str>,
+    now_ms: u64,
+    ip: Option<&str>,
+) -> Result<Statement> {
     db.prepare(UPSERT, &[&user_id, &device_id, &display_name, &now_ms, &ip])
 }
 

@@ -7,7 +7,8 @@ use crate::error::Result;
 
 const SELECT_ALL: &str = "SELECT field, value FROM profile_fields WHERE user_id = ?1 ORDER BY field";
 const SELECT_ONE: &str = "SELECT field, value FROM profile_fields WHERE user_id = ?1 AND field = ?2";
-const SIZE_WITHOUT: &str = "SELECT coalesce(sum(length(CAST(field AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes \
+const SIZE_WITHOUT: &str =
+    "SELECT coalesce(sum(length(CAST(field AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes \
      FROM profile_fields WHERE user_id = ?1 AND field != ?2";
 const UPSERT: &str = "INSERT INTO profile_fields (user_id, field, value) VALUES (?1, ?2, ?3) \
      ON CONFLICT (user_id, field) DO UPDATE SET value = excluded.value";

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use super::{Db, Statement};
 use crate::error::Result;
 
-const INSERT: &str = "INSERT INTO uia_sessions (session_id, method, path, completed, created_ms) VALUES (?1, ?2, ?3, '[]', ?4)";
+const INSERT: &str =
+    "INSERT INTO uia_sessions (session_id, method, path, completed, created_ms) VALUES (?1, ?2, ?3, '[]', ?4)";
 const SELECT: &str = "SELECT method, path, completed FROM uia_sessions WHERE session_id = ?1 AND created_ms > ?2";
 const SET_COMPLETED: &str = "UPDATE uia_sessions SET completed = ?2 WHERE session_id = ?1";
 const DELETE: &str = "DELETE FROM uia_sessions WHERE session_id = ?1";

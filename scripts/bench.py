@@ -1,0 +1,176 @@
+"""Benchmarks a Stratus server: bundle size, cold start, request latency and the cost of a login."""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+VERSIONS = "/_matrix/client/versions"
+GOAL_GZIPPED_BYTES = 1_000_000  # the size goal: the Wasm under 1 MB gzipped
+FREE_PLAN_CPU_MS = 10  # the Workers free plan's CPU time limit per request
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True, help="the server to measure, on 127.0.0.1")
+    parser.add_argument("--wasm", type=Path, help="build/index_bg.wasm, for the bundle size")
+    parser.add_argument("--serve", help="scripts/serve, to measure cold starts (skipped without)")
+    parser.add_argument("--cold-starts", type=int, default=2, help="server launches to time")
+    parser.add_argument("--versions", type=int, default=500, help="GET /versions requests")
+    parser.add_argument("--whoami", type=int, default=500, help="GET /account/whoami requests")
+    parser.add_argument("--logins", type=int, default=200, help="POST /login requests")
+    parser.add_argument("--warmup", type=int, default=20, help="uncounted requests before each")
+    args = parser.parse_args()
+    if not args.url.startswith("http://127.0.0.1:"):
+        parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
+    return args
+
+
+def bundle_size(wasm: Path) -> None:
+    """The Wasm module raw and gzipped (as `gzip -9` does), and its JavaScript shim."""
+    print("Bundle size")
+    if not wasm.exists():
+        print(f"  skipped: no {wasm}")
+        return
+    gzipped = len(subprocess.run(["gzip", "-9", "-c", wasm], capture_output=True, check=True).stdout)
+    verdict = "meets" if gzipped < GOAL_GZIPPED_BYTES else "MISSES"
+    print(f"  {wasm.name}: {wasm.stat().st_size:,} bytes raw")
+    print(f"  {wasm.name}: {gzipped:,} bytes gzipped (gzip -9); {verdict} the goal of < 1 MB gzipped")
+    shim = wasm.with_name("index.js")
+    if shim.exists():
+        print(f"  {shim.name}: {shim.stat().st_size:,} bytes raw")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cold_start(serve: str) -> tuple[float, float, float]:
+    """Launches a server with empty state; returns the ms until the first 200 from /versions,
+    the latency of that first request and that of the next one."""
+    with tempfile.TemporaryDirectory() as tmp, open(f"{tmp}/server.log", "w") as log:
+        port = free_port()
+        env = dict(os.environ, PORT=str(port), INSPECTOR_PORT=str(free_port()), STATE_DIR=f"{tmp}/state")
+        url = f"http://127.0.0.1:{port}{VERSIONS}"
+        launched = time.perf_counter()
+        server = subprocess.Popen([serve], env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            with httpx.Client(timeout=60) as client:
+                while time.perf_counter() - launched < 120 and server.poll() is None:
+                    sent = time.perf_counter()
+                    try:
+                        if client.get(url).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.01)
+                else:
+                    log.flush()
+                    raise RuntimeError("the server did not start:\n" + Path(log.name).read_text())
+                answered = time.perf_counter()
+                second = timed(lambda: client.get(url))
+            return 1000 * (answered - launched), 1000 * (answered - sent), 1000 * second
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def cold_starts(serve: str, launches: int) -> None:
+    """Times `launches` fresh servers, one after the other."""
+    print("Cold start (launch of scripts/serve with empty state, D1 migrations included)")
+    for i in range(1, launches + 1):
+        ready, first, second = cold_start(serve)
+        print(f"  launch {i}: first 200 from GET /versions after {ready:,.0f} ms; "
+              f"first request {first:.1f} ms, next {second:.1f} ms")
+    print("  (the first request is sent as soon as the port accepts it, so it may also wait for "
+          "the worker to load)")
+
+
+def timed(request) -> float:
+    """Seconds that one request takes; fails on a non-2xx answer."""
+    start = time.perf_counter()
+    response = request()
+    elapsed = time.perf_counter() - start
+    response.raise_for_status()
+    return elapsed
+
+
+def latency(name: str, request, count: int, warmup: int) -> dict[str, float]:
+    """Times `count` sequential requests after `warmup` uncounted ones; prints and returns stats."""
+    for _ in range(warmup):
+        timed(request)
+    ms = [1000 * timed(request) for _ in range(count)]
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    stats = {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "mean": statistics.fmean(ms)}
+    figures = ", ".join(f"{key} {value:.2f} ms" for key, value in stats.items())
+    print(f"  {name} ({count} requests): {figures}, {1000 * count / sum(ms):,.0f} req/s")
+    return stats
+
+
+def register(client: httpx.Client, username: str, password: str) -> str:
+    """Registers through the dummy UIA stage; returns the access token."""
+    body = {"username": username, "password": password}
+    first = client.post("/_matrix/client/v3/register", json=body)
+    session = first.json()["session"]
+    auth = {"type": "m.login.dummy", "session": session}
+    response = client.post("/_matrix/client/v3/register", json={**body, "auth": auth})
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def latencies(url: str, args: argparse.Namespace) -> tuple[dict, dict]:
+    """Sequential requests over one keep-alive connection; returns whoami's and login's stats."""
+    print("Latency (sequential, one keep-alive connection over loopback, "
+          f"after {args.warmup} uncounted requests)")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        username, password = f"bench_{uuid.uuid4().hex[:12]}", "bench password"
+        token = register(client, username, password)
+        login_body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": username},
+            "password": password,
+        }
+        bearer = {"Authorization": f"Bearer {token}"}
+        latency("GET /versions", lambda: client.get(VERSIONS), args.versions, args.warmup)
+        whoami = latency("GET /account/whoami",
+                         lambda: client.get("/_matrix/client/v3/account/whoami", headers=bearer),
+                         args.whoami, args.warmup)
+        login = latency("POST /login",
+                        lambda: client.post("/_matrix/client/v3/login", json=login_body),
+                        args.logins, args.warmup)
+    return whoami, login
+
+
+def login_cost(whoami: dict, login: dict) -> None:
+    """workerd reports no per-request CPU time, so: the extra latency of a login over whoami."""
+    cost = login["p50"] - whoami["p50"]
+    verdict = "within" if cost < FREE_PLAN_CPU_MS else "OVER"
+    print("CPU cost of one login (estimate)")
+    print(f"  login p50 - whoami p50 = {cost:.2f} ms; {verdict} the free plan's "
+          f"{FREE_PLAN_CPU_MS} ms CPU limit")
+    print("  (wall time on this machine, not Cloudflare's CPU; it also counts login's extra D1 writes)")
+
+
+def main() -> None:
+    args = parse_args()
+    print(f"Stratus benchmark, server {args.url}")
+    if args.wasm:
+        bundle_size(args.wasm)
+    if args.serve and args.cold_starts > 0:
+        cold_starts(args.serve, args.cold_starts)
+    whoami, login = latencies(args.url, args)
+    login_cost(whoami, login)
+
+
+if __name__ == "__main__":
+    main()
