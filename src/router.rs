@@ -208,7 +208,11 @@ pub async fn handle(req: worker::Request, env: Env, worker_ctx: worker::Context)
 }
 
 async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) -> Result<Reply> {
-    let config = Config::get(&env).map_err(|message| internal("configuration", message))?;
+    let config = Config::get(&env).map_err(|message| {
+        // Not a storage detail: the operator needs to see which setting is wrong.
+        crate::log::error(&format!("configuration: {message}"));
+        MatrixError::new(ErrorKind::Internal, format!("Server misconfigured: {message}"))
+    })?;
     let url = req.url().map_err(|e| internal("request URL", e))?;
     let (route, params) = match lookup(ROUTES, &req.method(), url.path()) {
         Lookup::Found(route, params) => (route, params),

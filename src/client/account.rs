@@ -42,6 +42,11 @@ pub async fn change_password(cx: Ctx) -> Result<Reply> {
 #[derive(Deserialize)]
 struct DeactivateBody {
     auth: Option<AuthData>,
+    // Checked for type only: there is no history to erase and no identity server to unbind yet.
+    #[serde(rename = "erase")]
+    _erase: Option<bool>,
+    #[serde(rename = "id_server")]
+    _id_server: Option<String>,
 }
 
 /// Deactivation is permanent: the password, every session and the profile go; the ID stays taken.
