@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::error::Category;
 use worker::{Headers, Method, Response};
 
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -70,23 +70,35 @@ fn too_large(max_body: usize) -> Error {
 }
 
 /// Decodes a JSON object body: `M_NOT_JSON` for what is not JSON, `M_BAD_JSON` for JSON that is
-/// not an object or not of the expected shape, `M_MISSING_PARAM` for a missing required field.
+/// not an object of the expected shape (a duplicated field included), `M_MISSING_PARAM` for a
+/// missing required field. Parsed once, straight into `T`.
 pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let message = if body.is_empty() {
-            "Request body is empty; expected a JSON object".to_owned()
-        } else {
-            format!("Request body is not valid JSON: {e}")
-        };
-        MatrixError::new(ErrorKind::NotJson, message)
-    })?;
-    if !value.is_object() {
-        return Err(MatrixError::new(ErrorKind::BadJson, "Request body must be a JSON object").into());
+    // serde skips over ignored fields without checking their bytes, so check them all first.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| MatrixError::new(ErrorKind::NotJson, format!("Request body is not UTF-8: {e}")))?;
+    // Derived structs also accept arrays (fields by position); only objects are request bodies.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => MatrixError::new(ErrorKind::BadJson, "Request body must be a JSON object"),
+            Err(_) if text.trim().is_empty() => {
+                MatrixError::new(ErrorKind::NotJson, "Request body is empty; expected a JSON object")
+            }
+            Err(e) => MatrixError::new(ErrorKind::NotJson, format!("Request body is not valid JSON: {e}")),
+        }
+        .into());
     }
-    serde_json::from_value(value).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
-        let kind = if message.starts_with("missing field") { ErrorKind::MissingParam } else { ErrorKind::BadJson };
-        MatrixError::new(kind, format!("Invalid request body: {message}")).into()
+        let kind = match e.classify() {
+            Category::Data if message.starts_with("missing field") => ErrorKind::MissingParam,
+            Category::Data => ErrorKind::BadJson,
+            Category::Syntax | Category::Eof | Category::Io => ErrorKind::NotJson,
+        };
+        let message = match kind {
+            ErrorKind::NotJson => format!("Request body is not valid JSON: {message}"),
+            _ => format!("Invalid request body: {message}"),
+        };
+        MatrixError::new(kind, message).into()
     })
 }
 
@@ -162,13 +174,25 @@ mod tests {
         assert_eq!(errcode(b""), "M_NOT_JSON");
         assert_eq!(errcode(b"{\"name\": "), "M_NOT_JSON");
         assert_eq!(errcode(b"\xff\xfe"), "M_NOT_JSON");
+        assert_eq!(errcode(b"{\"name\": \"a\", \"ignored\": \"\xff\"}"), "M_NOT_JSON");
         assert_eq!(errcode(b"[1,2]"), "M_BAD_JSON");
+        assert_eq!(errcode(b"[\"a\"]"), "M_BAD_JSON");
+        assert_eq!(errcode(b"  "), "M_NOT_JSON");
         assert_eq!(errcode(b"\"text\""), "M_BAD_JSON");
         assert_eq!(errcode(b"{}"), "M_MISSING_PARAM");
         assert_eq!(errcode(b"{\"name\": 5}"), "M_BAD_JSON");
         assert_eq!(errcode(b"{\"name\": \"a\", \"age\": -1}"), "M_BAD_JSON");
+        assert_eq!(errcode(b"{\"name\": \"a\", \"name\": \"b\"}"), "M_BAD_JSON");
+        assert_eq!(errcode(b"{\"name\": \"a\"} trailing"), "M_NOT_JSON");
+        // A deep array is valid JSON but no object (skipped without recursion); inside an
+        // object, deep nesting stops at serde_json's depth limit.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(errcode(deep.as_bytes()), "M_NOT_JSON");
+        assert_eq!(errcode(deep.as_bytes()), "M_BAD_JSON");
+        assert_eq!(errcode("[".repeat(100_000).as_bytes()), "M_NOT_JSON");
+        let deep_in_object = format!("{{\"x\": {deep}}}");
+        let err =
+            parse_json_object::<serde_json::Map<String, serde_json::Value>>(deep_in_object.as_bytes()).unwrap_err();
+        assert_eq!(err.matrix().unwrap().kind, ErrorKind::NotJson);
     }
 
     #[test]
