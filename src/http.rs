@@ -50,6 +50,11 @@ impl Incoming {
         })
     }
 
+    /// The client's address as rate limits key it: empty when the platform gave none.
+    pub fn client_address(&self) -> &str {
+        self.ip.as_deref().unwrap_or_default()
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).ok().flatten()
     }

@@ -55,7 +55,7 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     let password = body.password.ok_or_else(|| missing_param("password is required"))?;
     // As in Synapse, what is limited is registrations, not the auth round-trips before them.
     let now = now_ms();
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &client_address(&cx), now).await?;
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
@@ -90,7 +90,7 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     if !cx.config.allow_guest_access {
         return Err(forbidden("Guest access is disabled"));
     }
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register", &client_address(&cx), now_ms()).await?;
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now_ms()).await?;
     let body: RegisterBody =
         if cx.req.body.is_empty() { RegisterBody::default() } else { parse_json_object(&cx.req.body)? };
     // Twelve random digits collide rarely; try a few before giving up.
@@ -112,7 +112,8 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
 }
 
 pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register-available", &client_address(&cx), now_ms()).await?;
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register-available", cx.req.client_address(), now_ms())
+        .await?;
     if !cx.config.enable_registration {
         return Err(forbidden("Registration has been disabled"));
     }
@@ -127,10 +128,6 @@ async fn available_user_id(cx: &Ctx, localpart: &str) -> Result<ruma_common::Own
         return Err(user_in_use());
     }
     Ok(user_id)
-}
-
-fn client_address(cx: &Ctx) -> String {
-    cx.req.ip.clone().unwrap_or_default()
 }
 
 fn user_in_use() -> crate::error::Error {

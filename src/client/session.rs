@@ -80,7 +80,7 @@ struct LoginBody {
 
 pub async fn login(cx: Ctx) -> Result<Reply> {
     let now = now_ms();
-    ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.ip.as_deref().unwrap_or_default(), now).await?;
+    ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.client_address(), now).await?;
     let body: LoginBody = cx.req.json()?;
     if body.kind != "m.login.password" {
         return Err(MatrixError::new(ErrorKind::Unknown, format!("Unknown login type {:?}", body.kind)).into());
