@@ -1,26 +1,547 @@
 //! The single writer of one room: it orders, authorizes and persists the room's events.
 //!
-//! Declared and bound now so that storage migrations stay linear; it serves nothing yet and
-//! answers every request with `M_UNRECOGNIZED`.
+//! Requests queue up in arrival order. Whoever finds no commit in flight drains the queue: it
+//! builds and authorizes each queued event against the state the previous ones left, and commits
+//! all that were accepted in one D1 batch (a group commit). The in-memory state changes only
+//! after D1 has the batch, so a failure or an eviction at any point leaves nothing half-written,
+//! and a 200 always means the event is durable.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 
-use crate::error::{ErrorKind, MatrixError};
+use futures::channel::oneshot;
+use ruma_common::{OwnedEventId, OwnedRoomId, RoomId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
+
+use crate::config::Config;
+use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
+use crate::room::pdu::{BuildError, EventTemplate, Pdu};
+use crate::room::signing::ServerKey;
+use crate::room::state::{Refusal, RoomState};
+use crate::room::versions::RoomVersion;
+use crate::server_keys::signing_key;
+use crate::storage::event_txns::{self, Txn};
+use crate::storage::events::{self, NewEvent, StreamOrdering};
+use crate::storage::{aliases, current_state, forgotten_rooms, rooms, rows, BatchError, Db, Statement};
+use crate::time::now_ms;
+
+/// What the worker asks of a room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoomRequest {
+    /// Creates the room from its signed create event and the events that follow it.
+    Create {
+        version: String,
+        create_event_id: OwnedEventId,
+        create_json: String,
+        events: Vec<EventTemplate>,
+        is_public: bool,
+        alias: Option<String>,
+    },
+    /// Sends one event.
+    Send {
+        room_id: OwnedRoomId,
+        template: EventTemplate,
+        txn: Option<Txn>,
+        #[serde(default)]
+        facts: Facts,
+    },
+}
+
+/// What the worker looked up for the room, so that the writer need not wait on reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Facts {
+    /// For a redaction: the sender of the event it redacts.
+    pub redacted_sender: Option<String>,
+    /// For a join: the rooms the joiner is in, for restricted join rules.
+    pub joined_rooms: Vec<String>,
+}
+
+/// A committed event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sent {
+    pub event_id: OwnedEventId,
+    pub stream_ordering: u64,
+}
+
+/// Sends a request to a room's writer.
+pub async fn call(env: &Env, room_id: &str, request: &RoomRequest) -> Result<Vec<Sent>> {
+    let stub = env.durable_object("ROOM")?.id_from_name(room_id)?.get_stub()?;
+    let body = serde_json::to_string(request).map_err(|e| internal("room request", e))?;
+    let mut init = RequestInit::new();
+    init.with_method(worker::Method::Post).with_body(Some(body.into()));
+    let req = Request::new_with_init("https://room/", &init)?;
+    let mut res = stub.fetch_with_request(req).await?;
+    let status = res.status_code();
+    let text = res.text().await?;
+    if status == 200 {
+        return serde_json::from_str(&text).map_err(|e| internal("room reply", e));
+    }
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let errcode = body.get("errcode").and_then(Value::as_str).unwrap_or("M_UNKNOWN");
+    let message = body.get("error").and_then(Value::as_str).unwrap_or("The room failed").to_owned();
+    Err(MatrixError::new(ErrorKind::from_wire(errcode, status), message).into())
+}
+
+type Outcome = Result<Vec<Sent>>;
+
+struct Job {
+    request: RoomRequest,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct Inner {
+    room: Option<RoomState>,
+    queue: VecDeque<Job>,
+    committing: bool,
+    /// Transaction IDs this instance committed, so that most retries need no read.
+    recent_txns: std::collections::BTreeMap<String, Sent>,
+}
 
 #[durable_object]
 pub struct Room {
-    #[allow(dead_code)]
-    state: State,
+    env: Env,
+    inner: Rc<RefCell<Inner>>,
 }
 
 impl DurableObject for Room {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(_state: State, env: Env) -> Self {
+        Self { env, inner: Rc::default() }
     }
 
-    async fn fetch(&self, _req: Request) -> worker::Result<Response> {
-        let error = MatrixError::new(ErrorKind::Unrecognized, "Room serves nothing yet").into();
-        Reply::error(&error).into_response(None)
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let outcome = match req.text().await.map(|t| serde_json::from_str::<RoomRequest>(&t)) {
+            Ok(Ok(request)) => self.submit(request).await,
+            Ok(Err(e)) => Err(internal("room request", e)),
+            Err(e) => Err(internal("room request body", e)),
+        };
+        match outcome.and_then(|sent| Reply::json(&sent)) {
+            Ok(reply) => reply.into_response(None),
+            Err(e) => Reply::error(&e).into_response(None),
+        }
+    }
+}
+
+/// Resets the "commit in flight" flag however the drain ends.
+struct Draining(Rc<RefCell<Inner>>);
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        self.0.borrow_mut().committing = false;
+    }
+}
+
+impl Room {
+    async fn submit(&self, request: RoomRequest) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        let lead = {
+            let mut inner = self.inner.borrow_mut();
+            inner.queue.push_back(Job { request, reply });
+            !std::mem::replace(&mut inner.committing, true)
+        };
+        if lead {
+            let _draining = Draining(self.inner.clone());
+            self.drain().await;
+        }
+        outcome.await.unwrap_or_else(|_| Err(internal("room", "the writer dropped a request")))
+    }
+
+    /// Commits queued requests, a batch at a time, until the queue is empty.
+    async fn drain(&self) {
+        loop {
+            let jobs: Vec<Job> = self.inner.borrow_mut().queue.drain(..).collect();
+            if jobs.is_empty() {
+                return;
+            }
+            let context = match self.context().await {
+                Ok(context) => context,
+                Err(e) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(copy_error(&e)));
+                    }
+                    continue;
+                }
+            };
+            let conflicted = self.commit_batch(&context, jobs).await;
+            // A conflict means a transaction ID or a depth D1 already had: the cache was stale.
+            // Each request then goes alone, after a read of its transaction ID.
+            for job in conflicted {
+                if let Some(sent) = self.stored_txn(&context, &job.request).await {
+                    let _ = job.reply.send(sent);
+                    continue;
+                }
+                for retry in self.commit_batch(&context, vec![job]).await {
+                    let _ = retry.reply.send(Err(internal("room commit", "conflict on a lone retry")));
+                }
+            }
+        }
+    }
+
+    /// The events an earlier request with this one's transaction ID sent, if any.
+    async fn stored_txn(&self, cx: &Context, request: &RoomRequest) -> Option<Outcome> {
+        let RoomRequest::Send { txn: Some(txn), .. } = request else { return None };
+        match event_txns::get(&cx.db, txn).await {
+            Ok(Some(event_id)) => {
+                let event_id = OwnedEventId::try_from(event_id).ok()?;
+                let position = events::get(&cx.db, event_id.as_str()).await.ok().flatten()?.position();
+                Some(Ok(vec![Sent { event_id, stream_ordering: position }]))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    async fn context(&self) -> Result<Context> {
+        let config = Config::get(&self.env).map_err(|e| internal("configuration", e))?;
+        let db = Db::new(&self.env)?;
+        let key = signing_key(&db).await?;
+        Ok(Context { server_name: config.server_name.to_string(), db, key })
+    }
+
+    /// Commits the jobs in one batch and answers them, except on a conflict: those jobs come back.
+    async fn commit_batch(&self, cx: &Context, jobs: Vec<Job>) -> Vec<Job> {
+        // Work on a copy of the state; it replaces the real one only once D1 has the batch.
+        let loaded = self.inner.borrow().room.clone();
+        let mut room = match loaded {
+            Some(room) => Some(room),
+            None => match load(cx, &jobs).await {
+                Ok(room) => room,
+                Err(e) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(copy_error(&e)));
+                    }
+                    return Vec::new();
+                }
+            },
+        };
+        let now = now_ms();
+        let mut statements = Vec::new();
+        let mut planned: Vec<(Job, Result<Plan>)> = Vec::new();
+        for job in jobs {
+            let plan = self.plan(cx, &mut room, job.request.clone(), now, &mut statements);
+            planned.push((job, plan));
+        }
+        let Some(room) = room else {
+            for (job, plan) in planned {
+                let _ = job.reply.send(plan.map(|_| Vec::new()));
+            }
+            return Vec::new();
+        };
+        if statements.is_empty() {
+            self.inner.borrow_mut().room = Some(room);
+            for (job, plan) in planned {
+                let _ = job.reply.send(plan.map(|p| p.already_sent));
+            }
+            return Vec::new();
+        }
+        match cx.db.batch_rows(statements).await {
+            Ok(results) => {
+                let room_id = room.room_id.clone();
+                self.inner.borrow_mut().room = Some(room);
+                let mut all_sent = Vec::new();
+                for (job, plan) in planned {
+                    let outcome = plan.and_then(|p| p.finish(&results));
+                    if let (Ok(sent), RoomRequest::Send { txn: Some(txn), .. }) = (&outcome, &job.request) {
+                        self.remember_txn(txn, sent);
+                    }
+                    if let Ok(sent) = &outcome {
+                        all_sent.extend(sent.iter().cloned());
+                    }
+                    let _ = job.reply.send(outcome);
+                }
+                self.committed(&room_id, &all_sent);
+                Vec::new()
+            }
+            Err(failure) => {
+                // What D1 holds is the truth: forget the cached state and read it again.
+                self.inner.borrow_mut().room = None;
+                let error = match failure {
+                    BatchError::Conflict(what) if what.contains("room_aliases") => {
+                        MatrixError::new(ErrorKind::RoomInUse, "The room alias is already taken").into()
+                    }
+                    BatchError::Conflict(what) if what.contains("rooms.room_id") => {
+                        MatrixError::new(ErrorKind::RoomInUse, "The room already exists").into()
+                    }
+                    BatchError::Conflict(_) => {
+                        let (retry, refused): (Vec<_>, Vec<_>) = planned.into_iter().partition(|(_, p)| p.is_ok());
+                        for (job, plan) in refused {
+                            let _ = job.reply.send(plan.map(|_| Vec::new()));
+                        }
+                        return retry.into_iter().map(|(job, _)| job).collect();
+                    }
+                    BatchError::Failed(e) => e,
+                };
+                for (job, plan) in planned {
+                    let _ = job.reply.send(plan.and(Err(copy_error(&error))));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn remember_txn(&self, txn: &Txn, sent: &[Sent]) {
+        const KEEP: usize = 1024;
+        let Some(sent) = sent.first() else { return };
+        let mut inner = self.inner.borrow_mut();
+        if inner.recent_txns.len() >= KEEP {
+            inner.recent_txns.clear();
+        }
+        inner.recent_txns.insert(txn_key(txn), sent.clone());
+    }
+
+    /// The hand-off after a commit: the one place where committed stream positions leave the
+    /// room for fan-out (sync wake-ups, application services and push, as those arrive).
+    fn committed(&self, _room_id: &RoomId, _sent: &[Sent]) {}
+
+    /// Builds, authorizes and stages one request's events, applying them to `room`.
+    fn plan(
+        &self,
+        cx: &Context,
+        room: &mut Option<RoomState>,
+        request: RoomRequest,
+        now: u64,
+        statements: &mut Vec<Statement>,
+    ) -> Result<Plan> {
+        match request {
+            RoomRequest::Create { version, create_event_id, create_json, events, is_public, alias } => {
+                if room.is_some() {
+                    return Err(MatrixError::new(ErrorKind::RoomInUse, "The room already exists").into());
+                }
+                let version = RoomVersion::parse(&version)?;
+                let create = Pdu::from_json(create_event_id, create_json).map_err(|e| internal("create event", e))?;
+                let room_id = match &create.room_id {
+                    Some(id) => id.clone(),
+                    None => crate::room::pdu::room_id_from_create_event(&create).map_err(|e| internal("room id", e))?,
+                };
+                let mut new_room = RoomState::new(version.clone(), room_id.clone());
+                new_room.authorize(&create).map_err(refusal)?;
+                let mut staged = Vec::new();
+                let mut room_statements =
+                    vec![rooms::insert(&cx.db, room_id.as_str(), version.id.as_str(), create.sender.as_str(), is_public, now)?];
+                if let Some(alias) = &alias {
+                    room_statements.push(aliases::insert(&cx.db, alias, room_id.as_str(), create.sender.as_str(), now)?);
+                }
+                stage(cx, &new_room, &create, None, &mut room_statements)?;
+                new_room.apply(create.clone());
+                staged.push(create.event_id.clone());
+                for template in &events {
+                    let pdu = new_room.prepare(template, now, &cx.key, &cx.server_name).map_err(|r| match r {
+                        Refusal::Forbidden(rule) => MatrixError::new(
+                            ErrorKind::InvalidRoomState,
+                            format!("The initial {} event is not allowed: {rule}", template.kind),
+                        )
+                        .into(),
+                        other => refusal(other),
+                    })?;
+                    stage(cx, &new_room, &pdu, None, &mut room_statements)?;
+                    staged.push(pdu.event_id.clone());
+                    new_room.apply(pdu);
+                }
+                let first = statements.len();
+                statements.extend(room_statements);
+                *room = Some(new_room);
+                Ok(Plan { already_sent: Vec::new(), staged, first_statement: first })
+            }
+            RoomRequest::Send { room_id, template, txn, facts } => {
+                let Some(current) = room.as_mut().filter(|r| r.room_id == room_id) else {
+                    return Err(not_found("Room not found"));
+                };
+                if let Some(txn) = &txn {
+                    if let Some(sent) = self.inner.borrow().recent_txns.get(&txn_key(txn)) {
+                        return Ok(Plan { already_sent: vec![sent.clone()], staged: Vec::new(), first_statement: 0 });
+                    }
+                }
+                let template = prepare_template(current, template, &facts)?;
+                let pdu = current.prepare(&template, now, &cx.key, &cx.server_name).map_err(refusal)?;
+                let mut staged = Vec::new();
+                stage(cx, current, &pdu, txn.as_ref(), &mut staged)?;
+                if let Some(txn) = &txn {
+                    staged.push(event_txns::insert(&cx.db, txn, pdu.event_id.as_str(), now)?);
+                }
+                let first = statements.len();
+                statements.extend(staged);
+                let event_id = pdu.event_id.clone();
+                current.apply(pdu);
+                Ok(Plan { already_sent: Vec::new(), staged: vec![event_id], first_statement: first })
+            }
+        }
+    }
+}
+
+/// What a request will have sent once the batch commits.
+struct Plan {
+    /// Events an earlier request with the same transaction ID sent.
+    already_sent: Vec<Sent>,
+    staged: Vec<OwnedEventId>,
+    first_statement: usize,
+}
+
+impl Plan {
+    /// Reads each staged event's stream position from the batch results.
+    fn finish(self, results: &[worker::D1Result]) -> Outcome {
+        if self.staged.is_empty() {
+            return Ok(self.already_sent);
+        }
+        // Each staged event's insert is the first of its statements; its rows carry the position.
+        let mut sent = Vec::new();
+        let mut staged = self.staged.into_iter();
+        for result in &results[self.first_statement..] {
+            let positions: Vec<StreamOrdering> = rows(result).unwrap_or_default();
+            if let Some(position) = positions.first() {
+                let Some(event_id) = staged.next() else { break };
+                sent.push(Sent { event_id, stream_ordering: position.stream_ordering as u64 });
+            }
+        }
+        Ok(sent)
+    }
+}
+
+struct Context {
+    server_name: String,
+    db: Db,
+    key: Rc<ServerKey>,
+}
+
+fn txn_key(txn: &Txn) -> String {
+    format!("{}\n{}\n{}\n{}", txn.user_id, txn.device_id, txn.scope, txn.txn_id)
+}
+
+/// Loads the room from D1: `None` when it does not exist (a create request may make it).
+async fn load(cx: &Context, jobs: &[Job]) -> Result<Option<RoomState>> {
+    let Some(room_id) = jobs.iter().find_map(|j| match &j.request {
+        RoomRequest::Send { room_id, .. } => Some(room_id.clone()),
+        RoomRequest::Create { .. } => None,
+    }) else {
+        return Ok(None);
+    };
+    let Some(row) = rooms::get(&cx.db, room_id.as_str()).await? else { return Ok(None) };
+    let version = RoomVersion::parse(&row.room_version)?;
+    let head = events::head(&cx.db, room_id.as_str()).await?.ok_or_else(|| internal("room", "a room without events"))?;
+    let head_id = OwnedEventId::try_from(head.event_id).map_err(|e| internal("stored event ID", e))?;
+    let mut state = Vec::new();
+    for e in current_state::room_state(&cx.db, room_id.as_str()).await? {
+        let id = OwnedEventId::try_from(e.event_id).map_err(|e| internal("stored event ID", e))?;
+        state.push(Pdu::from_json(id, e.json).map_err(|e| internal("stored event", e))?);
+    }
+    Ok(Some(RoomState::load(version, room_id, state, (head_id, head.depth as u64))))
+}
+
+/// Stages the statements that persist one accepted event and its effects.
+fn stage(cx: &Context, room: &RoomState, pdu: &Pdu, txn: Option<&Txn>, out: &mut Vec<Statement>) -> Result<()> {
+    let content = pdu.content_value();
+    let relation = content.get("m.relates_to");
+    let prev_state = pdu.state_key.as_deref().and_then(|k| room.get(pdu.kind.to_string().as_str(), k)).map(|prev| {
+        serde_json::json!({"event_id": prev.event_id, "sender": prev.sender, "content": prev.content_value()})
+            .to_string()
+    });
+    let membership = pdu.membership();
+    let kind = pdu.kind.to_string();
+    let room_id = room.room_id.as_str();
+    out.push(events::insert(
+        &cx.db,
+        &NewEvent {
+            event_id: pdu.event_id.as_str(),
+            room_id,
+            depth: pdu.depth,
+            kind: &kind,
+            state_key: pdu.state_key.as_deref(),
+            sender: pdu.sender.as_str(),
+            origin_server_ts: u64::from(pdu.origin_server_ts.get()),
+            membership: membership.as_deref(),
+            relates_to: relation.and_then(|r| r.get("event_id")).and_then(Value::as_str),
+            rel_type: relation.and_then(|r| r.get("rel_type")).and_then(Value::as_str),
+            contains_url: content.get("url").is_some_and(Value::is_string),
+            txn_device_id: txn.map(|t| t.device_id.as_str()),
+            txn_id: txn.map(|t| t.txn_id.as_str()),
+            prev_state: prev_state.as_deref(),
+            json: &pdu.json,
+        },
+    )?);
+    if let Some(state_key) = &pdu.state_key {
+        out.push(current_state::upsert(&cx.db, room_id, &kind, state_key, pdu.event_id.as_str(), membership.as_deref())?);
+        if matches!(membership.as_deref(), Some("join" | "invite" | "knock")) {
+            out.push(forgotten_rooms::delete(&cx.db, state_key, room_id)?);
+        }
+    }
+    if let Some(target) = &pdu.redacts {
+        out.push(events::set_redacted(&cx.db, target.as_str(), pdu.event_id.as_str(), room_id)?);
+    }
+    Ok(())
+}
+
+/// Applies the checks the authorization rules leave to the server, and fills in what the
+/// server adds to a client's event.
+fn prepare_template(room: &RoomState, mut template: EventTemplate, facts: &Facts) -> Result<EventTemplate> {
+    let sender = template.sender.as_str();
+    if template.kind == "m.room.redaction" {
+        let own = facts.redacted_sender.as_deref() == Some(sender);
+        if !own && room.user_power(sender) < room.action_power("redact") {
+            return Err(MatrixError::new(
+                ErrorKind::Forbidden,
+                "You don't have permission to redact events sent by others",
+            )
+            .into());
+        }
+    }
+    let is_join = template.kind == "m.room.member"
+        && template.state_key.as_deref() == Some(sender)
+        && template.content.get("membership").and_then(|m| m.as_str()) == Some("join");
+    if is_join && !template.content.contains_key("join_authorised_via_users_server") {
+        if let Some(authoriser) = restricted_join_authoriser(room, sender, &facts.joined_rooms) {
+            template
+                .content
+                .insert("join_authorised_via_users_server".into(), ruma_common::CanonicalJsonValue::String(authoriser));
+        }
+    }
+    Ok(template)
+}
+
+/// For a restricted room the joiner may enter through a room it is in: a local member who may
+/// invite vouches for the join. `None` when no rule lets the user in that way.
+fn restricted_join_authoriser(room: &RoomState, user_id: &str, joined_rooms: &[String]) -> Option<String> {
+    if matches!(room.membership(user_id).as_deref(), Some("join" | "invite")) {
+        return None;
+    }
+    let rules = room.get("m.room.join_rules", "")?.content_value();
+    if !matches!(rules.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
+        return None;
+    }
+    let allowed = rules.get("allow").and_then(Value::as_array)?.iter().any(|rule| {
+        rule.get("type").and_then(Value::as_str) == Some("m.room_membership")
+            && rule.get("room_id").and_then(Value::as_str).is_some_and(|r| joined_rooms.iter().any(|j| j == r))
+    });
+    if !allowed {
+        return None;
+    }
+    let needed = room.action_power("invite");
+    room.state_events()
+        .filter(|e| e.kind.to_string() == "m.room.member" && e.membership().as_deref() == Some("join"))
+        .filter_map(|e| e.state_key.clone())
+        .filter(|member| room.user_power(member) >= needed)
+        .max_by_key(|member| room.user_power(member))
+}
+
+fn refusal(r: Refusal) -> Error {
+    match r {
+        Refusal::Forbidden(message) => MatrixError::new(ErrorKind::Forbidden, message).into(),
+        Refusal::Build(BuildError::TooLarge) => {
+            MatrixError::new(ErrorKind::TooLarge, "The event is larger than 64 KiB").into()
+        }
+        Refusal::Build(BuildError::DepthExhausted) => {
+            MatrixError::new(ErrorKind::Forbidden, "The room has reached its maximum depth").into()
+        }
+        Refusal::Build(BuildError::Invalid(message)) => MatrixError::new(ErrorKind::BadJson, message).into(),
+    }
+}
+
+fn copy_error(e: &Error) -> Error {
+    match e.matrix() {
+        Some(m) => m.clone().into(),
+        None => internal("room", "unexpected error kind"),
     }
 }

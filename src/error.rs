@@ -19,6 +19,7 @@ pub enum ErrorKind {
     Forbidden,
     GuestAccessForbidden,
     InvalidParam,
+    InvalidRoomState,
     InvalidUsername,
     KeyTooLarge,
     LimitExceeded {
@@ -31,12 +32,14 @@ pub enum ErrorKind {
     NotFound,
     NotJson,
     ProfileTooLarge,
+    RoomInUse,
     TooLarge,
     /// A malformed request that no more specific code describes.
     Unknown,
     UnknownToken {
         soft_logout: bool,
     },
+    UnsupportedRoomVersion,
     /// An endpoint this server does not have.
     Unrecognized,
     UserDeactivated,
@@ -46,6 +49,41 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, with placeholder values for the fields some carry.
+    pub const ALL: &'static [ErrorKind] = {
+        use ErrorKind::*;
+        &[
+            BadJson,
+            Forbidden,
+            GuestAccessForbidden,
+            InvalidParam,
+            InvalidRoomState,
+            InvalidUsername,
+            KeyTooLarge,
+            LimitExceeded { retry_after_ms: 0 },
+            MethodNotAllowed,
+            MissingParam,
+            MissingToken,
+            NotFound,
+            NotJson,
+            ProfileTooLarge,
+            RoomInUse,
+            TooLarge,
+            Unknown,
+            UnknownToken { soft_logout: false },
+            UnsupportedRoomVersion,
+            Unrecognized,
+            UserDeactivated,
+            UserInUse,
+            Internal,
+        ]
+    };
+
+    /// The kind behind an errcode and status, as one of our Durable Objects sent them.
+    pub fn from_wire(errcode: &str, status: u16) -> ErrorKind {
+        Self::ALL.iter().copied().find(|k| k.errcode_and_status() == (errcode, status)).unwrap_or(ErrorKind::Internal)
+    }
+
     /// The table: errcode and HTTP status for each kind.
     pub fn errcode_and_status(self) -> (&'static str, u16) {
         use ErrorKind::*;
@@ -54,6 +92,7 @@ impl ErrorKind {
             Forbidden => ("M_FORBIDDEN", 403),
             GuestAccessForbidden => ("M_GUEST_ACCESS_FORBIDDEN", 403),
             InvalidParam => ("M_INVALID_PARAM", 400),
+            InvalidRoomState => ("M_INVALID_ROOM_STATE", 400),
             InvalidUsername => ("M_INVALID_USERNAME", 400),
             KeyTooLarge => ("M_KEY_TOO_LARGE", 400),
             LimitExceeded { .. } => ("M_LIMIT_EXCEEDED", 429),
@@ -63,9 +102,11 @@ impl ErrorKind {
             NotFound => ("M_NOT_FOUND", 404),
             NotJson => ("M_NOT_JSON", 400),
             ProfileTooLarge => ("M_PROFILE_TOO_LARGE", 400),
+            RoomInUse => ("M_ROOM_IN_USE", 400),
             TooLarge => ("M_TOO_LARGE", 413),
             Unknown => ("M_UNKNOWN", 400),
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
+            UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             Unrecognized => ("M_UNRECOGNIZED", 404),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
             UserInUse => ("M_USER_IN_USE", 400),
@@ -183,33 +224,13 @@ mod tests {
 
     #[test]
     fn every_kind_has_an_m_errcode_and_an_error_status() {
-        use ErrorKind::*;
-        let kinds = [
-            BadJson,
-            Forbidden,
-            GuestAccessForbidden,
-            InvalidParam,
-            InvalidUsername,
-            KeyTooLarge,
-            LimitExceeded { retry_after_ms: 1 },
-            MethodNotAllowed,
-            MissingParam,
-            MissingToken,
-            NotFound,
-            NotJson,
-            ProfileTooLarge,
-            TooLarge,
-            Unknown,
-            UnknownToken { soft_logout: false },
-            Unrecognized,
-            UserDeactivated,
-            UserInUse,
-            Internal,
-        ];
-        for kind in kinds {
+        for kind in ErrorKind::ALL.iter().copied() {
             let (errcode, status) = kind.errcode_and_status();
             assert!(errcode.starts_with("M_"), "{kind:?}");
             assert!((400..600).contains(&status), "{kind:?}");
+            if !matches!(kind, ErrorKind::LimitExceeded { .. } | ErrorKind::UnknownToken { .. }) {
+                assert_eq!(ErrorKind::from_wire(errcode, status), kind, "{kind:?} survives the trip");
+            }
         }
     }
 

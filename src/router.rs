@@ -10,7 +10,10 @@ use ruma_common::UserId;
 use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
-use crate::client::{account, device, discovery, profile, register, session};
+use crate::client::{
+    account, alias, create_room, device, directory, discovery, membership, message, profile, register, relations,
+    room_read, room_send, session, upgrade,
+};
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
 use crate::http::{Incoming, Reply};
@@ -94,11 +97,56 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/profile/{userId}/{keyName}" None => profile::get_profile_field;
     PUT "/_matrix/client/v3/profile/{userId}/{keyName}" UserOrGuest => profile::set_profile_field;
     DELETE "/_matrix/client/v3/profile/{userId}/{keyName}" UserOrGuest => profile::delete_profile_field;
+    // Rooms: creation and events
+    POST "/_matrix/client/v3/createRoom" User => create_room::create_room;
+    PUT "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}" UserOrGuest => room_send::send_message_event;
+    PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}" User => room_send::send_state_event;
+    PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}" User => room_send::send_state_event;
+    PUT "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}" User => room_send::redact_event;
+    // Rooms: membership
+    GET "/_matrix/client/v3/joined_rooms" UserOrGuest => membership::joined_rooms;
+    POST "/_matrix/client/v3/join/{roomIdOrAlias}" UserOrGuest => membership::join_room_by_id_or_alias;
+    POST "/_matrix/client/v3/rooms/{roomId}/join" UserOrGuest => membership::join_room_by_id;
+    POST "/_matrix/client/v3/knock/{roomIdOrAlias}" User => membership::knock_room;
+    POST "/_matrix/client/v3/rooms/{roomId}/invite" User => membership::invite_user;
+    POST "/_matrix/client/v3/rooms/{roomId}/leave" UserOrGuest => membership::leave_room;
+    POST "/_matrix/client/v3/rooms/{roomId}/forget" UserOrGuest => membership::forget_room;
+    POST "/_matrix/client/v3/rooms/{roomId}/kick" User => membership::kick_user;
+    POST "/_matrix/client/v3/rooms/{roomId}/ban" User => membership::ban_user;
+    POST "/_matrix/client/v3/rooms/{roomId}/unban" User => membership::unban_user;
+    // Rooms: reading state and events
+    GET "/_matrix/client/v3/rooms/{roomId}/state" UserOrGuest => room_read::get_state_events;
+    GET "/_matrix/client/v3/rooms/{roomId}/state/{eventType}" UserOrGuest => room_read::get_state_events_for_key;
+    GET "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}" UserOrGuest => room_read::get_state_events_for_key;
+    GET "/_matrix/client/v3/rooms/{roomId}/event/{eventId}" UserOrGuest => room_read::get_room_event;
+    GET "/_matrix/client/v3/rooms/{roomId}/members" UserOrGuest => room_read::get_member_events;
+    GET "/_matrix/client/v3/rooms/{roomId}/joined_members" UserOrGuest => room_read::joined_members;
+    GET "/_matrix/client/v3/rooms/{roomId}/messages" UserOrGuest => message::get_message_events;
+    GET "/_matrix/client/v3/rooms/{roomId}/context/{eventId}" UserOrGuest => message::get_context;
+    GET "/_matrix/client/v1/rooms/{roomId}/timestamp_to_event" UserOrGuest => message::get_event_by_timestamp;
+    GET "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}" UserOrGuest => relations::get_relating_events;
+    GET "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}" UserOrGuest => relations::get_relating_events_with_rel_type;
+    GET "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}" UserOrGuest => relations::get_relating_events_with_rel_type_and_event_type;
+    GET "/_matrix/client/v1/rooms/{roomId}/threads" UserOrGuest => relations::get_threads;
+    // Room aliases and the directory
+    GET "/_matrix/client/v3/directory/room/{roomAlias}" None => alias::get_alias;
+    PUT "/_matrix/client/v3/directory/room/{roomAlias}" User => alias::create_alias;
+    DELETE "/_matrix/client/v3/directory/room/{roomAlias}" User => alias::delete_alias;
+    GET "/_matrix/client/v3/rooms/{roomId}/aliases" UserOrGuest => alias::get_room_aliases;
+    GET "/_matrix/client/v3/publicRooms" None => directory::get_public_rooms;
+    POST "/_matrix/client/v3/publicRooms" User => directory::get_public_rooms_filtered;
+    GET "/_matrix/client/v3/directory/list/room/{roomId}" None => directory::get_room_visibility;
+    PUT "/_matrix/client/v3/directory/list/room/{roomId}" User => directory::set_room_visibility;
+    // Room upgrades
+    POST "/_matrix/client/v3/rooms/{roomId}/upgrade" User => upgrade::upgrade_room;
+    // Server keys
+    GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };
 
 /// Everything a handler gets: the request, who sent it, and the server's bindings.
 pub struct Ctx {
     pub config: Rc<Config>,
+    pub env: Env,
     pub db: Db,
     pub req: Incoming,
     params: Vec<(&'static str, String)>,
@@ -186,6 +234,8 @@ fn match_path(pattern: &'static str, segments: &[String]) -> Option<Vec<(&'stati
     for segment in segments {
         let expected = pattern_segments.next()?;
         match expected.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            // `{name?}` may be empty: a state key, as in `/state/m.room.name/`.
+            Some(name) if name.ends_with('?') => params.push((&name[..name.len() - 1], segment.clone())),
             Some(name) if !segment.is_empty() => params.push((name, segment.clone())),
             Some(_) => return None,
             None if expected == segment => {}
@@ -249,7 +299,7 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) 
             Some(requester)
         }
     };
-    (route.handler)(Ctx { config, db, req, params, requester }).await
+    (route.handler)(Ctx { config, env, db, req, params, requester }).await
 }
 
 #[cfg(test)]

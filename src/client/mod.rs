@@ -1,8 +1,18 @@
 //! Client-Server API handlers, one file per group of the spec, one function per endpoint.
 
 pub mod account;
+pub mod alias;
+pub mod create_room;
 pub mod device;
+pub mod directory;
 pub mod discovery;
+pub mod membership;
+pub mod message;
 pub mod profile;
 pub mod register;
+pub mod relations;
+pub mod room_read;
+pub mod room_send;
+pub mod rooms;
 pub mod session;
+pub mod upgrade;

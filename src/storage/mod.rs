@@ -5,17 +5,24 @@
 //! handler can commit writes to several tables in one atomic [`Db::batch`].
 
 pub mod access_tokens;
+pub mod aliases;
+pub mod current_state;
 pub mod devices;
+pub mod event_txns;
+pub mod events;
+pub mod forgotten_rooms;
 pub mod profiles;
 pub mod rate_limits;
+pub mod rooms;
+pub mod server_keys;
 pub mod uia_sessions;
 pub mod users;
 
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, Env};
+use worker::{D1Database, D1PreparedStatement, D1Result, Env};
 
-use crate::error::{internal, Result};
+use crate::error::{internal, Error, Result};
 
 pub type Statement = D1PreparedStatement;
 
@@ -52,6 +59,12 @@ impl Param for f64 {
 impl Param for bool {
     fn to_js(&self) -> JsValue {
         JsValue::from_f64(if *self { 1.0 } else { 0.0 })
+    }
+}
+
+impl Param for i64 {
+    fn to_js(&self) -> JsValue {
+        JsValue::from_f64(*self as f64)
     }
 }
 
@@ -107,6 +120,30 @@ impl Db {
             Err(e) => Err(internal("batch", e)),
         }
     }
+}
+
+/// How a batch ended when it did not commit.
+#[derive(Debug)]
+pub enum BatchError {
+    /// A UNIQUE or PRIMARY KEY constraint broke: nothing was written. The message names it.
+    Conflict(String),
+    Failed(Error),
+}
+
+impl Db {
+    /// Runs the statements as one transaction and returns each statement's result rows.
+    pub async fn batch_rows(&self, statements: Vec<Statement>) -> std::result::Result<Vec<D1Result>, BatchError> {
+        match self.0.batch(statements).await {
+            Ok(results) => Ok(results),
+            Err(e) if e.to_string().contains("UNIQUE constraint failed") => Err(BatchError::Conflict(e.to_string())),
+            Err(e) => Err(BatchError::Failed(internal("batch", e))),
+        }
+    }
+}
+
+/// The rows one statement of a batch returned.
+pub fn rows<T: DeserializeOwned>(result: &D1Result) -> Result<Vec<T>> {
+    result.results().map_err(|e| internal("batch rows", e))
 }
 
 fn changes(result: &worker::D1Result) -> u64 {

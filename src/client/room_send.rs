@@ -1,0 +1,95 @@
+//! Sending events: `PUT /rooms/{roomId}/send/{eventType}/{txnId}`,
+//! `PUT /rooms/{roomId}/state/{eventType}/{stateKey}` and
+//! `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`.
+
+use ruma_common::{CanonicalJsonValue, EventId, RoomId};
+use serde_json::json;
+
+use crate::durable_objects::room::Facts;
+use crate::error::{invalid_param, not_found, Result};
+use crate::http::Reply;
+use crate::room::pdu::EventTemplate;
+use crate::router::Ctx;
+use crate::storage::events;
+
+use super::create_room::validate_power_levels;
+use super::rooms::{content_body, room_id_param, send_event, txn};
+
+/// The spec's bound on event types and state keys, in bytes.
+const MAX_ID_BYTES: usize = 255;
+
+pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
+    let room_id = room_id_param(&cx)?;
+    let kind = event_type_param(&cx)?;
+    let content = content_body(&cx)?;
+    let redacts = match (kind.as_str(), content.get("redacts")) {
+        ("m.room.redaction", Some(CanonicalJsonValue::String(id))) => Some(id.clone()),
+        _ => None,
+    };
+    let facts = match &redacts {
+        Some(target) => redaction_facts(&cx, &room_id, target).await?,
+        None => Facts::default(),
+    };
+    let template = EventTemplate {
+        kind,
+        state_key: None,
+        sender: cx.requester()?.user_id.clone(),
+        content,
+        redacts: None,
+    };
+    let txn = txn(&cx, &room_id, "send")?;
+    let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
+    Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
+    let room_id = room_id_param(&cx)?;
+    let kind = event_type_param(&cx)?;
+    let state_key = cx.param("stateKey").to_owned();
+    if state_key.len() > MAX_ID_BYTES {
+        return Err(invalid_param("The state key is longer than 255 bytes"));
+    }
+    let content = content_body(&cx)?;
+    if kind == "m.room.power_levels" {
+        let value = serde_json::to_value(&content).unwrap_or_default();
+        validate_power_levels(value.as_object().unwrap_or(&serde_json::Map::new()))?;
+    }
+    let template =
+        EventTemplate { kind, state_key: Some(state_key), sender: cx.requester()?.user_id.clone(), content, redacts: None };
+    let sent = send_event(&cx, &room_id, template, None, Facts::default()).await?;
+    Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+pub async fn redact_event(cx: Ctx) -> Result<Reply> {
+    let room_id = room_id_param(&cx)?;
+    let target = cx.param("eventId").to_owned();
+    let facts = redaction_facts(&cx, &room_id, &target).await?;
+    let mut content = content_body(&cx)?;
+    content.retain(|k, _| k == "reason");
+    let template = EventTemplate {
+        kind: "m.room.redaction".into(),
+        state_key: None,
+        sender: cx.requester()?.user_id.clone(),
+        content,
+        redacts: Some(EventId::parse(&target).map_err(|_| invalid_param("eventId is not an event ID"))?),
+    };
+    let txn = txn(&cx, &room_id, "redact")?;
+    let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
+    Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+fn event_type_param(cx: &Ctx) -> Result<String> {
+    let kind = cx.param("eventType");
+    if kind.len() > MAX_ID_BYTES {
+        return Err(invalid_param("The event type is longer than 255 bytes"));
+    }
+    Ok(kind.to_owned())
+}
+
+/// The event a redaction targets must be in the room; the writer needs its sender.
+async fn redaction_facts(cx: &Ctx, room_id: &RoomId, target: &str) -> Result<Facts> {
+    EventId::parse(target).map_err(|_| invalid_param(format!("{target:?} is not an event ID")))?;
+    let event = events::get(&cx.db, target).await?.filter(|e| e.room_id == room_id.as_str());
+    let event = event.ok_or_else(|| not_found("The event to redact was not found in this room"))?;
+    Ok(Facts { redacted_sender: Some(event.sender), joined_rooms: Vec::new() })
+}

@@ -1,0 +1,73 @@
+//! What the room endpoints share: reading room IDs from paths, and sending an event through the
+//! room's writer.
+
+use ruma_common::{CanonicalJsonObject, OwnedRoomId, RoomId};
+
+use crate::durable_objects::room::{self, Facts, RoomRequest, Sent};
+use crate::error::{internal, invalid_param, not_found, Result};
+use crate::room::client_format::Reader;
+use crate::room::pdu::EventTemplate;
+use crate::room::versions::RoomVersion;
+use crate::router::Ctx;
+use crate::storage::event_txns::Txn;
+use crate::storage::rooms;
+
+/// The `roomId` path parameter: `M_INVALID_PARAM` when it is not a room ID.
+pub fn room_id_param(cx: &Ctx) -> Result<OwnedRoomId> {
+    parse_room_id(cx.param("roomId"))
+}
+
+pub fn parse_room_id(raw: &str) -> Result<OwnedRoomId> {
+    <&RoomId>::try_from(raw).map(ToOwned::to_owned).map_err(|_| invalid_param(format!("{raw:?} is not a room ID")))
+}
+
+/// The version of a room this server has: `M_NOT_FOUND` for one it does not.
+pub async fn room_version(cx: &Ctx, room_id: &RoomId) -> Result<RoomVersion> {
+    let room = rooms::get(&cx.db, room_id.as_str()).await?.ok_or_else(|| not_found("Room not found"))?;
+    RoomVersion::parse(&room.room_version)
+}
+
+/// Sends one event through the room's writer and returns it once it is durable.
+pub async fn send_event(
+    cx: &Ctx,
+    room_id: &RoomId,
+    template: EventTemplate,
+    txn: Option<Txn>,
+    facts: Facts,
+) -> Result<Sent> {
+    let request = RoomRequest::Send { room_id: room_id.to_owned(), template, txn, facts };
+    room::call(&cx.env, room_id.as_str(), &request)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| internal("room", "a send committed no event"))
+}
+
+/// A transaction of the requester's device on one endpoint of one room.
+pub fn txn(cx: &Ctx, room_id: &RoomId, endpoint: &str) -> Result<Txn> {
+    let requester = cx.requester()?;
+    Ok(Txn {
+        user_id: requester.user_id.to_string(),
+        device_id: requester.device_id.clone(),
+        scope: format!("{room_id}/{endpoint}"),
+        txn_id: cx.param("txnId").to_owned(),
+    })
+}
+
+/// The requester as a reader of events.
+pub fn reader(cx: &Ctx) -> Result<Reader<'_>> {
+    let requester = cx.requester()?;
+    Ok(Reader { user_id: requester.user_id.as_str(), device_id: Some(requester.device_id.as_str()) })
+}
+
+/// A JSON object body as event content: integers only, within the canonical JSON range.
+pub fn content_body(cx: &Ctx) -> Result<CanonicalJsonObject> {
+    let value: serde_json::Map<String, serde_json::Value> = cx.req.json()?;
+    to_content(value)
+}
+
+pub fn to_content(value: serde_json::Map<String, serde_json::Value>) -> Result<CanonicalJsonObject> {
+    serde_json::from_value::<CanonicalJsonObject>(serde_json::Value::Object(value)).map_err(|e| {
+        crate::error::bad_json(format!("Event content must be canonical JSON (integers in range, no floats): {e}"))
+    })
+}

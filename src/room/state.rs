@@ -1,0 +1,274 @@
+//! A room's current state as its single writer holds it: the state map, the newest event, and
+//! the authorization of each new event against them.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ruma_common::{OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma_events::{StateEventType, TimelineEventType};
+use ruma_state_res::{check_state_dependent_auth_rules, check_state_independent_auth_rules};
+use serde_json::Value;
+
+use super::pdu::{self, BuildError, EventTemplate, Pdu, Position};
+use super::signing::ServerKey;
+use super::versions::RoomVersion;
+
+/// Why a new event was not accepted.
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// The authorization rules reject it; the message says which rule.
+    Forbidden(String),
+    Build(BuildError),
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomState {
+    pub version: RoomVersion,
+    pub room_id: OwnedRoomId,
+    state: BTreeMap<(String, String), Rc<Pdu>>,
+    by_id: BTreeMap<OwnedEventId, Rc<Pdu>>,
+    /// The newest event and its depth.
+    head: Option<(OwnedEventId, u64)>,
+}
+
+impl RoomState {
+    pub fn new(version: RoomVersion, room_id: OwnedRoomId) -> Self {
+        Self { version, room_id, state: BTreeMap::new(), by_id: BTreeMap::new(), head: None }
+    }
+
+    /// Rebuilds the state from its events and the newest event of the room.
+    pub fn load(
+        version: RoomVersion,
+        room_id: OwnedRoomId,
+        state_events: impl IntoIterator<Item = Pdu>,
+        head: (OwnedEventId, u64),
+    ) -> Self {
+        let mut room = Self::new(version, room_id);
+        for pdu in state_events {
+            room.insert_state(Rc::new(pdu));
+        }
+        room.head = Some(head);
+        room
+    }
+
+    pub fn get(&self, kind: &str, state_key: &str) -> Option<&Rc<Pdu>> {
+        self.state.get(&(kind.to_owned(), state_key.to_owned()))
+    }
+
+    pub fn state_events(&self) -> impl Iterator<Item = &Rc<Pdu>> {
+        self.state.values()
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.head.as_ref().map_or(0, |(_, d)| *d)
+    }
+
+    /// A user's membership: `join`, `invite`, `leave`, `ban` or `knock`.
+    pub fn membership(&self, user_id: &str) -> Option<String> {
+        self.get("m.room.member", user_id).and_then(|e| e.membership())
+    }
+
+    /// A state event's content field, as JSON.
+    pub fn content_field(&self, kind: &str, state_key: &str, field: &str) -> Option<Value> {
+        self.get(kind, state_key).and_then(|e| e.content_value().get(field).cloned())
+    }
+
+    /// The creators of a room: its create event's sender and, from v12, its `additional_creators`.
+    pub fn creators(&self) -> Vec<String> {
+        let Some(create) = self.get("m.room.create", "") else { return Vec::new() };
+        let mut creators = vec![create.sender.to_string()];
+        if self.version.rules.authorization.additional_room_creators {
+            if let Some(Value::Array(more)) = create.content_value().get("additional_creators") {
+                creators.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        creators
+    }
+
+    /// A user's power level; creators of v12 rooms outrank every number.
+    pub fn user_power(&self, user_id: &str) -> i64 {
+        let privileged = self.version.rules.authorization.explicitly_privilege_room_creators;
+        if privileged && self.creators().iter().any(|c| c == user_id) {
+            return i64::MAX;
+        }
+        match self.get("m.room.power_levels", "") {
+            Some(pl) => {
+                let content = pl.content_value();
+                content
+                    .get("users")
+                    .and_then(|u| u.get(user_id))
+                    .and_then(as_level)
+                    .or_else(|| content.get("users_default").and_then(as_level))
+                    .unwrap_or(0)
+            }
+            None if self.creators().first().is_some_and(|c| c == user_id) => 100,
+            None => 0,
+        }
+    }
+
+    /// The level an action (`invite`, `kick`, `ban`, `redact`) needs.
+    pub fn action_power(&self, action: &str) -> i64 {
+        let default = if action == "invite" { 0 } else { 50 };
+        self.get("m.room.power_levels", "")
+            .and_then(|pl| pl.content_value().get(action).and_then(as_level))
+            .unwrap_or(default)
+    }
+
+    /// The level needed to send an event of a type.
+    pub fn event_power(&self, kind: &str, is_state: bool) -> i64 {
+        let Some(pl) = self.get("m.room.power_levels", "") else {
+            return if is_state { 50 } else { 0 };
+        };
+        let content = pl.content_value();
+        let default_field = if is_state { "state_default" } else { "events_default" };
+        content
+            .get("events")
+            .and_then(|e| e.get(kind))
+            .and_then(as_level)
+            .or_else(|| content.get(default_field).and_then(as_level))
+            .unwrap_or(if is_state { 50 } else { 0 })
+    }
+
+    /// Where a new event from this template goes: after the newest event, with the auth events
+    /// the spec's selection algorithm picks from the current state.
+    pub fn position_for(&self, template: &EventTemplate) -> Result<Position<'_>, Refusal> {
+        let content = serde_json::value::to_raw_value(&template.content)
+            .map_err(|e| Refusal::Build(BuildError::Invalid(e.to_string())))?;
+        let kind = TimelineEventType::from(template.kind.as_str());
+        let types = ruma_state_res::auth_types_for_event(
+            &kind,
+            &template.sender,
+            template.state_key.as_deref(),
+            &content,
+            &self.version.rules.authorization,
+        )
+        .map_err(Refusal::Forbidden)?;
+        let auth_events = types
+            .iter()
+            .filter_map(|(t, k): &(StateEventType, String)| self.get(&t.to_string(), k))
+            .map(|e| e.event_id.clone())
+            .collect();
+        let (prev_events, depth) = match &self.head {
+            Some((id, depth)) => (vec![id.clone()], depth + 1),
+            None => (Vec::new(), 1),
+        };
+        Ok(Position { room_id: Some(&self.room_id), prev_events, auth_events, depth })
+    }
+
+    /// Builds, signs and authorizes a new event without applying it.
+    pub fn prepare(
+        &self,
+        template: &EventTemplate,
+        now: u64,
+        key: &ServerKey,
+        server_name: &str,
+    ) -> Result<Pdu, Refusal> {
+        let at = self.position_for(template)?;
+        let pdu = pdu::build(&self.version, template, at, now, key, server_name).map_err(Refusal::Build)?;
+        self.authorize(&pdu)?;
+        Ok(pdu)
+    }
+
+    /// The authorization rules of the room version, against the current state.
+    pub fn authorize(&self, pdu: &Pdu) -> Result<(), Refusal> {
+        let rules = &self.version.rules.authorization;
+        check_state_independent_auth_rules(rules, pdu, |id| self.by_id.get(id).map(|e| &**e))
+            .map_err(Refusal::Forbidden)?;
+        check_state_dependent_auth_rules(rules, pdu, |t: &StateEventType, k: &str| {
+            self.get(&t.to_string(), k).map(|e| &**e)
+        })
+        .map_err(Refusal::Forbidden)
+    }
+
+    /// Makes an accepted event the newest of the room, and part of its state if it is state.
+    pub fn apply(&mut self, pdu: Pdu) {
+        self.head = Some((pdu.event_id.clone(), pdu.depth));
+        if pdu.state_key.is_some() {
+            self.insert_state(Rc::new(pdu));
+        }
+    }
+
+    fn insert_state(&mut self, pdu: Rc<Pdu>) {
+        let Some(state_key) = pdu.state_key.clone() else { return };
+        let key = (pdu.kind.to_string(), state_key);
+        if let Some(old) = self.state.insert(key, pdu.clone()) {
+            self.by_id.remove(&old.event_id);
+        }
+        self.by_id.insert(pdu.event_id.clone(), pdu);
+    }
+}
+
+/// The create event of a new room, and the room's ID: the event's hash in v12, else `fresh_id`.
+pub fn create_event(
+    version: &RoomVersion,
+    template: &EventTemplate,
+    fresh_id: impl FnOnce() -> OwnedRoomId,
+    now: u64,
+    key: &ServerKey,
+    server_name: &str,
+) -> Result<(OwnedRoomId, Pdu), Refusal> {
+    let given = (!version.room_id_from_create_event()).then(fresh_id);
+    let at = Position { room_id: given.as_deref(), prev_events: Vec::new(), auth_events: Vec::new(), depth: 1 };
+    let pdu = pdu::build(version, template, at, now, key, server_name).map_err(Refusal::Build)?;
+    let room_id = match given {
+        Some(id) => id,
+        None => pdu::room_id_from_create_event(&pdu).map_err(|e| Refusal::Build(BuildError::Invalid(e)))?,
+    };
+    let room = RoomState::new(version.clone(), room_id.clone());
+    room.authorize(&pdu)?;
+    Ok((room_id, pdu))
+}
+
+/// Whether a user ID is one of a room's members with the given membership.
+pub fn has_membership(room: &RoomState, user_id: &UserId, membership: &str) -> bool {
+    room.membership(user_id.as_str()).as_deref() == Some(membership)
+}
+
+/// The v12 room ID check: the room ID names its create event.
+pub fn is_v2_room_id(room_id: &RoomId) -> bool {
+    room_id.server_name().is_none()
+}
+
+fn as_level(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma_common::{CanonicalJsonObject, OwnedUserId};
+
+    fn template(kind: &str, state_key: Option<&str>, sender: &str, content: serde_json::Value) -> EventTemplate {
+        EventTemplate {
+            kind: kind.into(),
+            state_key: state_key.map(Into::into),
+            sender: OwnedUserId::try_from(sender).unwrap(),
+            content: serde_json::from_value::<CanonicalJsonObject>(content).unwrap(),
+            redacts: None,
+        }
+    }
+
+    #[test]
+    fn a_v12_room_accepts_its_creator_and_refuses_a_stranger() {
+        let key = ServerKey::from_seed("ed25519:t", &super::super::signing::new_seed().unwrap()).unwrap();
+        let version = RoomVersion::parse("12").unwrap();
+        let alice = "@alice:hs";
+        let create = template("m.room.create", Some(""), alice, serde_json::json!({"room_version": "12"}));
+        let (room_id, create) =
+            create_event(&version, &create, || unreachable!("v12 IDs come from the hash"), 1, &key, "hs").unwrap();
+        assert!(is_v2_room_id(&room_id));
+        let mut room = RoomState::new(version, room_id);
+        room.apply(create);
+        let join = template("m.room.member", Some(alice), alice, serde_json::json!({"membership": "join"}));
+        let join = room.prepare(&join, 2, &key, "hs").unwrap();
+        room.apply(join);
+        assert_eq!(room.membership(alice).as_deref(), Some("join"));
+        assert_eq!(room.user_power(alice), i64::MAX);
+        let msg = template("m.room.message", None, alice, serde_json::json!({"body": "hi"}));
+        let msg = room.prepare(&msg, 3, &key, "hs").unwrap();
+        assert_eq!(msg.depth, 3);
+        room.apply(msg);
+        let stranger = template("m.room.message", None, "@bob:hs", serde_json::json!({"body": "hi"}));
+        assert!(matches!(room.prepare(&stranger, 4, &key, "hs"), Err(Refusal::Forbidden(_))));
+    }
+}

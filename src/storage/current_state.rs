@@ -1,0 +1,81 @@
+//! `current_state`: each room's state after its newest event, and the memberships indexed out of
+//! it.
+
+use serde::Deserialize;
+
+use super::events::StoredEvent;
+use super::{Db, Statement};
+use crate::error::Result;
+
+const UPSERT: &str = "INSERT INTO current_state (room_id, type, state_key, event_id, stream_ordering, membership) \
+     VALUES (?1, ?2, ?3, ?4, (SELECT stream_ordering FROM events WHERE event_id = ?4), ?5) \
+     ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, \
+     stream_ordering = excluded.stream_ordering, membership = excluded.membership";
+const STATE: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+     e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+     r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 ORDER BY e.stream_ordering";
+const MEMBERSHIP: &str = "SELECT membership, stream_ordering FROM current_state \
+     WHERE room_id = ?1 AND type = 'm.room.member' AND state_key = ?2";
+const ROOMS_WITH_MEMBERSHIP: &str = "SELECT room_id FROM current_state \
+     WHERE type = 'm.room.member' AND state_key = ?1 AND membership = ?2 ORDER BY room_id";
+const MEMBERS_WITH: &str = "SELECT state_key AS user_id FROM current_state \
+     WHERE room_id = ?1 AND type = 'm.room.member' AND membership = ?2 ORDER BY state_key";
+const MEMBER_COUNTS: &str = "SELECT membership, count(*) AS n FROM current_state \
+     WHERE room_id = ?1 AND type = 'm.room.member' GROUP BY membership";
+
+pub fn upsert(
+    db: &Db,
+    room_id: &str,
+    kind: &str,
+    state_key: &str,
+    event_id: &str,
+    membership: Option<&str>,
+) -> Result<Statement> {
+    db.prepare(UPSERT, &[&room_id, &kind, &state_key, &event_id, &membership])
+}
+
+/// The room's whole current state.
+pub async fn room_state(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
+    db.all(STATE, &[&room_id]).await
+}
+
+/// A user's current membership in a room and the position it took effect.
+pub async fn membership(db: &Db, room_id: &str, user_id: &str) -> Result<Option<(String, u64)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        membership: Option<String>,
+        stream_ordering: f64,
+    }
+    let row: Option<Row> = db.first(MEMBERSHIP, &[&room_id, &user_id]).await?;
+    Ok(row.map(|r| (r.membership.unwrap_or_default(), r.stream_ordering as u64)))
+}
+
+/// The rooms where a user's membership is `membership`.
+pub async fn rooms_with_membership(db: &Db, user_id: &str, membership: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+    }
+    Ok(db.all::<Row>(ROOMS_WITH_MEMBERSHIP, &[&user_id, &membership]).await?.into_iter().map(|r| r.room_id).collect())
+}
+
+/// The users of a room with the given membership.
+pub async fn members_with(db: &Db, room_id: &str, membership: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    Ok(db.all::<Row>(MEMBERS_WITH, &[&room_id, &membership]).await?.into_iter().map(|r| r.user_id).collect())
+}
+
+/// How many members a room has of each membership.
+pub async fn member_counts(db: &Db, room_id: &str) -> Result<Vec<(String, u64)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        membership: Option<String>,
+        n: f64,
+    }
+    let rows: Vec<Row> = db.all(MEMBER_COUNTS, &[&room_id]).await?;
+    Ok(rows.into_iter().map(|r| (r.membership.unwrap_or_default(), r.n as u64)).collect())
+}
