@@ -1,6 +1,8 @@
-"""Benchmarks a Stratus server: bundle size, cold start, request latency and the cost of a login."""
+"""Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login, and
+room sends and creation (latency, and throughput with concurrent senders)."""
 
 import argparse
+import itertools
 import os
 import signal
 import socket
@@ -9,6 +11,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 from pathlib import Path
 
 import httpx
@@ -28,6 +32,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--whoami", type=int, default=500, help="GET /account/whoami requests")
     parser.add_argument("--logins", type=int, default=200, help="POST /login requests")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted requests before each")
+    parser.add_argument("--sends", type=int, default=300, help="sends for the one-sender latency")
+    parser.add_argument("--creates", type=int, default=50, help="createRoom requests")
+    parser.add_argument("--throughput-sends", type=int, default=400, help="sends per throughput run")
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
@@ -162,6 +169,61 @@ def latencies(url: str, args: argparse.Namespace) -> tuple[dict, dict]:
     return no_hash, hash_
 
 
+def send_path(room_id: str, txn: str) -> str:
+    return f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/m.room.message/{txn}"
+
+
+def throughput(url: str, rooms: list[str], tokens: list[str], senders: int, total: int) -> float:
+    """Events per second with `senders` concurrent senders, sender i posting into
+    rooms[i % len(rooms)] with tokens[i], each over its own keep-alive connection."""
+    per_sender = total // senders
+
+    def run(i: int) -> None:
+        room_id, bearer = rooms[i % len(rooms)], {"Authorization": f"Bearer {tokens[i]}"}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for n in range(per_sender):
+                body = {"msgtype": "m.text", "body": f"{i}:{n}"}
+                response = client.put(send_path(room_id, f"t{i}-{n}-{uuid.uuid4().hex[:6]}"), json=body,
+                                      headers=bearer)
+                if response.status_code != 200:
+                    raise RuntimeError(f"send failed: {response.status_code} {response.text}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(run, range(senders)))
+    return senders * per_sender / (time.perf_counter() - start)
+
+
+def rooms_bench(url: str, args: argparse.Namespace) -> None:
+    """Send latency for one sender, createRoom latency, and send throughput into one room with
+    1, 4 and 16 concurrent senders and across 16 rooms at once."""
+    print("Rooms")
+    counter = itertools.count()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        tokens = [register(client, f"bench_{uuid.uuid4().hex[:12]}", "bench password") for _ in range(16)]
+        owner = {"Authorization": f"Bearer {tokens[0]}"}
+
+        def create() -> httpx.Response:
+            return client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, headers=owner)
+
+        latency("POST /createRoom (public_chat, v12)", create, args.creates, min(args.warmup, 5))
+        room_id = create().json()["room_id"]
+        body = {"msgtype": "m.text", "body": "bench"}
+        latency("PUT /send, one sender",
+                lambda: client.put(send_path(room_id, f"l{next(counter)}"), json=body, headers=owner),
+                args.sends, args.warmup)
+        rooms = [create().json()["room_id"] for _ in range(16)]
+        for token in tokens:
+            bearer = {"Authorization": f"Bearer {token}"}
+            for room in [room_id, *rooms]:
+                client.post(f"/_matrix/client/v3/rooms/{quote(room, safe='')}/join", json={}, headers=bearer)
+    for senders in (1, 4, 16):
+        rate = throughput(url, [room_id], tokens, senders, args.throughput_sends)
+        print(f"  send throughput into one room, {senders} concurrent senders: {rate:,.0f} events/s")
+    rate = throughput(url, rooms, tokens, 16, args.throughput_sends)
+    print(f"  send throughput across 16 rooms, one sender each: {rate:,.0f} events/s")
+
+
 def login_cost(no_hash: dict, hashed: dict) -> None:
     """workerd reports no per-request CPU time, so: what one password hash adds to a login."""
     cost = hashed["p50"] - no_hash["p50"]
@@ -180,6 +242,7 @@ def main() -> None:
     if args.serve and args.cold_starts > 0:
         cold_starts(args.serve, args.cold_starts)
     login_cost(*latencies(args.url, args))
+    rooms_bench(args.url, args)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,8 @@ use serde_json::json;
 use crate::config::AdminContact;
 use crate::error::{not_found, Result};
 use crate::http::Reply;
+use crate::room::versions;
 use crate::router::Ctx;
-
-/// The room versions this server can create and join, and the one it uses by default.
-pub const ROOM_VERSIONS: &[&str] = &["10", "11", "12"];
-pub const DEFAULT_ROOM_VERSION: &str = "12";
 
 /// The spec versions whose Client-Server API this server follows.
 const SPEC_VERSIONS: &[&str] = &[
@@ -45,11 +42,11 @@ pub async fn get_support(cx: Ctx) -> Result<Reply> {
 
 pub async fn get_capabilities(_cx: Ctx) -> Result<Reply> {
     let available: serde_json::Map<String, serde_json::Value> =
-        ROOM_VERSIONS.iter().map(|v| (v.to_string(), json!("stable"))).collect();
+        versions::SUPPORTED.iter().map(|v| (v.to_string(), json!("stable"))).collect();
     Reply::json(&json!({
         "capabilities": {
             "m.change_password": { "enabled": true },
-            "m.room_versions": { "default": DEFAULT_ROOM_VERSION, "available": available },
+            "m.room_versions": { "default": versions::DEFAULT, "available": available },
             "m.set_displayname": { "enabled": true },
             "m.set_avatar_url": { "enabled": true },
             "m.3pid_changes": { "enabled": false },

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::durable_objects::room::Facts;
-use crate::error::{forbidden, invalid_param, not_found, unknown, Result};
+use crate::error::{forbidden, invalid_param, not_found, unknown, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::router::Ctx;
@@ -119,15 +119,10 @@ async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
     let requester = cx.requester()?;
     let user = requester.user_id.clone();
     if requester.is_guest {
-        let access = crate::storage::events::state_entry_at(&cx.db, room_id.as_str(), "m.room.guest_access", "", u64::MAX >> 11)
-            .await?
-            .and_then(|e| serde_json::from_str::<Value>(&e.json).ok())
-            .and_then(|pdu| pdu["content"]["guest_access"].as_str().map(str::to_owned));
-        if access.as_deref() != Some("can_join") {
-            return Err(crate::error::Error::Matrix(crate::error::MatrixError::new(
-                crate::error::ErrorKind::GuestAccessForbidden,
-                "Guests may not join this room",
-            )));
+        let access = current_state::content_of(&cx.db, room_id.as_str(), "m.room.guest_access", "").await?;
+        let access = access.as_ref().and_then(|c| c.get("guest_access")).and_then(Value::as_str);
+        if access != Some("can_join") {
+            return Err(MatrixError::new(ErrorKind::GuestAccessForbidden, "Guests may not join this room").into());
         }
     }
     let content = with_profile(cx, &user, "join", body.reason).await?;

@@ -8,6 +8,7 @@ pub mod pdu;
 pub mod signing;
 pub mod state;
 pub mod versions;
+pub mod visibility;
 
 #[cfg(test)]
 mod auth_fixtures;

@@ -1,11 +1,19 @@
 //! The server's ed25519 signing key: built from its stored seed, it signs events and JSON
 //! objects, and publishes itself at `GET /_matrix/key/v2/server`.
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD_NO_PAD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use ruma_common::room_version_rules::RedactionRules;
 use ruma_common::CanonicalJsonObject;
 use ruma_signatures::Ed25519KeyPair;
+
+/// Seeds as other servers write them: unpadded or padded, and trailing bits not necessarily zero
+/// (the spec's own example seed has some).
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// PKCS#8 v1 framing of a bare ed25519 seed (RFC 8410): the key pair is read from this DER.
 const PKCS8_ED25519_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
@@ -26,7 +34,7 @@ impl ServerKey {
     /// The key with the given ID (`ed25519:<version>`) and unpadded-base64 seed.
     pub fn from_seed(key_id: &str, seed_b64: &str) -> Result<Self, String> {
         let version = key_id.strip_prefix("ed25519:").ok_or_else(|| format!("{key_id} is not an ed25519 key ID"))?;
-        let seed = STANDARD_NO_PAD.decode(seed_b64.trim_end_matches('=')).map_err(|e| e.to_string())?;
+        let seed = LENIENT.decode(seed_b64.trim_end_matches('=')).map_err(|e| e.to_string())?;
         if seed.len() != 32 {
             return Err(format!("the seed of {key_id} is {} bytes, not 32", seed.len()));
         }

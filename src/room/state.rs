@@ -73,10 +73,16 @@ impl RoomState {
         self.get(kind, state_key).and_then(|e| e.content_value().get(field).cloned())
     }
 
-    /// The creators of a room: its create event's sender and, from v12, its `additional_creators`.
+    /// The creators of a room: its create event's sender (`content.creator` before v11) and, from
+    /// v12, its `additional_creators`.
     pub fn creators(&self) -> Vec<String> {
         let Some(create) = self.get("m.room.create", "") else { return Vec::new() };
-        let mut creators = vec![create.sender.to_string()];
+        let creator = if self.version.rules.authorization.use_room_create_sender {
+            Some(create.sender.to_string())
+        } else {
+            create.content_value().get("creator").and_then(Value::as_str).map(str::to_owned)
+        };
+        let mut creators: Vec<String> = creator.into_iter().collect();
         if self.version.rules.authorization.additional_room_creators {
             if let Some(Value::Array(more)) = create.content_value().get("additional_creators") {
                 creators.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
@@ -174,10 +180,52 @@ impl RoomState {
         let rules = &self.version.rules.authorization;
         check_state_independent_auth_rules(rules, pdu, |id| self.by_id.get(id).map(|e| &**e))
             .map_err(Refusal::Forbidden)?;
+        self.check_what_the_library_leaves(pdu)?;
         check_state_dependent_auth_rules(rules, pdu, |t: &StateEventType, k: &str| {
             self.get(&t.to_string(), k).map(|e| &**e)
         })
         .map_err(Refusal::Forbidden)
+    }
+
+    /// The rules ruma-state-res assumes its caller checked: the create event names a known room
+    /// version; other events belong to this room, whose v12 ID names its create event; and a
+    /// restricted join carries the signature of the authorising user's server.
+    fn check_what_the_library_leaves(&self, pdu: &Pdu) -> Result<(), Refusal> {
+        let forbid = |why: &str| Err(Refusal::Forbidden(why.to_owned()));
+        if pdu.kind == TimelineEventType::RoomCreate {
+            let version = pdu.content_value().get("room_version").cloned();
+            let known = match &version {
+                None => true, // version 1, which the library judges
+                Some(Value::String(v)) => ruma_common::RoomVersionId::try_from(v.as_str())
+                    .is_ok_and(|id| id.rules().is_some()),
+                Some(_) => false,
+            };
+            return if known { Ok(()) } else { forbid("m.room.create names an unknown room version") };
+        }
+        if pdu.room_id.as_deref() != Some(&*self.room_id) {
+            return forbid("the event's room_id is not this room");
+        }
+        if self.version.room_id_from_create_event() {
+            let create = self.get("m.room.create", "");
+            let named = format!("${}", &self.room_id.as_str()[1..]);
+            if create.map(|c| c.event_id.as_str()) != Some(named.as_str()) {
+                return forbid("the room ID does not name the room's m.room.create event");
+            }
+        }
+        let content = pdu.content_value();
+        let authoriser = content.get("join_authorised_via_users_server").and_then(Value::as_str);
+        let is_join = content.get("membership").and_then(Value::as_str) == Some("join");
+        if let (true, Some(authoriser), true) = (pdu.kind == TimelineEventType::RoomMember, authoriser, is_join) {
+            let server = UserId::parse(authoriser).ok().map(|u| u.server_name().to_string());
+            let signed = serde_json::from_str::<Value>(&pdu.json)
+                .ok()
+                .and_then(|json| json.get("signatures").cloned())
+                .and_then(|s| server.filter(|name| s.get(name.as_str()).is_some()));
+            if signed.is_none() {
+                return forbid("a restricted join must be signed by the authorising user's server");
+            }
+        }
+        Ok(())
     }
 
     /// Makes an accepted event the newest of the room, and part of its state if it is state.

@@ -79,3 +79,38 @@ pub async fn member_counts(db: &Db, room_id: &str) -> Result<Vec<(String, u64)>>
     let rows: Vec<Row> = db.all(MEMBER_COUNTS, &[&room_id]).await?;
     Ok(rows.into_iter().map(|r| (r.membership.unwrap_or_default(), r.n as u64)).collect())
 }
+
+/// The content of one current state entry, as JSON.
+pub async fn content_of(db: &Db, room_id: &str, kind: &str, state_key: &str) -> Result<Option<serde_json::Value>> {
+    #[derive(Deserialize)]
+    struct Row {
+        content: Option<String>,
+    }
+    let sql = "SELECT json_extract(e.json, '$.content') AS content FROM current_state cs \
+         JOIN events e ON e.event_id = cs.event_id WHERE cs.room_id = ?1 AND cs.type = ?2 AND cs.state_key = ?3";
+    let row: Option<Row> = db.first(sql, &[&room_id, &kind, &state_key]).await?;
+    Ok(row.and_then(|r| r.content).and_then(|c| serde_json::from_str(&c).ok()))
+}
+
+const POWER_STATE: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+     e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+     r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 AND ((cs.state_key = '' \
+     AND cs.type IN ('m.room.create', 'm.room.power_levels')) OR (cs.type = 'm.room.member' AND cs.state_key = ?2)) \
+     ORDER BY e.stream_ordering";
+
+/// What decides a user's power in a room: its create event, its power levels and the user's
+/// membership event, those of them that exist.
+pub async fn power_state(db: &Db, room_id: &str, user_id: &str) -> Result<Vec<StoredEvent>> {
+    db.all(POWER_STATE, &[&room_id, &user_id]).await
+}
+
+/// The room's current `m.room.member` events, by user ID.
+pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
+    let sql = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+         e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+         r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+         LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 AND cs.type = 'm.room.member' \
+         ORDER BY cs.state_key";
+    db.all(sql, &[&room_id]).await
+}
