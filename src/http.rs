@@ -68,6 +68,15 @@ impl Incoming {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         parse_json_object(&self.body)
     }
+
+    /// Like [`Incoming::json`], but no body at all reads as `{}`: clients send none to endpoints
+    /// whose fields are all optional (join, leave, redact).
+    pub fn json_or_empty<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.body.is_empty() {
+            return parse_json_object(b"{}");
+        }
+        parse_json_object(&self.body)
+    }
 }
 
 fn too_large(max_body: usize) -> Error {

@@ -44,7 +44,7 @@ pub async fn join_room_by_id_or_alias(cx: Ctx) -> Result<Reply> {
 
 pub async fn knock_room(cx: Ctx) -> Result<Reply> {
     let room_id = resolve_room(&cx, cx.param("roomIdOrAlias")).await?;
-    let body: ReasonBody = cx.req.json()?;
+    let body: ReasonBody = cx.req.json_or_empty()?;
     let user = cx.requester()?.user_id.clone();
     let content = with_profile(&cx, &user, "knock", body.reason).await?;
     send_member(&cx, &room_id, &user, content, Facts::default()).await?;
@@ -62,7 +62,7 @@ pub async fn invite_user(cx: Ctx) -> Result<Reply> {
 
 pub async fn leave_room(cx: Ctx) -> Result<Reply> {
     let room_id = room_id_param(&cx)?;
-    let body: ReasonBody = cx.req.json()?;
+    let body: ReasonBody = cx.req.json_or_empty()?;
     let user = cx.requester()?.user_id.clone();
     send_member(&cx, &room_id, &user, membership("leave", body.reason), Facts::default()).await?;
     Ok(Reply::empty())
@@ -115,7 +115,7 @@ pub async fn unban_user(cx: Ctx) -> Result<Reply> {
 }
 
 async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
-    let body: ReasonBody = cx.req.json()?;
+    let body: ReasonBody = cx.req.json_or_empty()?;
     let requester = cx.requester()?;
     let user = requester.user_id.clone();
     if requester.is_guest {

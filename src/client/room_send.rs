@@ -13,7 +13,7 @@ use crate::router::Ctx;
 use crate::storage::events;
 
 use super::create_room::validate_power_levels;
-use super::rooms::{content_body, room_id_param, send_event, txn};
+use super::rooms::{content_body, room_id_param, send_event, to_content, txn};
 
 /// The spec's bound on event types and state keys, in bytes.
 const MAX_ID_BYTES: usize = 255;
@@ -64,7 +64,7 @@ pub async fn redact_event(cx: Ctx) -> Result<Reply> {
     let room_id = room_id_param(&cx)?;
     let target = cx.param("eventId").to_owned();
     let facts = redaction_facts(&cx, &room_id, &target).await?;
-    let mut content = content_body(&cx)?;
+    let mut content = to_content(cx.req.json_or_empty()?)?;
     content.retain(|k, _| k == "reason");
     let template = EventTemplate {
         kind: "m.room.redaction".into(),

@@ -18,7 +18,11 @@ pub fn room_id_param(cx: &Ctx) -> Result<OwnedRoomId> {
 }
 
 pub fn parse_room_id(raw: &str) -> Result<OwnedRoomId> {
-    <&RoomId>::try_from(raw).map(ToOwned::to_owned).map_err(|_| invalid_param(format!("{raw:?} is not a room ID")))
+    let invalid = || invalid_param(format!("{raw:?} is not a room ID"));
+    if raw.len() < 2 || raw.len() > 255 {
+        return Err(invalid());
+    }
+    <&RoomId>::try_from(raw).map(ToOwned::to_owned).map_err(|_| invalid())
 }
 
 /// The version of a room this server has: `M_NOT_FOUND` for one it does not.

@@ -232,6 +232,7 @@ class Server:
 
     def __init__(self, config: dict[str, str], workdir: Path):
         self.config = config
+        self.workdir = workdir
         workdir.mkdir(parents=True)
         port, inspector = free_port(), free_port()
         self.url = f"http://127.0.0.1:{port}"

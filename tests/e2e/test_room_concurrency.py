@@ -22,7 +22,7 @@ def own_server(server_factory):
 
 
 def d1_rows(server, sql: str, *params) -> list[tuple]:
-    files = list((server.workdir / "state" / "v3" / "d1").rglob("*.sqlite"))
+    files = [f for f in (server.workdir / "state" / "v3" / "d1").rglob("*.sqlite") if f.name != "metadata.sqlite"]
     assert len(files) == 1, files
     with sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True) as db:
         return db.execute(sql, params).fetchall()

@@ -2,14 +2,16 @@
 
 import pytest
 
-from conftest import V3, assert_error, assert_ok, path_quote, unique_name
+from conftest import V3, assert_error, assert_ok, describe, path_quote, unique_name
 from rooms import create_room, invite, join, room_path, send_message, send_state, state_event
 
 VERSIONS = ["10", "11", "12"]
 
 
 def current_state(user, room_id) -> dict[tuple[str, str], dict]:
-    events = assert_ok(user.get(room_path(room_id, "state")))
+    resp = user.get(room_path(room_id, "state"))
+    assert resp.status_code == 200, describe(resp)
+    events = resp.json()
     return {(e["type"], e["state_key"]): e for e in events}
 
 
@@ -131,7 +133,7 @@ def test_room_alias_name_is_claimed_once(user, new_user):
     ({"power_level_content_override": {"users_default": "high"}}, "M_BAD_JSON"),
     ({"power_level_content_override": {"users": {"nobody": 5}}}, "M_BAD_JSON"),
     ({"power_level_content_override": {"ban": 1.5}}, "M_BAD_JSON"),
-    ({"initial_state": [{"type": "x"}]}, "M_BAD_JSON"),
+    ({"initial_state": [{"type": "x"}]}, {"M_BAD_JSON", "M_MISSING_PARAM"}),
     ({"creation_content": [1]}, "M_BAD_JSON"),
     ({"name": 5}, "M_BAD_JSON"),
 ])
@@ -182,8 +184,12 @@ def test_others_state_keys_and_power_levels_are_enforced(user, new_user):
         resp = member.put(room_path(room_id, "state", event_type, key), json=content)
         body = assert_error(resp, 403, "M_FORBIDDEN")
         assert body["error"], "the refusal says why"
-    # A member may set state keyed by its own user ID.
+    # With the state level, a member may set state keyed by its own user ID, and still not another's.
+    levels = state_event(user, room_id, "m.room.power_levels")
+    send_state(user, room_id, "m.room.power_levels", {**levels, "users": {member.user_id: 50}})
     send_state(member, room_id, "org.example.profile", {"x": 1}, state_key=member.user_id)
+    resp = member.put(room_path(room_id, "state", "org.example.profile", user.user_id), json={"x": 2})
+    assert_error(resp, 403, "M_FORBIDDEN")
 
 
 def test_sending_needs_membership_and_a_known_room(user, new_user):
