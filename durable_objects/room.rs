@@ -426,7 +426,9 @@ async fn load(cx: &Context, jobs: &[Job]) -> Result<Option<RoomState>> {
     let mut state = Vec::new();
     for e in current_state::room_state(&cx.db, room_id.as_str()).await? {
         let id = OwnedEventId::try_from(e.event_id).map_err(|e| internal("stored event ID", e))?;
-        state.push(Pdu::from_json(id, e.json).map_err(|e| internal("stored event", e))?);
+        let pdu = Pdu::from_json(id, e.json).map_err(|e| internal("stored event", e))?;
+        // The rules see a redacted state event as redacted.
+        state.push(if e.redaction_id.is_some() { pdu.redacted(&version.rules) } else { pdu });
     }
     Ok(Some(RoomState::load(version, room_id, state, (head_id, head.depth as u64))))
 }

@@ -16,6 +16,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadJson,
+    /// A resource that already exists, where the spec answers 409 (a taken room alias).
+    Conflict,
     Forbidden,
     GuestAccessForbidden,
     InvalidParam,
@@ -54,6 +56,7 @@ impl ErrorKind {
         use ErrorKind::*;
         &[
             BadJson,
+            Conflict,
             Forbidden,
             GuestAccessForbidden,
             InvalidParam,
@@ -89,6 +92,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadJson => ("M_BAD_JSON", 400),
+            Conflict => ("M_UNKNOWN", 409),
             Forbidden => ("M_FORBIDDEN", 403),
             GuestAccessForbidden => ("M_GUEST_ACCESS_FORBIDDEN", 403),
             InvalidParam => ("M_INVALID_PARAM", 400),

@@ -106,6 +106,9 @@ pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
         let kind = match e.classify() {
             Category::Data if message.starts_with("missing field") => ErrorKind::MissingParam,
             Category::Data => ErrorKind::BadJson,
+            // serde reports some shape errors (an enum given a number) as syntax: valid JSON of
+            // the wrong shape is still M_BAD_JSON.
+            Category::Syntax if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => ErrorKind::BadJson,
             Category::Syntax | Category::Eof | Category::Io => ErrorKind::NotJson,
         };
         let message = match kind {

@@ -230,8 +230,8 @@ pub fn template(kind: &str, state_key: Option<&str>, sender: &UserId, content: V
 
 /// `#name:server` from a `room_alias_name`.
 fn local_alias(name: &str, server_name: &str) -> Result<String> {
-    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
-        return Err(invalid_param("room_alias_name may not be empty or contain ':' or whitespace"));
+    if name.is_empty() || name.contains(':') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid_param("room_alias_name may not be empty or contain ':', whitespace or control characters"));
     }
     let alias = format!("#{name}:{server_name}");
     RoomAliasId::parse(alias.as_str()).map_err(|_| invalid_param(format!("{alias:?} is not a valid room alias")))?;

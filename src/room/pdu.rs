@@ -109,6 +109,15 @@ impl Pdu {
         })
     }
 
+    /// The same event with its content redacted by the room version's rules: what the
+    /// authorization rules see of a state event once it is redacted.
+    pub fn redacted(&self, rules: &RoomVersionRules) -> Pdu {
+        let mut content: CanonicalJsonObject = serde_json::from_str(self.content.get()).unwrap_or_default();
+        ruma_common::canonical_json::redact_content_in_place(&mut content, &rules.redaction, self.kind.to_string());
+        let raw = serde_json::value::to_raw_value(&content).unwrap_or_else(|_| self.content.clone());
+        Pdu { content: raw, ..self.clone() }
+    }
+
     /// The content as a JSON value.
     pub fn content_value(&self) -> Value {
         serde_json::from_str(self.content.get()).unwrap_or(Value::Null)

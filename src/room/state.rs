@@ -231,6 +231,9 @@ impl RoomState {
     /// Makes an accepted event the newest of the room, and part of its state if it is state.
     pub fn apply(&mut self, pdu: Pdu) {
         self.head = Some((pdu.event_id.clone(), pdu.depth));
+        if let Some(target) = pdu.redacts.as_ref().and_then(|id| self.by_id.get(id)).cloned() {
+            self.insert_state(Rc::new(target.redacted(&self.version.rules)));
+        }
         if pdu.state_key.is_some() {
             self.insert_state(Rc::new(pdu));
         }
@@ -240,7 +243,9 @@ impl RoomState {
         let Some(state_key) = pdu.state_key.clone() else { return };
         let key = (pdu.kind.to_string(), state_key);
         if let Some(old) = self.state.insert(key, pdu.clone()) {
-            self.by_id.remove(&old.event_id);
+            if old.event_id != pdu.event_id {
+                self.by_id.remove(&old.event_id);
+            }
         }
         self.by_id.insert(pdu.event_id.clone(), pdu);
     }
@@ -318,5 +323,35 @@ mod tests {
         room.apply(msg);
         let stranger = template("m.room.message", None, "@bob:hs", serde_json::json!({"body": "hi"}));
         assert!(matches!(room.prepare(&stranger, 4, &key, "hs"), Err(Refusal::Forbidden(_))));
+    }
+
+    #[test]
+    fn the_rules_see_a_redacted_state_event_redacted() {
+        // v10's redaction drops `invite` from power levels, so the invite level falls back to 0.
+        let key = ServerKey::from_seed("ed25519:t", &super::super::signing::new_seed().unwrap()).unwrap();
+        let version = RoomVersion::parse("10").unwrap();
+        let (alice, bob, carol) = ("@alice:hs", "@bob:hs", "@carol:hs");
+        let create = template("m.room.create", Some(""), alice, serde_json::json!({"creator": alice, "room_version": "10"}));
+        let (room_id, create) = create_event(&version, &create, || "!r:hs".try_into().unwrap(), 1, &key, "hs").unwrap();
+        let mut room = RoomState::new(version, room_id);
+        room.apply(create);
+        let power = serde_json::json!({"users": {alice: 100}, "invite": 100});
+        let steps = [
+            template("m.room.member", Some(alice), alice, serde_json::json!({"membership": "join"})),
+            template("m.room.power_levels", Some(""), alice, power),
+            template("m.room.join_rules", Some(""), alice, serde_json::json!({"join_rule": "public"})),
+            template("m.room.member", Some(bob), bob, serde_json::json!({"membership": "join"})),
+        ];
+        for step in steps {
+            let pdu = room.prepare(&step, 2, &key, "hs").unwrap();
+            room.apply(pdu);
+        }
+        let invite = template("m.room.member", Some(carol), bob, serde_json::json!({"membership": "invite"}));
+        assert!(room.prepare(&invite, 3, &key, "hs").is_err(), "the invite level is 100");
+        let mut redaction = template("m.room.redaction", None, alice, serde_json::json!({}));
+        redaction.redacts = Some(room.get("m.room.power_levels", "").unwrap().event_id.clone());
+        let redaction = room.prepare(&redaction, 4, &key, "hs").unwrap();
+        room.apply(redaction);
+        assert!(room.prepare(&invite, 5, &key, "hs").is_ok(), "redacted, the invite level is the default 0");
     }
 }

@@ -209,11 +209,6 @@ impl Timeline {
         }
         ranges
     }
-
-    /// Whether the user may see the event at `position`.
-    pub fn can_see(&self, position: u64) -> bool {
-        position <= self.head && self.visible_ranges().iter().any(|r| r.contains(position))
-    }
 }
 
 /// Whether a position lies in one of the ranges.
@@ -233,8 +228,8 @@ mod tests {
     }
 
     fn visible(changes: &[(u64, Change)], head: u64) -> Vec<u64> {
-        let t = Timeline::new(changes.to_vec(), head);
-        (0..=head + 2).filter(|p| t.can_see(*p)).collect()
+        let ranges = Timeline::new(changes.to_vec(), head).visible_ranges();
+        (0..=head + 2).filter(|p| in_ranges(&ranges, *p)).collect()
     }
 
     #[test]
@@ -332,9 +327,10 @@ mod tests {
         // A non-member sees the switch to world_readable and the switch away from it.
         assert_eq!(visible(&[(3, V(Joined)), (5, V(WorldReadable)), (8, V(Joined))], 10), vec![5, 6, 7, 8]);
         // A member who joined under `joined` and left sees the switch made while they were in.
-        assert_eq!(visible(&[(1, V(Joined)), (3, M(Join)), (5, V(Invited)), (6, M(Leave)), (8, V(Shared))], 9), vec![
-            0, 1, 3, 4, 5, 6
-        ]);
+        assert_eq!(
+            visible(&[(1, V(Joined)), (3, M(Join)), (5, V(Invited)), (6, M(Leave)), (8, V(Shared))], 9),
+            vec![0, 1, 3, 4, 5, 6]
+        );
     }
 
     #[test]
@@ -349,9 +345,8 @@ mod tests {
         let t = Timeline::new(vec![(1, M(Join)), (30, M(Leave))], 10);
         assert_eq!(t.current_membership(), Some((Join, 1)), "a change after the snapshot is dropped");
         assert_eq!(t.visible_ranges(), vec![r(0, 10)]);
-        assert!(t.can_see(10));
-        assert!(!t.can_see(11));
         assert!(in_ranges(&t.visible_ranges(), 0));
+        assert!(in_ranges(&t.visible_ranges(), 10));
         assert!(!in_ranges(&t.visible_ranges(), 11));
     }
 

@@ -80,16 +80,24 @@ pub async fn member_counts(db: &Db, room_id: &str) -> Result<Vec<(String, u64)>>
     Ok(rows.into_iter().map(|r| (r.membership.unwrap_or_default(), r.n as u64)).collect())
 }
 
-/// The content of one current state entry, as JSON.
+/// The content of one current state entry, as JSON, redacted if a redaction applies to it.
 pub async fn content_of(db: &Db, room_id: &str, kind: &str, state_key: &str) -> Result<Option<serde_json::Value>> {
     #[derive(Deserialize)]
     struct Row {
         content: Option<String>,
+        redacted_by: Option<String>,
+        room_version: String,
     }
-    let sql = "SELECT json_extract(e.json, '$.content') AS content FROM current_state cs \
-         JOIN events e ON e.event_id = cs.event_id WHERE cs.room_id = ?1 AND cs.type = ?2 AND cs.state_key = ?3";
-    let row: Option<Row> = db.first(sql, &[&room_id, &kind, &state_key]).await?;
-    Ok(row.and_then(|r| r.content).and_then(|c| serde_json::from_str(&c).ok()))
+    let sql = "SELECT json_extract(e.json, '$.content') AS content, e.redacted_by, r.room_version \
+         FROM current_state cs JOIN events e ON e.event_id = cs.event_id JOIN rooms r ON r.room_id = cs.room_id \
+         WHERE cs.room_id = ?1 AND cs.type = ?2 AND cs.state_key = ?3";
+    let Some(row) = db.first::<Row>(sql, &[&room_id, &kind, &state_key]).await? else { return Ok(None) };
+    let Some(content) = row.content.and_then(|c| serde_json::from_str(&c).ok()) else { return Ok(None) };
+    if row.redacted_by.is_none() {
+        return Ok(Some(content));
+    }
+    let version = crate::room::versions::RoomVersion::parse(&row.room_version)?;
+    Ok(Some(crate::room::client_format::redacted_content(content, kind, &version)))
 }
 
 const POWER_STATE: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \

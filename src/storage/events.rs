@@ -7,12 +7,15 @@ use serde::Deserialize;
 
 use super::{Db, Param, Statement};
 use crate::error::Result;
+use crate::room::visibility::Range;
 
 /// The columns of a [`StoredEvent`], with the redaction joined in as `r`.
 const COLUMNS: &str = "e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
      r.event_id AS redaction_id";
 const FROM: &str = "FROM events e LEFT JOIN events r ON r.event_id = e.redacted_by";
+/// [`FROM`] through the state index: without it SQLite reads every event of the room.
+const STATE_FROM: &str = "FROM events e INDEXED BY events_state LEFT JOIN events r ON r.event_id = e.redacted_by";
 
 const INSERT: &str = "INSERT INTO events (event_id, room_id, depth, type, state_key, sender, origin_server_ts, \
      membership, relates_to, rel_type, contains_url, txn_device_id, txn_id, prev_state, json) \
@@ -129,7 +132,7 @@ pub async fn get(db: &Db, event_id: &str) -> Result<Option<StoredEvent>> {
 /// The state of a room just after stream position `at`: the newest event of each state key.
 pub async fn state_at(db: &Db, room_id: &str, at: u64) -> Result<Vec<StoredEvent>> {
     let sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.state_key IS NOT NULL AND e.stream_ordering = \
+        "SELECT {COLUMNS} {STATE_FROM} WHERE e.room_id = ?1 AND e.state_key IS NOT NULL AND e.stream_ordering = \
          (SELECT max(s.stream_ordering) FROM events s WHERE s.room_id = ?1 AND s.type = e.type \
           AND s.state_key = e.state_key AND s.stream_ordering <= ?2) ORDER BY e.stream_ordering"
     );
@@ -165,6 +168,10 @@ pub struct EventSelection {
     /// Only events relating to this one (`relates_to`), with this `rel_type` and event type.
     pub relates_to: Option<String>,
     pub rel_type: Option<String>,
+    /// Only events at these stream positions: what history visibility lets the reader see.
+    pub visible: Option<Vec<Range>>,
+    /// Leave out redacted events (a redacted relation no longer relates).
+    pub exclude_redacted: bool,
 }
 
 /// A page of a room's events strictly between the positions `from` and `to` (either may be
@@ -178,7 +185,12 @@ pub async fn page(
     selection: &EventSelection,
     limit: u64,
 ) -> Result<Vec<StoredEvent>> {
-    let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1");
+    // Relations are found through their own index; the room's would scan the whole room.
+    let from_clause = match selection.relates_to {
+        Some(_) => FROM.replacen("events e", "events e INDEXED BY events_relations", 1),
+        None => FROM.to_owned(),
+    };
+    let mut sql = format!("SELECT {COLUMNS} {from_clause} WHERE e.room_id = ?1");
     let mut params: Vec<Box<dyn Param>> = vec![Box::new(room_id.to_owned())];
     let mut bind = |sql: &mut String, fragment: &str, value: Box<dyn Param>| {
         params.push(value);
@@ -194,28 +206,46 @@ pub async fn page(
     if let Some(after) = after {
         bind(&mut sql, " AND e.stream_ordering > ?", Box::new(after));
     }
+    // Each list is one JSON array parameter: D1 binds at most 100 parameters per statement.
+    let json_list = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
     if let Some(types) = &selection.types {
-        sql.push_str(" AND (0");
-        for t in types {
-            bind(&mut sql, " OR e.type GLOB ?", Box::new(glob(t)));
-        }
-        sql.push(')');
+        let globs: Vec<String> = types.iter().map(|t| glob(t)).collect();
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
+            Box::new(json_list(&globs)),
+        );
     }
-    for t in &selection.not_types {
-        bind(&mut sql, " AND e.type NOT GLOB ?", Box::new(glob(t)));
+    if !selection.not_types.is_empty() {
+        let globs: Vec<String> = selection.not_types.iter().map(|t| glob(t)).collect();
+        bind(
+            &mut sql,
+            " AND NOT EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
+            Box::new(json_list(&globs)),
+        );
     }
     if let Some(senders) = &selection.senders {
-        sql.push_str(" AND (0");
-        for s in senders {
-            bind(&mut sql, " OR e.sender = ?", Box::new(s.clone()));
-        }
-        sql.push(')');
+        bind(&mut sql, " AND e.sender IN (SELECT value FROM json_each(?))", Box::new(json_list(senders)));
     }
-    for s in &selection.not_senders {
-        bind(&mut sql, " AND e.sender != ?", Box::new(s.clone()));
+    if !selection.not_senders.is_empty() {
+        bind(
+            &mut sql,
+            " AND e.sender NOT IN (SELECT value FROM json_each(?))",
+            Box::new(json_list(&selection.not_senders)),
+        );
     }
-    if let Some(contains_url) = selection.contains_url {
-        bind(&mut sql, " AND e.contains_url = ?", Box::new(contains_url));
+    // A redacted event has lost its `url` with the rest of its content.
+    match selection.contains_url {
+        Some(true) => sql.push_str(" AND e.contains_url = 1 AND e.redacted_by IS NULL"),
+        Some(false) => sql.push_str(" AND (e.contains_url = 0 OR e.redacted_by IS NOT NULL)"),
+        None => {}
+    }
+    if selection.exclude_redacted {
+        sql.push_str(" AND e.redacted_by IS NULL");
+    }
+    if let Some(visible) = &selection.visible {
+        sql.push_str(" AND ");
+        sql.push_str(&positions_clause("e.stream_ordering", visible));
     }
     if let Some(relates_to) = &selection.relates_to {
         bind(&mut sql, " AND e.relates_to = ?", Box::new(relates_to.clone()));
@@ -232,36 +262,6 @@ pub async fn page(
 /// A filter's event type pattern as a GLOB: `*` stays a wildcard, other GLOB syntax is literal.
 fn glob(pattern: &str) -> String {
     pattern.replace('[', "[[]").replace('?', "[?]")
-}
-
-/// Thread roots of a room with their newest reply's position, newest first, before `before`.
-pub async fn thread_roots(db: &Db, room_id: &str, before: Option<u64>, limit: u64) -> Result<Vec<(String, u64)>> {
-    #[derive(Deserialize)]
-    struct Row {
-        root: String,
-        latest: f64,
-    }
-    let sql = "SELECT relates_to AS root, max(stream_ordering) AS latest FROM events \
-         WHERE room_id = ?1 AND rel_type = 'm.thread' GROUP BY relates_to HAVING latest < ?2 \
-         ORDER BY latest DESC LIMIT ?3";
-    let before = before.unwrap_or(u64::MAX >> 11);
-    let rows: Vec<Row> = db.all(sql, &[&room_id, &before, &limit]).await?;
-    Ok(rows.into_iter().map(|r| (r.root, r.latest as u64)).collect())
-}
-
-/// The event closest to a timestamp in a direction: at or after it (forward), at or before it.
-pub async fn closest_to_ts(db: &Db, room_id: &str, ts: u64, dir: Direction) -> Result<Option<StoredEvent>> {
-    let sql = match dir {
-        Direction::Forward => format!(
-            "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.origin_server_ts >= ?2 \
-             ORDER BY e.origin_server_ts ASC, e.stream_ordering ASC LIMIT 1"
-        ),
-        Direction::Backward => format!(
-            "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.origin_server_ts <= ?2 \
-             ORDER BY e.origin_server_ts DESC, e.stream_ordering DESC LIMIT 1"
-        ),
-    };
-    db.first(&sql, &[&room_id, &ts]).await
 }
 
 /// A user's membership event in a room at or before a position: `(membership, stream_ordering)`.
@@ -295,4 +295,187 @@ pub async fn state_changes(db: &Db, room_id: &str, after: u64, upto: u64, types:
     sql.push_str(") ORDER BY e.stream_ordering");
     let refs: Vec<&dyn Param> = params.iter().map(|p| p.as_ref()).collect();
     db.all(&sql, &refs).await
+}
+
+/// The most ranges of positions a query spells out; past it, their hull, and the caller filters.
+const MAX_SPELLED_RANGES: usize = 64;
+
+/// An SQL condition that `column` lies in one of the ranges (none: false). The numbers are ours,
+/// written inline, so any number of ranges costs no bound parameter. The unary `+` keeps SQLite
+/// from scanning the whole table by rowid instead of using the room's index. Past
+/// [`MAX_SPELLED_RANGES`] the condition is the ranges' hull, which lets through positions
+/// between the ranges: callers check each row again.
+pub fn positions_clause(column: &str, ranges: &[Range]) -> String {
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else { return "0".to_owned() };
+    let hull = [Range { first: first.first, last: last.last }];
+    let ranges = if ranges.len() > MAX_SPELLED_RANGES { &hull[..] } else { ranges };
+    let terms: Vec<String> = ranges
+        .iter()
+        .map(|r| match r.first == r.last {
+            true => format!("+{column} = {}", r.first),
+            false => format!("+{column} BETWEEN {} AND {}", r.first, r.last),
+        })
+        .collect();
+    format!("({})", terms.join(" OR "))
+}
+
+/// One row of a user's visibility timeline in a room: a history visibility setting, one of the
+/// user's memberships, or the `head` row (the snapshot position, and whether the user forgot
+/// the room).
+#[derive(Debug, Deserialize)]
+pub struct TimelineRow {
+    pub stream_ordering: f64,
+    /// `m.room.history_visibility`, `m.room.member` or `head`.
+    pub kind: String,
+    pub membership: Option<String>,
+    pub visibility: Option<String>,
+    /// On the `head` row: 1 when the user forgot the room.
+    pub forgotten: Option<f64>,
+}
+
+/// Every history visibility setting of a room and every membership of one user in it, and the
+/// highest committed stream position, all read at one snapshot. Both lookups use
+/// `events_state`. The `head` row also reads `forgotten_rooms`, so that the user's whole view
+/// of the room takes one query.
+pub async fn visibility_timeline(db: &Db, room_id: &str, user_id: &str) -> Result<Vec<TimelineRow>> {
+    let sql = "SELECT stream_ordering, type AS kind, NULL AS membership, \
+         json_extract(json, '$.content.history_visibility') AS visibility, NULL AS forgotten FROM events \
+         WHERE room_id = ?1 AND type = 'm.room.history_visibility' AND state_key = '' \
+         UNION ALL SELECT stream_ordering, type, membership, NULL, NULL FROM events \
+         WHERE room_id = ?1 AND type = 'm.room.member' AND state_key = ?2 \
+         UNION ALL SELECT (SELECT coalesce(max(stream_ordering), 0) FROM events), 'head', NULL, NULL, \
+         EXISTS (SELECT 1 FROM forgotten_rooms WHERE user_id = ?2 AND room_id = ?1)";
+    db.all(sql, &[&room_id, &user_id]).await
+}
+
+/// The state events of one type in a room just after stream position `at`.
+pub async fn state_of_type_at(db: &Db, room_id: &str, kind: &str, at: u64) -> Result<Vec<StoredEvent>> {
+    let sql = format!(
+        "SELECT {COLUMNS} {STATE_FROM} WHERE e.room_id = ?1 AND e.type = ?2 AND e.state_key IS NOT NULL \
+         AND e.stream_ordering = (SELECT max(s.stream_ordering) FROM events s WHERE s.room_id = ?1 AND s.type = ?2 \
+          AND s.state_key = e.state_key AND s.stream_ordering <= ?3) ORDER BY e.stream_ordering"
+    );
+    db.all(&sql, &[&room_id, &kind, &at]).await
+}
+
+/// The membership events of some users in a room just after stream position `at`.
+pub async fn members_at(db: &Db, room_id: &str, user_ids: &[String], at: u64) -> Result<Vec<StoredEvent>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} {STATE_FROM} WHERE e.room_id = ?1 AND e.type = 'm.room.member' \
+         AND e.state_key IN (SELECT value FROM json_each(?2)) \
+         AND e.stream_ordering = (SELECT max(s.stream_ordering) FROM events s WHERE s.room_id = ?1 \
+          AND s.type = 'm.room.member' AND s.state_key = e.state_key AND s.stream_ordering <= ?3) \
+         ORDER BY e.stream_ordering"
+    );
+    let users = serde_json::Value::from(user_ids.to_vec()).to_string();
+    db.all(&sql, &[&room_id, &users, &at]).await
+}
+
+/// Events by ID, in stream order; unknown IDs are left out.
+pub async fn get_many(db: &Db, event_ids: &[String]) -> Result<Vec<StoredEvent>> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE e.event_id IN (SELECT value FROM json_each(?1)) ORDER BY e.stream_ordering"
+    );
+    db.all(&sql, &[&serde_json::Value::from(event_ids.to_vec()).to_string()]).await
+}
+
+/// The visible event closest to a timestamp in a direction: at or after it (forward), or at or
+/// before it (backward). Uses `events_by_time`, whose entries end with the rowid.
+pub async fn closest_visible_to_ts(
+    db: &Db,
+    room_id: &str,
+    ts: u64,
+    dir: Direction,
+    visible: &[Range],
+) -> Result<Vec<StoredEvent>> {
+    let positions = positions_clause("e.stream_ordering", visible);
+    let sql = match dir {
+        Direction::Forward => format!(
+            "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.origin_server_ts >= ?2 AND {positions} \
+             ORDER BY e.origin_server_ts ASC, e.stream_ordering ASC LIMIT 20"
+        ),
+        Direction::Backward => format!(
+            "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.origin_server_ts <= ?2 AND {positions} \
+             ORDER BY e.origin_server_ts DESC, e.stream_ordering DESC LIMIT 20"
+        ),
+    };
+    db.all(&sql, &[&room_id, &ts]).await
+}
+
+/// A thread as a reader sees it: its root, its newest reply and how many replies it has, among
+/// the replies the reader may see.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadSummary {
+    pub root: String,
+    /// The newest visible reply's stream position and ID.
+    pub latest: f64,
+    pub latest_id: String,
+    pub count: f64,
+    /// 1 when the reader sent the root or a reply.
+    pub participated: f64,
+}
+
+/// What [`thread_summaries`] looks at.
+#[derive(Debug, Clone)]
+pub struct ThreadQuery<'a> {
+    pub room_id: &'a str,
+    /// The reader, for `participated`.
+    pub user_id: &'a str,
+    /// The positions the reader may see: replies and roots outside them do not count.
+    pub visible: &'a [Range],
+    /// Only these roots (through `events_relations`); else every thread of the room (through
+    /// `events_threads`).
+    pub roots: Option<&'a [String]>,
+    /// Only threads whose newest visible reply is at or before this position.
+    pub up_to: Option<u64>,
+    pub participated_only: bool,
+    pub limit: u64,
+}
+
+/// Threads with their newest visible reply first. Redacted replies no longer relate, and are
+/// left out.
+pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<ThreadSummary>> {
+    let replies = positions_clause("t.stream_ordering", q.visible);
+    let roots_visible = positions_clause("r.stream_ordering", q.visible);
+    let (index, only_roots) = match q.roots {
+        Some(_) => ("events_relations", " AND t.relates_to IN (SELECT value FROM json_each(?5))"),
+        None => ("events_threads", " AND ?5 IS NULL"),
+    };
+    let participated = if q.participated_only { " AND participated = 1" } else { "" };
+    // The newest reply's ID: SQLite takes bare columns from the row that holds the max(), when
+    // the query has only the one max() or min().
+    let sql = format!(
+        "SELECT t.relates_to AS root, max(t.stream_ordering) AS latest, t.event_id AS latest_id, \
+         count(*) AS count, sum(t.sender = ?2 OR r.sender = ?2) > 0 AS participated \
+         FROM events t INDEXED BY {index} CROSS JOIN events r ON r.event_id = t.relates_to \
+         WHERE t.room_id = ?1 AND t.rel_type = 'm.thread' AND t.redacted_by IS NULL AND r.room_id = ?1 \
+         AND {replies} AND {roots_visible}{only_roots} \
+         GROUP BY t.relates_to HAVING latest <= ?3{participated} ORDER BY latest DESC LIMIT ?4"
+    );
+    let up_to = q.up_to.unwrap_or(u64::MAX >> 11);
+    let roots = q.roots.map(|r| serde_json::Value::from(r.to_vec()).to_string());
+    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
+}
+
+#[cfg(test)]
+mod positions_tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_spelled_out_and_hidden_from_the_index() {
+        assert_eq!(positions_clause("e.stream_ordering", &[]), "0");
+        let ranges = [Range { first: 0, last: 4 }, Range { first: 9, last: 9 }];
+        assert_eq!(
+            positions_clause("e.stream_ordering", &ranges),
+            "(+e.stream_ordering BETWEEN 0 AND 4 OR +e.stream_ordering = 9)"
+        );
+        let many: Vec<Range> = (0..100).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
+        assert_eq!(positions_clause("t.stream_ordering", &many), "(+t.stream_ordering BETWEEN 0 AND 991)");
+    }
 }

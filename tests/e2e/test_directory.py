@@ -104,6 +104,20 @@ def test_who_may_change_visibility(user, new_user, client):
     assert visibility(client, room_id) == "public"
 
 
+def test_the_room_creator_may_change_visibility_while_in_the_room(user, client):
+    room_id = create_room(user, room_version="11")
+    # The creator steps down to level 0, below m.room.canonical_alias ...
+    power = state_event(user, room_id, "m.room.power_levels")
+    power["users"][user.user_id] = 0
+    send_state(user, room_id, "m.room.power_levels", power)
+    # ... and still may publish the room (Synapse lets only moderators; the spec suggests the creator).
+    assert_ok(set_visibility(user, room_id, "public"))
+    assert visibility(client, room_id) == "public"
+    assert_ok(user.post(room_path(room_id, "leave"), json={}))
+    assert_error(set_visibility(user, room_id, "private"), 403, "M_FORBIDDEN")
+    assert visibility(client, room_id) == "public"
+
+
 def test_set_visibility_bad_requests(user, client):
     room_id = create_room(user)
     assert_error(set_visibility(user, room_id, "secret"), 400, "M_BAD_JSON")
