@@ -19,6 +19,7 @@ use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response,
 use crate::config::Config;
 use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
+use crate::room::client_format::redacted_content;
 use crate::room::pdu::{BuildError, EventTemplate, Pdu};
 use crate::room::signing::ServerKey;
 use crate::room::state::{Refusal, RoomState};
@@ -29,7 +30,8 @@ use crate::storage::events::{self, NewEvent, StreamOrdering};
 use crate::storage::{aliases, current_state, forgotten_rooms, rooms, rows, BatchError, Db, Statement};
 use crate::time::now_ms;
 
-/// What the worker asks of a room.
+/// What the worker asks of a room. Requests are JSON on the wire, so variant sizes don't matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RoomRequest {
@@ -59,6 +61,16 @@ pub struct Facts {
     pub redacted_sender: Option<String>,
     /// For a join: the rooms the joiner is in, for restricted join rules.
     pub joined_rooms: Vec<String>,
+    /// For a redaction of a state event: its type, state key and content.
+    pub redacted_state: Option<RedactedState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedactedState {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state_key: String,
+    pub content: Value,
 }
 
 /// A committed event.
@@ -321,10 +333,22 @@ impl Room {
                 let mut new_room = RoomState::new(version.clone(), room_id.clone());
                 new_room.authorize(&create).map_err(refusal)?;
                 let mut staged = Vec::new();
-                let mut room_statements =
-                    vec![rooms::insert(&cx.db, room_id.as_str(), version.id.as_str(), create.sender.as_str(), is_public, now)?];
+                let mut room_statements = vec![rooms::insert(
+                    &cx.db,
+                    room_id.as_str(),
+                    version.id.as_str(),
+                    create.sender.as_str(),
+                    is_public,
+                    now,
+                )?];
                 if let Some(alias) = &alias {
-                    room_statements.push(aliases::insert(&cx.db, alias, room_id.as_str(), create.sender.as_str(), now)?);
+                    room_statements.push(aliases::insert(
+                        &cx.db,
+                        alias,
+                        room_id.as_str(),
+                        create.sender.as_str(),
+                        now,
+                    )?);
                 }
                 stage(cx, &new_room, &create, None, &mut room_statements)?;
                 new_room.apply(create.clone());
@@ -360,6 +384,12 @@ impl Room {
                 let pdu = current.prepare(&template, now, &cx.key, &cx.server_name).map_err(refusal)?;
                 let mut staged = Vec::new();
                 stage(cx, current, &pdu, txn.as_ref(), &mut staged)?;
+                if let (Some(target), Some(state)) = (&pdu.redacts, &facts.redacted_state) {
+                    let content = redacted_content(state.content.clone(), &state.kind, &current.version).to_string();
+                    let room_id = current.room_id.as_str();
+                    let (kind, key) = (state.kind.as_str(), state.state_key.as_str());
+                    staged.push(events::redact_prev_state(&cx.db, room_id, target.as_str(), kind, key, &content)?);
+                }
                 if let Some(txn) = &txn {
                     staged.push(event_txns::insert(&cx.db, txn, pdu.event_id.as_str(), now)?);
                 }
@@ -421,7 +451,8 @@ async fn load(cx: &Context, jobs: &[Job]) -> Result<Option<RoomState>> {
     };
     let Some(row) = rooms::get(&cx.db, room_id.as_str()).await? else { return Ok(None) };
     let version = RoomVersion::parse(&row.room_version)?;
-    let head = events::head(&cx.db, room_id.as_str()).await?.ok_or_else(|| internal("room", "a room without events"))?;
+    let head =
+        events::head(&cx.db, room_id.as_str()).await?.ok_or_else(|| internal("room", "a room without events"))?;
     let head_id = OwnedEventId::try_from(head.event_id).map_err(|e| internal("stored event ID", e))?;
     let mut state = Vec::new();
     for e in current_state::room_state(&cx.db, room_id.as_str()).await? {
@@ -465,7 +496,14 @@ fn stage(cx: &Context, room: &RoomState, pdu: &Pdu, txn: Option<&Txn>, out: &mut
         },
     )?);
     if let Some(state_key) = &pdu.state_key {
-        out.push(current_state::upsert(&cx.db, room_id, &kind, state_key, pdu.event_id.as_str(), membership.as_deref())?);
+        out.push(current_state::upsert(
+            &cx.db,
+            room_id,
+            &kind,
+            state_key,
+            pdu.event_id.as_str(),
+            membership.as_deref(),
+        )?);
         if matches!(membership.as_deref(), Some("join" | "invite" | "knock")) {
             out.push(forgotten_rooms::delete(&cx.db, state_key, room_id)?);
         }

@@ -202,14 +202,28 @@ mod tests {
         assert_eq!(errcode(b"{\"name\": \"a\", \"name\": \"b\"}"), "M_BAD_JSON");
         assert_eq!(errcode(b"{\"name\": \"a\"} trailing"), "M_NOT_JSON");
         // A deep array is valid JSON but no object (skipped without recursion); inside an
-        // object, deep nesting stops at serde_json's depth limit.
+        // object, deep nesting stops at serde_json's depth limit: valid JSON we refuse to read.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(errcode(deep.as_bytes()), "M_BAD_JSON");
         assert_eq!(errcode("[".repeat(100_000).as_bytes()), "M_NOT_JSON");
         let deep_in_object = format!("{{\"x\": {deep}}}");
         let err =
             parse_json_object::<serde_json::Map<String, serde_json::Value>>(deep_in_object.as_bytes()).unwrap_err();
-        assert_eq!(err.matrix().unwrap().kind, ErrorKind::NotJson);
+        assert_eq!(err.matrix().unwrap().kind, ErrorKind::BadJson);
+        // A number where a string belongs is a shape error, whatever serde calls it.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            One,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct WithEnum {
+            #[allow(dead_code)]
+            kind: Kind,
+        }
+        let err = parse_json_object::<WithEnum>(b"{\"kind\": 5}").unwrap_err();
+        assert_eq!(err.matrix().unwrap().kind, ErrorKind::BadJson);
+        assert!(parse_json_object::<WithEnum>(b"{\"kind\": \"one\"}").is_ok());
     }
 
     #[test]

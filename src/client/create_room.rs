@@ -22,6 +22,8 @@ use crate::tokens::random_string;
 
 use super::rooms::to_content;
 
+/// The spec's preset names.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
@@ -199,8 +201,8 @@ pub async fn create(cx: &Ctx, room: NewRoom) -> Result<OwnedRoomId> {
         let localpart = random_string(18, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").unwrap_or_default();
         RoomId::parse(format!("!{localpart}:{server_name}")).unwrap_or_else(|_| RoomId::new_v1(&cx.config.server_name))
     };
-    let (room_id, create) =
-        state::create_event(&room.version, &create, fresh_id, now_ms(), &key, server_name).map_err(|r| match r {
+    let (room_id, create) = state::create_event(&room.version, &create, fresh_id, now_ms(), &key, server_name)
+        .map_err(|r| match r {
             Refusal::Forbidden(message) => MatrixError::new(ErrorKind::InvalidRoomState, message).into(),
             Refusal::Build(e) => bad_json(format!("The create event is invalid: {e:?}")),
         })?;

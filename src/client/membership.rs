@@ -127,7 +127,7 @@ async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
     }
     let content = with_profile(cx, &user, "join", body.reason).await?;
     let joined_rooms = current_state::rooms_with_membership(&cx.db, user.as_str(), "join").await?;
-    send_member(cx, &room_id, &user, content, Facts { redacted_sender: None, joined_rooms }).await?;
+    send_member(cx, &room_id, &user, content, Facts { joined_rooms, ..Facts::default() }).await?;
     Reply::json(&json!({"room_id": room_id}))
 }
 

@@ -11,6 +11,7 @@ pub mod message;
 pub mod profile;
 pub mod register;
 pub mod relations;
+pub mod room_access;
 pub mod room_read;
 pub mod room_send;
 pub mod rooms;

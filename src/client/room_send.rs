@@ -5,7 +5,7 @@
 use ruma_common::{CanonicalJsonValue, EventId, RoomId};
 use serde_json::json;
 
-use crate::durable_objects::room::Facts;
+use crate::durable_objects::room::{Facts, RedactedState};
 use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
@@ -30,13 +30,8 @@ pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
         Some(target) => redaction_facts(&cx, &room_id, target).await?,
         None => Facts::default(),
     };
-    let template = EventTemplate {
-        kind,
-        state_key: None,
-        sender: cx.requester()?.user_id.clone(),
-        content,
-        redacts: None,
-    };
+    let template =
+        EventTemplate { kind, state_key: None, sender: cx.requester()?.user_id.clone(), content, redacts: None };
     let txn = txn(&cx, &room_id, "send")?;
     let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
     Reply::json(&json!({"event_id": sent.event_id}))
@@ -54,8 +49,13 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         let value = serde_json::to_value(&content).unwrap_or_default();
         validate_power_levels(value.as_object().unwrap_or(&serde_json::Map::new()))?;
     }
-    let template =
-        EventTemplate { kind, state_key: Some(state_key), sender: cx.requester()?.user_id.clone(), content, redacts: None };
+    let template = EventTemplate {
+        kind,
+        state_key: Some(state_key),
+        sender: cx.requester()?.user_id.clone(),
+        content,
+        redacts: None,
+    };
     let sent = send_event(&cx, &room_id, template, None, Facts::default()).await?;
     Reply::json(&json!({"event_id": sent.event_id}))
 }
@@ -91,5 +91,16 @@ async fn redaction_facts(cx: &Ctx, room_id: &RoomId, target: &str) -> Result<Fac
     EventId::parse(target).map_err(|_| invalid_param(format!("{target:?} is not an event ID")))?;
     let event = events::get(&cx.db, target).await?.filter(|e| e.room_id == room_id.as_str());
     let event = event.ok_or_else(|| not_found("The event to redact was not found in this room"))?;
-    Ok(Facts { redacted_sender: Some(event.sender), joined_rooms: Vec::new() })
+    let redacted_state = match &event.state_key {
+        Some(state_key) => {
+            let pdu: serde_json::Value = serde_json::from_str(&event.json).unwrap_or_default();
+            Some(RedactedState {
+                kind: event.kind.clone(),
+                state_key: state_key.clone(),
+                content: pdu["content"].clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(Facts { redacted_sender: Some(event.sender), joined_rooms: Vec::new(), redacted_state })
 }

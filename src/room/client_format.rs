@@ -81,18 +81,6 @@ pub fn redacted_content(content: Value, kind: &str, version: &RoomVersion) -> Va
     serde_json::to_value(object).unwrap_or_else(|_| Value::Object(Map::new()))
 }
 
-/// The stripped form of a state event: what invitees and knockers see of a room.
-pub fn stripped_state(e: &StoredEvent) -> Value {
-    let pdu: Map<String, Value> = serde_json::from_str(&e.json).unwrap_or_default();
-    let mut stripped = Map::new();
-    for field in ["content", "sender", "state_key", "type"] {
-        if let Some(v) = pdu.get(field) {
-            stripped.insert(field.into(), v.clone());
-        }
-    }
-    Value::Object(stripped)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -209,11 +209,6 @@ pub fn room_id_from_create_event(create: &Pdu) -> Result<OwnedRoomId, String> {
     RoomId::new_v2(create.event_id.localpart()).map_err(|e| e.to_string())
 }
 
-/// Whether an ID names a user of this server.
-pub fn is_local(user_id: &UserId, server_name: &str) -> bool {
-    user_id.server_name().as_str() == server_name
-}
-
 impl ruma_state_res::Event for Pdu {
     type Id = OwnedEventId;
 

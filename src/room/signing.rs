@@ -12,11 +12,14 @@ use ruma_signatures::Ed25519KeyPair;
 /// (the spec's own example seed has some).
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
 /// PKCS#8 v1 framing of a bare ed25519 seed (RFC 8410): the key pair is read from this DER.
-const PKCS8_ED25519_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const PKCS8_ED25519_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 pub struct ServerKey {
     /// `ed25519:<version>`.
@@ -63,7 +66,6 @@ impl ServerKey {
     pub fn sign_json(&self, server_name: &str, object: &mut CanonicalJsonObject) -> Result<(), String> {
         ruma_signatures::sign_json(server_name, &self.pair, object).map_err(|e| e.to_string())
     }
-
 }
 
 /// A fresh random seed, unpadded base64.

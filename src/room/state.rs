@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ruma_common::{OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma_common::{OwnedEventId, OwnedRoomId, UserId};
 use ruma_events::{StateEventType, TimelineEventType};
 use ruma_state_res::{check_state_dependent_auth_rules, check_state_independent_auth_rules};
 use serde_json::Value;
@@ -59,18 +59,9 @@ impl RoomState {
         self.state.values()
     }
 
-    pub fn depth(&self) -> u64 {
-        self.head.as_ref().map_or(0, |(_, d)| *d)
-    }
-
     /// A user's membership: `join`, `invite`, `leave`, `ban` or `knock`.
     pub fn membership(&self, user_id: &str) -> Option<String> {
         self.get("m.room.member", user_id).and_then(|e| e.membership())
-    }
-
-    /// A state event's content field, as JSON.
-    pub fn content_field(&self, kind: &str, state_key: &str, field: &str) -> Option<Value> {
-        self.get(kind, state_key).and_then(|e| e.content_value().get(field).cloned())
     }
 
     /// The creators of a room: its create event's sender (`content.creator` before v11) and, from
@@ -196,8 +187,9 @@ impl RoomState {
             let version = pdu.content_value().get("room_version").cloned();
             let known = match &version {
                 None => true, // version 1, which the library judges
-                Some(Value::String(v)) => ruma_common::RoomVersionId::try_from(v.as_str())
-                    .is_ok_and(|id| id.rules().is_some()),
+                Some(Value::String(v)) => {
+                    ruma_common::RoomVersionId::try_from(v.as_str()).is_ok_and(|id| id.rules().is_some())
+                }
                 Some(_) => false,
             };
             return if known { Ok(()) } else { forbid("m.room.create names an unknown room version") };
@@ -272,16 +264,6 @@ pub fn create_event(
     Ok((room_id, pdu))
 }
 
-/// Whether a user ID is one of a room's members with the given membership.
-pub fn has_membership(room: &RoomState, user_id: &UserId, membership: &str) -> bool {
-    room.membership(user_id.as_str()).as_deref() == Some(membership)
-}
-
-/// The v12 room ID check: the room ID names its create event.
-pub fn is_v2_room_id(room_id: &RoomId) -> bool {
-    room_id.server_name().is_none()
-}
-
 fn as_level(v: &Value) -> Option<i64> {
     v.as_i64()
 }
@@ -309,7 +291,7 @@ mod tests {
         let create = template("m.room.create", Some(""), alice, serde_json::json!({"room_version": "12"}));
         let (room_id, create) =
             create_event(&version, &create, || unreachable!("v12 IDs come from the hash"), 1, &key, "hs").unwrap();
-        assert!(is_v2_room_id(&room_id));
+        assert!(room_id.server_name().is_none(), "a v12 room ID is a bare hash");
         let mut room = RoomState::new(version, room_id);
         room.apply(create);
         let join = template("m.room.member", Some(alice), alice, serde_json::json!({"membership": "join"}));
@@ -331,7 +313,8 @@ mod tests {
         let key = ServerKey::from_seed("ed25519:t", &super::super::signing::new_seed().unwrap()).unwrap();
         let version = RoomVersion::parse("10").unwrap();
         let (alice, bob, carol) = ("@alice:hs", "@bob:hs", "@carol:hs");
-        let create = template("m.room.create", Some(""), alice, serde_json::json!({"creator": alice, "room_version": "10"}));
+        let create =
+            template("m.room.create", Some(""), alice, serde_json::json!({"creator": alice, "room_version": "10"}));
         let (room_id, create) = create_event(&version, &create, || "!r:hs".try_into().unwrap(), 1, &key, "hs").unwrap();
         let mut room = RoomState::new(version, room_id);
         room.apply(create);

@@ -19,10 +19,6 @@ const MEMBERSHIP: &str = "SELECT membership, stream_ordering FROM current_state 
      WHERE room_id = ?1 AND type = 'm.room.member' AND state_key = ?2";
 const ROOMS_WITH_MEMBERSHIP: &str = "SELECT room_id FROM current_state \
      WHERE type = 'm.room.member' AND state_key = ?1 AND membership = ?2 ORDER BY room_id";
-const MEMBERS_WITH: &str = "SELECT state_key AS user_id FROM current_state \
-     WHERE room_id = ?1 AND type = 'm.room.member' AND membership = ?2 ORDER BY state_key";
-const MEMBER_COUNTS: &str = "SELECT membership, count(*) AS n FROM current_state \
-     WHERE room_id = ?1 AND type = 'm.room.member' GROUP BY membership";
 
 pub fn upsert(
     db: &Db,
@@ -58,26 +54,6 @@ pub async fn rooms_with_membership(db: &Db, user_id: &str, membership: &str) -> 
         room_id: String,
     }
     Ok(db.all::<Row>(ROOMS_WITH_MEMBERSHIP, &[&user_id, &membership]).await?.into_iter().map(|r| r.room_id).collect())
-}
-
-/// The users of a room with the given membership.
-pub async fn members_with(db: &Db, room_id: &str, membership: &str) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        user_id: String,
-    }
-    Ok(db.all::<Row>(MEMBERS_WITH, &[&room_id, &membership]).await?.into_iter().map(|r| r.user_id).collect())
-}
-
-/// How many members a room has of each membership.
-pub async fn member_counts(db: &Db, room_id: &str) -> Result<Vec<(String, u64)>> {
-    #[derive(Deserialize)]
-    struct Row {
-        membership: Option<String>,
-        n: f64,
-    }
-    let rows: Vec<Row> = db.all(MEMBER_COUNTS, &[&room_id]).await?;
-    Ok(rows.into_iter().map(|r| (r.membership.unwrap_or_default(), r.n as u64)).collect())
 }
 
 /// The content of one current state entry, as JSON, redacted if a redaction applies to it.

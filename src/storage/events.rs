@@ -20,10 +20,10 @@ const STATE_FROM: &str = "FROM events e INDEXED BY events_state LEFT JOIN events
 const INSERT: &str = "INSERT INTO events (event_id, room_id, depth, type, state_key, sender, origin_server_ts, \
      membership, relates_to, rel_type, contains_url, txn_device_id, txn_id, prev_state, json) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING stream_ordering";
-const SET_REDACTED: &str =
-    "UPDATE events SET redacted_by = ?2 WHERE event_id = ?1 AND room_id = ?3 AND redacted_by IS NULL";
+// A redacted event's content no longer relates it to anything nor carries a URL.
+const SET_REDACTED: &str = "UPDATE events SET redacted_by = ?2, relates_to = NULL, rel_type = NULL, contains_url = 0 \
+     WHERE event_id = ?1 AND room_id = ?3 AND redacted_by IS NULL";
 const HEAD: &str = "SELECT event_id, depth FROM events WHERE room_id = ?1 ORDER BY depth DESC LIMIT 1";
-const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
 
 /// A new row: the PDU and the columns indexed out of it.
 pub struct NewEvent<'a> {
@@ -88,15 +88,6 @@ pub async fn head(db: &Db, room_id: &str) -> Result<Option<Head>> {
     db.first(HEAD, &[&room_id]).await
 }
 
-/// The highest stream position committed.
-pub async fn max_stream_ordering(db: &Db) -> Result<u64> {
-    #[derive(Deserialize)]
-    struct Row {
-        pos: f64,
-    }
-    Ok(db.first::<Row>(MAX_STREAM, &[]).await?.map_or(0, |r| r.pos as u64))
-}
-
 /// An event as stored, with what serving it needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoredEvent {
@@ -140,7 +131,13 @@ pub async fn state_at(db: &Db, room_id: &str, at: u64) -> Result<Vec<StoredEvent
 }
 
 /// One state entry of a room just after stream position `at`.
-pub async fn state_entry_at(db: &Db, room_id: &str, kind: &str, state_key: &str, at: u64) -> Result<Option<StoredEvent>> {
+pub async fn state_entry_at(
+    db: &Db,
+    room_id: &str,
+    kind: &str,
+    state_key: &str,
+    at: u64,
+) -> Result<Option<StoredEvent>> {
     let sql = format!(
         "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.type = ?2 AND e.state_key = ?3 \
          AND e.stream_ordering <= ?4 ORDER BY e.stream_ordering DESC LIMIT 1"
@@ -262,39 +259,6 @@ pub async fn page(
 /// A filter's event type pattern as a GLOB: `*` stays a wildcard, other GLOB syntax is literal.
 fn glob(pattern: &str) -> String {
     pattern.replace('[', "[[]").replace('?', "[?]")
-}
-
-/// A user's membership event in a room at or before a position: `(membership, stream_ordering)`.
-pub async fn membership_at(db: &Db, room_id: &str, user_id: &str, at: u64) -> Result<Option<(String, u64)>> {
-    #[derive(Deserialize)]
-    struct Row {
-        membership: Option<String>,
-        stream_ordering: f64,
-    }
-    let sql = "SELECT membership, stream_ordering FROM events WHERE room_id = ?1 AND type = 'm.room.member' \
-         AND state_key = ?2 AND stream_ordering <= ?3 ORDER BY stream_ordering DESC LIMIT 1";
-    let row: Option<Row> = db.first(sql, &[&room_id, &user_id, &at]).await?;
-    Ok(row.map(|r| (r.membership.unwrap_or_default(), r.stream_ordering as u64)))
-}
-
-/// The state changes of a room in the half-open range `(after, upto]` for the given types, oldest
-/// first: what a reader walking the timeline sees change.
-pub async fn state_changes(db: &Db, room_id: &str, after: u64, upto: u64, types: &[&str]) -> Result<Vec<StoredEvent>> {
-    let mut sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE e.room_id = ?1 AND e.state_key IS NOT NULL \
-         AND e.stream_ordering > ?2 AND e.stream_ordering <= ?3 AND e.type IN ("
-    );
-    let mut params: Vec<Box<dyn Param>> = vec![Box::new(room_id.to_owned()), Box::new(after), Box::new(upto)];
-    for (i, t) in types.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        params.push(Box::new((*t).to_owned()));
-        sql.push_str(&format!("?{}", params.len()));
-    }
-    sql.push_str(") ORDER BY e.stream_ordering");
-    let refs: Vec<&dyn Param> = params.iter().map(|p| p.as_ref()).collect();
-    db.all(&sql, &refs).await
 }
 
 /// The most ranges of positions a query spells out; past it, their hull, and the caller filters.
@@ -461,6 +425,22 @@ pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<Thread
     let up_to = q.up_to.unwrap_or(u64::MAX >> 11);
     let roots = q.roots.map(|r| serde_json::Value::from(r.to_vec()).to_string());
     db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
+}
+
+const REDACT_PREV_STATE: &str = "UPDATE events SET prev_state = json_set(prev_state, '$.content', json(?5)) \
+     WHERE room_id = ?1 AND type = ?3 AND state_key = ?4 AND json_extract(prev_state, '$.event_id') = ?2";
+
+/// Redacts the copy of a state event's content that the event replacing it keeps as
+/// `prev_content`.
+pub fn redact_prev_state(
+    db: &Db,
+    room_id: &str,
+    event_id: &str,
+    kind: &str,
+    state_key: &str,
+    redacted_content_json: &str,
+) -> Result<Statement> {
+    db.prepare(REDACT_PREV_STATE, &[&room_id, &event_id, &kind, &state_key, &redacted_content_json])
 }
 
 #[cfg(test)]

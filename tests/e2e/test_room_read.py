@@ -280,3 +280,18 @@ def test_forgotten_rooms_are_closed(user, new_user):
     assert_ok(bob.post(room_path(room_id, "forget"), json={}))
     assert_error(bob.get(room_path(room_id, "state")), 403, "M_FORBIDDEN")
     assert_error(bob.get(room_path(room_id, "members")), 403, "M_FORBIDDEN")
+
+
+def test_redacted_member_events_are_served_redacted(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    bob = new_user()
+    set_displayname(bob, "Bob the builder")
+    join(bob, room_id)
+    join_id = state_map(user, room_id)[("m.room.member", bob.user_id)]["event_id"]
+    redaction = assert_ok(user.put(room_path(room_id, "redact", join_id, "r"), json={}))["event_id"]
+    chunk = assert_ok(user.get(room_path(room_id, "members")))["chunk"]
+    served = next(e for e in chunk if e["state_key"] == bob.user_id)
+    assert served["content"] == {"membership": "join"}
+    assert served["unsigned"]["redacted_because"]["event_id"] == redaction
+    assert joined_members(user, room_id)[bob.user_id] == {}, "the display name went with the redaction"
+    assert assert_ok(user.get(room_path(room_id, "state", "m.room.member", bob.user_id))) == {"membership": "join"}

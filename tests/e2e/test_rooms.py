@@ -280,3 +280,17 @@ def test_path_parameters_are_percent_decoded(user):
     resp = user.put(f"{V3}/rooms/{path_quote(room_id)}/send/{path_quote('org.example/slash')}/t1", json={"a": 1})
     event_id = assert_ok(resp)["event_id"]
     assert assert_ok(user.get(room_path(room_id, "event", event_id)))["type"] == "org.example/slash"
+
+
+@pytest.mark.parametrize("redact_first", [True, False])
+def test_prev_content_of_a_redacted_state_event_is_redacted(user, redact_first):
+    room_id = create_room(user)
+    secret = send_state(user, room_id, "m.room.topic", {"topic": "secret"})
+    if redact_first:
+        assert_ok(user.put(room_path(room_id, "redact", secret, "r"), json={}))
+    replacement = send_state(user, room_id, "m.room.topic", {"topic": "public"})
+    if not redact_first:
+        assert_ok(user.put(room_path(room_id, "redact", secret, "r"), json={}))
+    event = assert_ok(user.get(room_path(room_id, "event", replacement)))
+    assert event["unsigned"]["replaces_state"] == secret
+    assert event["unsigned"]["prev_content"] == {}, "the redacted topic does not leak"
