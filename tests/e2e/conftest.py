@@ -234,15 +234,26 @@ class Server:
         self.config = config
         self.workdir = workdir
         workdir.mkdir(parents=True)
+        self.log_path = workdir / "server.log"
+        self._launch()
+
+    def _launch(self) -> None:
         port, inspector = free_port(), free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / "server.log"
-        env = {**os.environ, "PORT": str(port), "STATE_DIR": str(workdir / "state"), "INSPECTOR_PORT": str(inspector)}
-        args = [str(ROOT / "scripts" / "serve"), *(f"{k}={v}" for k, v in config.items())]
-        with open(self.log_path, "wb") as log:
+        env = {**os.environ, "PORT": str(port), "STATE_DIR": str(self.workdir / "state"),
+               "INSPECTOR_PORT": str(inspector)}
+        args = [str(ROOT / "scripts" / "serve"), *(f"{k}={v}" for k, v in self.config.items())]
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self.ready = False
+
+    def restart(self) -> str:
+        """Stops the server and starts it again on the same state (and a new port): every Durable
+        Object loses its memory, D1 keeps everything. Returns the new base URL."""
+        self.stop()
+        self._launch()
+        return self.wait_ready()
 
     def wait_ready(self) -> str:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -8,17 +8,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import time
 
 import httpx
 import pytest
 from nacl.signing import VerifyKey
 
-from conftest import ROOT, SERVER_NAME, User, free_port, make_client, register
+from conftest import SERVER_NAME, User, make_client, register
 from rooms import create_room, join, room_path, send_message, send_state
 
 
@@ -141,32 +138,11 @@ def test_every_stored_event_is_a_signed_pdu_of_its_room_version(own_server, vers
         assert create["room_id"] == room_id
 
 
-def test_the_signing_key_is_stable_and_survives_a_restart(own_server, tmp_path):
+def test_the_signing_key_is_stable_and_survives_a_restart(own_server):
     key_id, _, first = published_key(own_server.url)
     assert published_key(own_server.url)[0] == key_id
     create_room(user_on(own_server.url))  # the key is in use
-    own_server.stop()
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "STATE_DIR": str(own_server.workdir / "state"),
-           "INSPECTOR_PORT": str(free_port())}
-    log = open(tmp_path / "restart.log", "wb")
-    proc = subprocess.Popen([str(ROOT / "scripts" / "serve")], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/_matrix/client/versions", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "restart.log").read_text()
-            time.sleep(0.3)
-        again_id, _, again = published_key(url)
-        assert again_id == key_id
-        assert again["verify_keys"] == first["verify_keys"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    url = own_server.restart()
+    again_id, _, again = published_key(url)
+    assert again_id == key_id
+    assert again["verify_keys"] == first["verify_keys"]

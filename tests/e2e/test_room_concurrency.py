@@ -1,5 +1,6 @@
 """Concurrent senders into one room get one total order: no gaps, no duplicates, strictly
-increasing stream positions, and each sender's own order kept."""
+increasing stream positions, and each sender's own order kept. And a writer that loses its memory
+(a restart evicts every Durable Object) loses nothing acknowledged."""
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -75,3 +76,18 @@ def test_five_senders_fifty_messages_each(own_server):
     for previous, row in zip(rows, rows[1:]):
         assert row[3] == f'["{previous[2]}"]', "each event follows the one before it"
     assert set(all_ids) <= {r[2] for r in rows}
+
+
+def test_a_restarted_writer_loses_nothing_and_keeps_transaction_ids(own_server):
+    owner = new_user(own_server.url)
+    room_id = create_room(owner, preset="public_chat")
+    before = [send_message(owner, room_id, f"b{n}", txn=f"r{n}") for n in range(5)]
+    url = own_server.restart()
+    owner.client = make_client(url)
+    # The retry of an acknowledged transaction finds its event in D1, not a second event.
+    assert send_message(owner, room_id, "b4", txn="r4") == before[4]
+    after = [send_message(owner, room_id, f"a{n}", txn=f"s{n}") for n in range(3)]
+    chunk = assert_ok(owner.get(room_path(room_id, "messages"), params={"dir": "f", "limit": 100}))["chunk"]
+    assert [e["event_id"] for e in chunk if e["type"] == "m.room.message"] == before + after
+    rows = d1_rows(own_server, "SELECT depth FROM events WHERE room_id = ? ORDER BY depth", room_id)
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1)), "the chain continues without a fork"
