@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
 
+use super::user_sync::{self, Positions};
 use crate::config::Config;
 use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -266,7 +267,7 @@ impl Room {
                     }
                     let _ = job.reply.send(outcome);
                 }
-                self.committed(&room_id, &all_sent);
+                self.committed(&room_id, &all_sent).await;
                 Vec::new()
             }
             Err(failure) => {
@@ -307,8 +308,34 @@ impl Room {
     }
 
     /// The hand-off after a commit: the one place where committed stream positions leave the
-    /// room for fan-out (sync wake-ups, application services and push, as those arrive).
-    fn committed(&self, _room_id: &RoomId, _sent: &[Sent]) {}
+    /// room for fan-out. It wakes the syncs of the users the events concern: the room's joined,
+    /// invited and knocking members, and whoever the batch's membership events are about.
+    /// (Application services and push will be handed off here too.)
+    async fn committed(&self, room_id: &RoomId, sent: &[Sent]) {
+        let Some(newest) = sent.iter().map(|s| s.stream_ordering).max() else { return };
+        let mut users: Vec<String> = {
+            let inner = self.inner.borrow();
+            let Some(room) = inner.room.as_ref().filter(|r| *r.room_id == *room_id) else { return };
+            let ids: Vec<&OwnedEventId> = sent.iter().map(|s| &s.event_id).collect();
+            room.state_events()
+                .filter(|e| e.kind.to_string() == "m.room.member")
+                .filter(|e| {
+                    matches!(e.membership().as_deref(), Some("join" | "invite" | "knock")) || ids.contains(&&e.event_id)
+                })
+                .filter_map(|e| e.state_key.clone())
+                .collect()
+        };
+        users.sort();
+        users.dedup();
+        let positions = Positions { events: newest, ..Positions::default() };
+        let wakes = users.iter().map(|user| user_sync::notify(&self.env, user, positions));
+        for result in futures::future::join_all(wakes).await {
+            if let Err(e) = result {
+                // A missed wake-up delays a sync until its timeout; the events themselves are safe.
+                crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
+            }
+        }
+    }
 
     /// Builds, authorizes and stages one request's events, applying them to `room`.
     fn plan(

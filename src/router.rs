@@ -12,7 +12,7 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, alias, create_room, device, directory, discovery, membership, message, profile, register, relations,
-    room_read, room_send, session, upgrade,
+    room_read, room_send, session, sync, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -139,6 +139,8 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/directory/list/room/{roomId}" User => directory::set_room_visibility;
     // Room upgrades
     POST "/_matrix/client/v3/rooms/{roomId}/upgrade" User => upgrade::upgrade_room;
+    // Sync
+    GET "/_matrix/client/v3/sync" UserOrGuest => sync::sync;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

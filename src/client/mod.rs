@@ -16,4 +16,5 @@ pub mod room_read;
 pub mod room_send;
 pub mod rooms;
 pub mod session;
+pub mod sync;
 pub mod upgrade;

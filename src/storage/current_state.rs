@@ -98,3 +98,44 @@ pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
          ORDER BY cs.state_key";
     db.all(sql, &[&room_id]).await
 }
+
+const MEMBERSHIPS_OF_USER: &str = "SELECT cs.room_id, cs.membership, cs.stream_ordering, \
+     EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = ?1 AND f.room_id = cs.room_id) AS forgotten \
+     FROM current_state cs WHERE cs.type = 'm.room.member' AND cs.state_key = ?1 ORDER BY cs.room_id";
+const MEMBERS: &str = "SELECT state_key AS user_id, membership FROM current_state \
+     WHERE room_id = ?1 AND type = 'm.room.member' ORDER BY stream_ordering";
+
+/// A user's current membership in one room, and when it took effect.
+#[derive(Debug, Deserialize)]
+pub struct UserMembership {
+    pub room_id: String,
+    pub membership: String,
+    stream_ordering: f64,
+    forgotten: f64,
+}
+
+impl UserMembership {
+    pub fn position(&self) -> u64 {
+        self.stream_ordering as u64
+    }
+
+    pub fn is_forgotten(&self) -> bool {
+        self.forgotten != 0.0
+    }
+}
+
+/// Every room a user has a membership in, whatever it is.
+pub async fn memberships_of_user(db: &Db, user_id: &str) -> Result<Vec<UserMembership>> {
+    db.all(MEMBERSHIPS_OF_USER, &[&user_id]).await
+}
+
+/// The members of a room and their memberships, oldest membership first.
+pub async fn members(db: &Db, room_id: &str) -> Result<Vec<(String, String)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+        membership: Option<String>,
+    }
+    let rows: Vec<Row> = db.all(MEMBERS, &[&room_id]).await?;
+    Ok(rows.into_iter().map(|r| (r.user_id, r.membership.unwrap_or_default())).collect())
+}

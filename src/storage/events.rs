@@ -443,6 +443,37 @@ pub fn redact_prev_state(
     db.prepare(REDACT_PREV_STATE, &[&room_id, &event_id, &kind, &state_key, &redacted_content_json])
 }
 
+const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
+const HAS_EVENTS_BETWEEN: &str =
+    "SELECT 1 AS found FROM events WHERE room_id = ?1 AND stream_ordering > ?2 AND stream_ordering <= ?3 LIMIT 1";
+
+/// The highest stream position committed.
+pub async fn max_stream_ordering(db: &Db) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Row {
+        pos: f64,
+    }
+    Ok(db.first::<Row>(MAX_STREAM, &[]).await?.map_or(0, |r| r.pos as u64))
+}
+
+/// Whether a room has events in the stream range `(after, upto]`.
+pub async fn has_events_between(db: &Db, room_id: &str, after: u64, upto: u64) -> Result<bool> {
+    Ok(db.first::<serde_json::Value>(HAS_EVENTS_BETWEEN, &[&room_id, &after, &upto]).await?.is_some())
+}
+
+const MEMBERSHIP_AT: &str = "SELECT membership FROM events WHERE room_id = ?1 AND type = 'm.room.member' \
+     AND state_key = ?2 AND stream_ordering <= ?3 ORDER BY stream_ordering DESC LIMIT 1";
+
+/// A user's membership in a room just after stream position `at`, if any.
+pub async fn membership_at(db: &Db, room_id: &str, user_id: &str, at: u64) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        membership: Option<String>,
+    }
+    let row: Option<Row> = db.first(MEMBERSHIP_AT, &[&room_id, &user_id, &at]).await?;
+    Ok(row.and_then(|r| r.membership))
+}
+
 #[cfg(test)]
 mod positions_tests {
     use super::*;

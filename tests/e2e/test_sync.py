@@ -1,0 +1,214 @@
+"""`GET /sync`: initial and incremental syncs of joined, invited and left rooms, the timeline's
+`limited` and `prev_batch`, state deltas, waiting and waking through the UserSync object."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from conftest import V3, assert_error, assert_ok
+from rooms import create_room, invite, join, leave, room_path, send_message, send_state
+
+
+def sync(user, since: str | None = None, timeout: int = 0, **params) -> dict:
+    query = {"timeout": timeout, **params}
+    if since:
+        query["since"] = since
+    return assert_ok(user.get(f"{V3}/sync", params=query))
+
+
+def timeline_filter(limit: int) -> str:
+    return json.dumps({"room": {"timeline": {"limit": limit}}})
+
+
+def joined(response: dict, room_id: str) -> dict | None:
+    return response["rooms"]["join"].get(room_id)
+
+
+def test_initial_sync_shows_joined_rooms_with_state_and_recent_timeline(user):
+    room_id = create_room(user, name="initial")
+    sent = [send_message(user, room_id, f"m{n}") for n in range(3)]
+    response = sync(user, filter=timeline_filter(2))
+    room = joined(response, room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == sent[1:]
+    assert room["timeline"]["limited"] is True
+    state = {(e["type"], e["state_key"]) for e in room["state"]["events"]}
+    assert {("m.room.create", ""), ("m.room.name", ""), ("m.room.member", user.user_id)} <= state
+    assert room["summary"]["m.joined_member_count"] == 1
+    # prev_batch continues the timeline through /messages.
+    older = assert_ok(user.get(room_path(room_id, "messages"),
+                               params={"dir": "b", "from": room["timeline"]["prev_batch"], "limit": 1}))
+    assert older["chunk"][0]["event_id"] == sent[0]
+    assert response["next_batch"]
+
+
+def test_incremental_sync_has_only_what_is_new(user):
+    room_id = create_room(user)
+    first = sync(user)
+    assert joined(sync(user, first["next_batch"]), room_id) is None, "nothing new"
+    event_id = send_message(user, room_id, "new")
+    second = sync(user, first["next_batch"])
+    room = joined(second, room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [event_id]
+    assert room["timeline"]["limited"] is False
+    assert room["state"]["events"] == []
+    assert room["timeline"]["events"][0]["unsigned"]["transaction_id"]
+
+
+def test_the_dendrite_readme_example(user):
+    """15 events; since=14&limit=5 gives 1 event, since=9&limit=5 the last 5 with the gap's state."""
+    room_id = create_room(user, room_version="12")
+    response = sync(user)
+    count = len(joined(response, room_id)["timeline"]["events"]) + len(joined(response, room_id)["state"]["events"])
+    tokens = {}
+    events = []
+    # Number the room's events 1..15, noting the token after each.
+    n = count
+    token = response["next_batch"]
+    while n < 15:
+        n += 1
+        if n == 10:
+            events.append(send_state(user, room_id, "m.room.topic", {"topic": "ten"}))
+        else:
+            events.append(send_message(user, room_id, f"event {n}"))
+        token = sync(user, token)["next_batch"]
+        tokens[n] = token
+    limit = timeline_filter(5)
+    one = joined(sync(user, tokens[14], filter=limit), room_id)
+    assert [e["event_id"] for e in one["timeline"]["events"]] == [events[-1]]
+    assert one["timeline"]["limited"] is False
+    five = joined(sync(user, tokens[9], filter=limit), room_id)
+    assert [e["event_id"] for e in five["timeline"]["events"]] == events[-5:]
+    assert five["timeline"]["limited"] is True
+    assert [e["content"] for e in five["state"]["events"]] == [{"topic": "ten"}], "the gap's state change"
+
+
+def test_membership_transitions(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, name="moves")
+    token = sync(bob)["next_batch"]
+    invite(user, room_id, bob)
+    invited = sync(bob, token)
+    state = invited["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "moves"}, "sender": user.user_id} in state
+    assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "invite" for e in state)
+    token = invited["next_batch"]
+    join(bob, room_id)
+    joined_now = sync(bob, token)
+    room = joined(joined_now, room_id)
+    assert room["timeline"]["limited"] is True, "a newly joined room comes with limited: true"
+    # The state at the timeline's start plus the timeline's state events: the room's full state.
+    seen = {e["type"] for e in room["state"]["events"] + room["timeline"]["events"] if "state_key" in e}
+    assert seen >= {"m.room.create", "m.room.name", "m.room.power_levels", "m.room.join_rules"}
+    token = joined_now["next_batch"]
+    # A new display name is a join after a join: no full state again.
+    assert_ok(bob.put(f"{V3}/profile/{bob.user_id}/displayname", json={"displayname": "B"}))
+    join(bob, room_id)
+    again = joined(sync(bob, token), room_id)
+    assert again["state"]["events"] == [] and again["timeline"]["limited"] is False
+    token = sync(bob, token)["next_batch"]
+    assert_ok(user.post(room_path(room_id, "kick"), json={"user_id": bob.user_id}))
+    left = sync(bob, token)
+    assert room_id in left["rooms"]["leave"] and joined(left, room_id) is None
+    assert left["rooms"]["leave"][room_id]["timeline"]["events"][-1]["content"]["membership"] == "leave"
+
+
+def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    bob = new_user()
+    join(bob, room_id)
+    leave(bob, room_id)
+    assert room_id not in sync(bob)["rooms"]["leave"]
+    with_leave = sync(bob, filter=json.dumps({"room": {"include_leave": True}}))
+    assert room_id in with_leave["rooms"]["leave"]
+
+
+def test_bad_tokens_and_parameters(user):
+    for token in ["nonsense", "s", "s1_2_3_4", "s-5", "x1"]:
+        assert_error(user.get(f"{V3}/sync", params={"since": token}), 400, "M_INVALID_PARAM")
+    assert_error(user.get(f"{V3}/sync", params={"set_presence": "busy"}), 400, "M_INVALID_PARAM")
+    assert_error(user.get(f"{V3}/sync", params={"timeout": "soon"}), 400, "M_INVALID_PARAM")
+    assert_error(user.get(f"{V3}/sync", params={"filter": "{not json"}), 400, {"M_BAD_JSON", "M_NOT_JSON"})
+
+
+def waiting_sync(user, since: str, timeout_ms: int, out: dict) -> threading.Thread:
+    def run():
+        started = time.perf_counter()
+        out["response"] = sync(user, since, timeout=timeout_ms)
+        out["returned"] = time.perf_counter()
+        out["elapsed"] = out["returned"] - started
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_sync_is_woken_by_a_message(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(bob, room_id)
+    token = sync(bob)["next_batch"]
+    sync(bob, token)  # warm up the path
+    out = {}
+    thread = waiting_sync(bob, token, 20_000, out)
+    time.sleep(0.5)
+    event_id = send_message(user, room_id, "wake up")
+    sent = time.perf_counter()
+    thread.join(timeout=25)
+    room = joined(out["response"], room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [event_id]
+    wake_ms = 1000 * (out["returned"] - sent)
+    assert wake_ms < 100, f"woken {wake_ms:.0f} ms after the send returned"
+
+
+def test_a_sync_is_not_woken_by_a_room_it_is_not_in(user, new_user):
+    bob = new_user()
+    create_room(bob)  # bob has a room of his own
+    elsewhere = create_room(user)
+    token = sync(bob)["next_batch"]
+    out = {}
+    thread = waiting_sync(bob, token, 1500, out)
+    time.sleep(0.3)
+    send_message(user, elsewhere, "not for bob")
+    thread.join(timeout=10)
+    assert out["elapsed"] >= 1.4, "it waited for its timeout"
+    assert out["response"]["rooms"]["join"] == {}
+    assert out["response"]["next_batch"], "a timeout is an empty, valid response"
+
+
+def test_two_devices_sync_at_once(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(bob, room_id)
+    laptop = bob.login()["access_token"]
+    token = sync(bob)["next_batch"]
+    outs = [{}, {}]
+
+    def run(out, access_token):
+        out["response"] = assert_ok(bob.get(f"{V3}/sync", params={"since": token, "timeout": 20_000},
+                                            token=access_token))
+
+    threads = [threading.Thread(target=run, args=(outs[0], bob.access_token)),
+               threading.Thread(target=run, args=(outs[1], laptop))]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    event_id = send_message(user, room_id, "both")
+    for t in threads:
+        t.join(timeout=25)
+    for out in outs:
+        assert [e["event_id"] for e in joined(out["response"], room_id)["timeline"]["events"]] == [event_id]
+
+
+@pytest.mark.parametrize("visibility", ["joined", "shared"])
+def test_history_visibility_on_a_new_join(user, new_user, visibility):
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.history_visibility", {"history_visibility": visibility})
+    secret = send_message(user, room_id, "before bob")
+    bob = new_user()
+    join(bob, room_id)
+    timeline = [e["event_id"] for e in joined(sync(bob), room_id)["timeline"]["events"]]
+    assert (secret in timeline) == (visibility == "shared")
