@@ -35,6 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sends", type=int, default=300, help="sends for the one-sender latency")
     parser.add_argument("--creates", type=int, default=50, help="createRoom requests")
     parser.add_argument("--throughput-sends", type=int, default=400, help="sends per throughput run")
+    parser.add_argument("--wakeups", type=int, default=50, help="send-to-sync wake-ups to time")
+    parser.add_argument("--sync-rooms", type=int, default=50, help="rooms of the initial-sync user")
+    parser.add_argument("--sync-events", type=int, default=100, help="events per room of the initial-sync user")
+    parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
@@ -224,6 +228,108 @@ def rooms_bench(url: str, args: argparse.Namespace) -> None:
     print(f"  send throughput across 16 rooms, one sender each: {rate:,.0f} events/s")
 
 
+def sync_bench(url: str, args: argparse.Namespace) -> None:
+    """Wake-up latency, initial and incremental sync times, and wake-up fan-out."""
+    print("Sync")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def new_user() -> dict:
+            return {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
+
+        def sync(headers, since=None, timeout=0, client=client) -> dict:
+            params = {"timeout": timeout, **({"since": since} if since else {})}
+            response = client.get("/_matrix/client/v3/sync", params=params, headers=headers)
+            response.raise_for_status()
+            return response.json()
+
+        def send(headers, room_id, body="bench") -> None:
+            response = client.put(send_path(room_id, uuid.uuid4().hex), json={"msgtype": "m.text", "body": body},
+                                  headers=headers)
+            response.raise_for_status()
+
+        def create(headers) -> str:
+            return client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                               headers=headers).json()["room_id"]
+
+        def join(headers, room_id) -> None:
+            client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
+                        headers=headers).raise_for_status()
+
+        # Wake-up: a waiting sync of bob, a send of alice.
+        alice, bob = new_user(), new_user()
+        room_id = create(alice)
+        join(bob, room_id)
+        token = sync(bob)["next_batch"]
+        samples = []
+        with httpx.Client(base_url=url, timeout=60) as waiter:
+            for _ in range(args.wakeups):
+                box = {}
+
+                def wait(since=token):
+                    box["response"] = sync(bob, since, 30_000, client=waiter)
+                    box["returned"] = time.perf_counter()
+
+                with ThreadPoolExecutor(1) as pool:
+                    future = pool.submit(wait)
+                    time.sleep(0.05)
+                    started = time.perf_counter()
+                    send(alice, room_id)
+                    future.result()
+                samples.append(1000 * (box["returned"] - started))
+                token = box["response"]["next_batch"]
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        print(f"  wake-up, PUT /send to the return of another user's waiting /sync ({args.wakeups} runs): "
+              f"p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
+
+        # Initial sync of a user in many rooms with many events each.
+        carol = new_user()
+        for _ in range(args.sync_rooms):
+            room = create(carol)
+            for n in range(args.sync_events):
+                send(carol, room, f"e{n}")
+        latency(f"GET /sync, initial, {args.sync_rooms} rooms x {args.sync_events} events",
+                lambda: client.get("/_matrix/client/v3/sync", headers=carol), 10, 1)
+        token = sync(carol)["next_batch"]
+        latency("GET /sync, incremental, nothing new",
+                lambda: client.get("/_matrix/client/v3/sync", params={"since": token, "timeout": 0}, headers=carol),
+                50, 5)
+
+        token_box = {"token": token}
+        ms = []
+        for _ in range(30):
+            before = token_box["token"]
+            send(carol, room)
+            started = time.perf_counter()
+            response = client.get("/_matrix/client/v3/sync", params={"since": before, "timeout": 0}, headers=carol)
+            ms.append(1000 * (time.perf_counter() - started))
+            token_box["token"] = response.json()["next_batch"]
+        cuts = statistics.quantiles(ms, n=100, method="inclusive")
+        print(f"  GET /sync, incremental, one new event (30 requests): p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
+
+        # Fan-out: every member of a big room waits; one message.
+        owner = new_user()
+        room_id = create(owner)
+        members = [new_user() for _ in range(args.fanout)]
+        for member in members:
+            join(member, room_id)
+        tokens = [sync(member)["next_batch"] for member in members]
+        returned = [0.0] * len(members)
+
+        def wait_member(i: int) -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                sync(members[i], tokens[i], 60_000, client=own)
+            returned[i] = time.perf_counter()
+
+        with ThreadPoolExecutor(len(members)) as pool:
+            futures = [pool.submit(wait_member, i) for i in range(len(members))]
+            time.sleep(3)
+            started = time.perf_counter()
+            send(owner, room_id, "to everyone")
+            for future in futures:
+                future.result()
+        print(f"  fan-out: one message into a room of {args.fanout} waiting members; the last waiter "
+              f"returned after {1000 * (max(returned) - started):,.0f} ms")
+
+
 def login_cost(no_hash: dict, hashed: dict) -> None:
     """workerd reports no per-request CPU time, so: what one password hash adds to a login."""
     cost = hashed["p50"] - no_hash["p50"]
@@ -243,6 +349,7 @@ def main() -> None:
         cold_starts(args.serve, args.cold_starts)
     login_cost(*latencies(args.url, args))
     rooms_bench(args.url, args)
+    sync_bench(args.url, args)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, alias, create_room, device, directory, discovery, membership, message, profile, register, relations,
-    room_read, room_send, session, sync, upgrade,
+    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, profile,
+    register, relations, room_read, room_send, session, sync, tags, to_device, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -141,6 +141,17 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v3/rooms/{roomId}/upgrade" User => upgrade::upgrade_room;
     // Sync
     GET "/_matrix/client/v3/sync" UserOrGuest => sync::sync;
+    // Filters, account data, room tags and send-to-device
+    POST "/_matrix/client/v3/user/{userId}/filter" UserOrGuest => filter::create_filter;
+    GET "/_matrix/client/v3/user/{userId}/filter/{filterId}" UserOrGuest => filter::get_filter;
+    GET "/_matrix/client/v3/user/{userId}/account_data/{type}" User => account_data::get_account_data;
+    PUT "/_matrix/client/v3/user/{userId}/account_data/{type}" User => account_data::set_account_data;
+    GET "/_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}" User => account_data::get_room_account_data;
+    PUT "/_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}" User => account_data::set_room_account_data;
+    GET "/_matrix/client/v3/user/{userId}/rooms/{roomId}/tags" User => tags::get_room_tags;
+    PUT "/_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}" User => tags::set_room_tag;
+    DELETE "/_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}" User => tags::delete_room_tag;
+    PUT "/_matrix/client/v3/sendToDevice/{eventType}/{txnId}" UserOrGuest => to_device::send_to_device;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

@@ -6,9 +6,13 @@
 //! spec does not define are ignored, so that clients may send unstable extensions. An explicit
 //! `null` is a wrong shape too: the schema has no nullable field.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::num::NonZeroU64;
 
 use ruma_common::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -28,8 +32,11 @@ pub struct Filter {
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub event_fields: Option<Vec<String>>,
     pub event_format: EventFormat,
+    #[serde(deserialize_with = "object")]
     pub presence: EventFilter,
+    #[serde(deserialize_with = "object")]
     pub account_data: EventFilter,
+    #[serde(deserialize_with = "object")]
     pub room: RoomFilter,
 }
 
@@ -65,10 +72,14 @@ pub struct RoomFilter {
     pub not_rooms: Option<Vec<OwnedRoomId>>,
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<OwnedRoomId>>,
+    #[serde(deserialize_with = "object")]
     pub ephemeral: RoomEventFilter,
     pub include_leave: bool,
+    #[serde(deserialize_with = "object")]
     pub state: RoomEventFilter,
+    #[serde(deserialize_with = "object")]
     pub timeline: RoomEventFilter,
+    #[serde(deserialize_with = "object")]
     pub account_data: RoomEventFilter,
 }
 
@@ -95,6 +106,22 @@ pub struct RoomEventFilter {
     pub rooms: Option<Vec<OwnedRoomId>>,
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub contains_url: Option<bool>,
+}
+
+/// A nested filter: a JSON object only. Derived structs would also take an array (fields by
+/// position), which is no shape of the schema.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<T, D::Error> {
+    struct ObjectVisitor<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(ObjectVisitor(PhantomData))
 }
 
 /// An optional field that, when present, must hold a value: `null` is refused.
@@ -297,10 +324,15 @@ mod tests {
             r#"{"account_data": {"types": "m.tag"}}"#,
             r#"{"account_data": {"not_types": [null]}}"#,
             r#"{"room": 1}"#,
-            r#"{"room": {"rooms": ["#alias:example.com"]}}"#,
+            r#"{"room": {"rooms": ["@alias:example.com"]}}"#,
             r#"{"room": {"not_rooms": "!a:b"}}"#,
             r#"{"room": {"include_leave": "yes"}}"#,
             r#"{"room": {"timeline": []}}"#,
+            r#"{"room": []}"#,
+            r#"{"room": [[], false]}"#,
+            r#"{"account_data": [null, ["@a:hs"]]}"#,
+            r#"{"room": {"state": [], "timeline": {}}}"#,
+            r#"{"room": {"state": {"types": [], "types": []}}}"#,
             r#"{"room": {"timeline": {"limit": 0}}}"#,
             r#"{"room": {"state": {"lazy_load_members": 1}}}"#,
             r#"{"room": {"state": {"include_redundant_members": "true"}}}"#,

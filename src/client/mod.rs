@@ -1,11 +1,13 @@
 //! Client-Server API handlers, one file per group of the spec, one function per endpoint.
 
 pub mod account;
+pub mod account_data;
 pub mod alias;
 pub mod create_room;
 pub mod device;
 pub mod directory;
 pub mod discovery;
+pub mod filter;
 pub mod membership;
 pub mod message;
 pub mod profile;
@@ -17,4 +19,6 @@ pub mod room_send;
 pub mod rooms;
 pub mod session;
 pub mod sync;
+pub mod tags;
+pub mod to_device;
 pub mod upgrade;

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use ruma_common::RoomId;
+use futures::future::{try_join_all, LocalBoxFuture};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -149,50 +150,86 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     Reply::json(&response.into_json())
 }
 
-/// One pass over D1: everything between `since` and now.
+/// One pass over D1: everything between `since` and now. Rooms are read side by side.
 async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
     let upto = Positions { events: events::max_stream_ordering(&cx.db).await?, ..Positions::default() };
     let after = since.map(|s| s.events);
-    let mut rooms = Rooms::default();
-    for membership in current_state::memberships_of_user(&cx.db, user).await? {
-        if membership.position() > upto.events {
-            // Committed after this sync's snapshot: the next sync reports it.
-            continue;
+    // Committed after this sync's snapshot: the next sync reports those.
+    let memberships: Vec<_> = current_state::memberships_of_user(&cx.db, user)
+        .await?
+        .into_iter()
+        .filter(|m| m.position() <= upto.events)
+        .collect();
+    // An incremental sync looks only at joined rooms with new events, found in one query.
+    let active: Option<Vec<String>> = match after {
+        Some(a) if !options.full_state => {
+            let joined: Vec<String> =
+                memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
+            Some(events::rooms_with_events_between(&cx.db, &joined, a, upto.events).await?)
         }
+        _ => None,
+    };
+    let mut work: Vec<LocalBoxFuture<'_, Result<Option<(Section, String, Value)>>>> = Vec::new();
+    for membership in &memberships {
         let changed = after.is_none_or(|a| membership.position() > a);
         let room_id = parse_room_id(&membership.room_id)?;
+        let name = membership.room_id.clone();
         match membership.membership.as_str() {
-            "join" => {
-                // A join after a join (a new display name, say) is no new join: no full state again.
-                let newly_joined = match after {
-                    None => true,
-                    Some(_) if !changed => false,
-                    Some(a) => events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() != Some("join"),
-                };
-                if let Some(room) = joined_room(cx, &room_id, after, upto.events, newly_joined, options).await? {
-                    rooms.join.insert(membership.room_id.clone(), room);
-                }
+            "join" if changed || active.as_ref().is_none_or(|a| a.contains(&name)) => {
+                work.push(Box::pin(async move {
+                    // A join after a join (a new display name, say) is no new join: no full state again.
+                    let newly_joined = match after {
+                        None => true,
+                        Some(_) if !changed => false,
+                        Some(a) => {
+                            events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() != Some("join")
+                        }
+                    };
+                    let room = joined_room(cx, &room_id, after, upto.events, newly_joined, options).await?;
+                    Ok(Some((Section::Join, name, room)))
+                }));
             }
-            "invite" if changed => {
-                rooms.invite.insert(membership.room_id.clone(), json!({"invite_state": {"events":
-                    stripped_state(cx, &room_id, user).await?}}));
-            }
-            "knock" if changed => {
-                rooms.knock.insert(membership.room_id.clone(), json!({"knock_state": {"events":
-                    stripped_state(cx, &room_id, user).await?}}));
+            "invite" | "knock" if changed => {
+                let section = if membership.membership == "invite" { Section::Invite } else { Section::Knock };
+                work.push(Box::pin(async move {
+                    let stripped = stripped_state(cx, &room_id, user).await?;
+                    let key = if section == Section::Invite { "invite_state" } else { "knock_state" };
+                    Ok(Some((section, name, json!({ key: {"events": stripped} }))))
+                }));
             }
             "leave" | "ban" if !membership.is_forgotten() && ((changed && since.is_some()) || options.include_leave) => {
-                let room = left_room(cx, &room_id, after, membership.position(), options).await?;
-                rooms.leave.insert(membership.room_id.clone(), room);
+                let left_at = membership.position();
+                work.push(Box::pin(async move {
+                    let room = left_room(cx, &room_id, after, left_at, options).await?;
+                    Ok(Some((Section::Leave, name, room)))
+                }));
             }
             _ => {}
         }
+    }
+    let mut rooms = Rooms::default();
+    for (section, room_id, room) in try_join_all(work).await?.into_iter().flatten() {
+        let map = match section {
+            Section::Join => &mut rooms.join,
+            Section::Invite => &mut rooms.invite,
+            Section::Leave => &mut rooms.leave,
+            Section::Knock => &mut rooms.knock,
+        };
+        map.insert(room_id, room);
     }
     let next = match since {
         Some(s) => Positions { events: upto.events.max(s.events), ..s },
         None => upto,
     };
     Ok(SyncResponse { next, rooms })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Join,
+    Invite,
+    Leave,
+    Knock,
 }
 
 #[derive(Default)]
@@ -274,14 +311,7 @@ async fn joined_room(
     upto: u64,
     newly_joined: bool,
     options: &Options,
-) -> Result<Option<Value>> {
-    if !newly_joined && !options.full_state {
-        if let Some(after) = after {
-            if !events::has_events_between(&cx.db, room_id.as_str(), after, upto).await? {
-                return Ok(None);
-            }
-        }
-    }
+) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     // A newly joined room shows its recent history, not only what came after `since`.
     let from = if newly_joined { None } else { after };
@@ -319,7 +349,7 @@ async fn joined_room(
     room.insert("account_data".into(), json!({"events": []}));
     room.insert("unread_notifications".into(), json!({"highlight_count": 0, "notification_count": 0}));
     room.insert("unread_thread_notifications".into(), json!({}));
-    Ok(Some(Value::Object(room)))
+    Ok(Value::Object(room))
 }
 
 async fn left_room(

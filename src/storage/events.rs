@@ -444,8 +444,8 @@ pub fn redact_prev_state(
 }
 
 const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
-const HAS_EVENTS_BETWEEN: &str =
-    "SELECT 1 AS found FROM events WHERE room_id = ?1 AND stream_ordering > ?2 AND stream_ordering <= ?3 LIMIT 1";
+const ROOMS_WITH_EVENTS_BETWEEN: &str = "SELECT DISTINCT room_id FROM events INDEXED BY events_by_room \
+     WHERE room_id IN (SELECT value FROM json_each(?1)) AND stream_ordering > ?2 AND stream_ordering <= ?3";
 
 /// The highest stream position committed.
 pub async fn max_stream_ordering(db: &Db) -> Result<u64> {
@@ -456,9 +456,16 @@ pub async fn max_stream_ordering(db: &Db) -> Result<u64> {
     Ok(db.first::<Row>(MAX_STREAM, &[]).await?.map_or(0, |r| r.pos as u64))
 }
 
-/// Whether a room has events in the stream range `(after, upto]`.
-pub async fn has_events_between(db: &Db, room_id: &str, after: u64, upto: u64) -> Result<bool> {
-    Ok(db.first::<serde_json::Value>(HAS_EVENTS_BETWEEN, &[&room_id, &after, &upto]).await?.is_some())
+/// Which of the rooms have events in the stream range `(after, upto]`: one index range per room,
+/// however old `after` is.
+pub async fn rooms_with_events_between(db: &Db, room_ids: &[String], after: u64, upto: u64) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+    }
+    let ids = serde_json::to_string(room_ids).map_err(|e| crate::error::internal("room list", e))?;
+    let rows: Vec<Row> = db.all(ROOMS_WITH_EVENTS_BETWEEN, &[&ids, &after, &upto]).await?;
+    Ok(rows.into_iter().map(|r| r.room_id).collect())
 }
 
 const MEMBERSHIP_AT: &str = "SELECT membership FROM events WHERE room_id = ?1 AND type = 'm.room.member' \

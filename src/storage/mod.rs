@@ -5,16 +5,19 @@
 //! handler can commit writes to several tables in one atomic [`Db::batch`].
 
 pub mod access_tokens;
+pub mod account_data;
 pub mod aliases;
 pub mod current_state;
 pub mod devices;
 pub mod event_txns;
 pub mod events;
+pub mod filters;
 pub mod forgotten_rooms;
 pub mod profiles;
 pub mod rate_limits;
 pub mod rooms;
 pub mod server_keys;
+pub mod to_device;
 pub mod uia_sessions;
 pub mod users;
 
