@@ -118,13 +118,14 @@ struct Inner {
 
 #[durable_object]
 pub struct Room {
+    state: State,
     env: Env,
     inner: Rc<RefCell<Inner>>,
 }
 
 impl DurableObject for Room {
-    fn new(_state: State, env: Env) -> Self {
-        Self { env, inner: Rc::default() }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, inner: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -267,7 +268,7 @@ impl Room {
                     }
                     let _ = job.reply.send(outcome);
                 }
-                self.committed(&room_id, &all_sent).await;
+                self.committed(&room_id, &all_sent);
                 Vec::new()
             }
             Err(failure) => {
@@ -311,7 +312,7 @@ impl Room {
     /// room for fan-out. It wakes the syncs of the users the events concern: the room's joined,
     /// invited and knocking members, and whoever the batch's membership events are about.
     /// (Application services and push will be handed off here too.)
-    async fn committed(&self, room_id: &RoomId, sent: &[Sent]) {
+    fn committed(&self, room_id: &RoomId, sent: &[Sent]) {
         let Some(newest) = sent.iter().map(|s| s.stream_ordering).max() else { return };
         let mut users: Vec<String> = {
             let inner = self.inner.borrow();
@@ -328,13 +329,18 @@ impl Room {
         users.sort();
         users.dedup();
         let positions = Positions { events: newest, ..Positions::default() };
-        let wakes = users.iter().map(|user| user_sync::notify(&self.env, user, positions));
-        for result in futures::future::join_all(wakes).await {
-            if let Err(e) = result {
-                // A missed wake-up delays a sync until its timeout; the events themselves are safe.
-                crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
+        let env = self.env.clone();
+        let room_id = room_id.to_string();
+        // The senders have their answers already; the wake-ups go on without holding them.
+        self.state.wait_until(async move {
+            let wakes = users.iter().map(|user| user_sync::notify(&env, user, positions));
+            for result in futures::future::join_all(wakes).await {
+                if let Err(e) = result {
+                    // A missed wake-up delays a sync until its timeout; the events are safe.
+                    crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
+                }
             }
-        }
+        });
     }
 
     /// Builds, authorizes and stages one request's events, applying them to `room`.

@@ -1,10 +1,10 @@
 //! One user's long-polling `/sync` waiters, woken by stream positions, never by data.
 //!
-//! A waiter registers with the positions its sync already covers, and only then compares them
-//! with the newest positions this object has been told of: a change that lands between the
-//! worker's read and the registration still wakes it. The woken sync reads D1 again. This object
-//! keeps nothing durable: after an eviction it does not know what it missed, so its first waiter
-//! returns at once, and that sync reads D1 and finds whatever there is.
+//! A waiter comes with the positions its sync already covers. It is compared with the newest
+//! positions this object has been told of, and registered in the same step: a change that lands
+//! between the worker's read and the registration still wakes it. The woken sync reads D1 again.
+//! The newest positions are also kept in the object's storage, so that an eviction forgets
+//! nothing a later waiter needs.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,6 +18,9 @@ use worker::{durable_object, Delay, DurableObject, Env, Request, RequestInit, Re
 use crate::error::{internal, Result};
 use crate::http::Reply;
 
+/// The storage key of the newest positions notified.
+const LATEST: &str = "latest";
+
 /// The longest a sync may wait, whatever timeout it asks for.
 pub const MAX_WAIT_MS: u64 = 60_000;
 
@@ -27,17 +30,33 @@ pub struct Positions {
     pub events: u64,
     pub account_data: u64,
     pub to_device: u64,
+    #[serde(default)]
+    pub receipts: u64,
+    #[serde(default)]
+    pub typing: u64,
 }
 
 impl Positions {
+    pub fn as_array(&self) -> [u64; 5] {
+        [self.events, self.account_data, self.to_device, self.receipts, self.typing]
+    }
+
+    pub fn from_array(p: [u64; 5]) -> Self {
+        Positions { events: p[0], account_data: p[1], to_device: p[2], receipts: p[3], typing: p[4] }
+    }
+
     fn any_beyond(&self, other: &Positions) -> bool {
-        self.events > other.events || self.account_data > other.account_data || self.to_device > other.to_device
+        self.as_array().iter().zip(other.as_array()).any(|(a, b)| *a > b)
+    }
+
+    /// The larger of each position.
+    pub fn max_with(&self, other: &Positions) -> Positions {
+        let (a, b) = (self.as_array(), other.as_array());
+        Positions::from_array(std::array::from_fn(|i| a[i].max(b[i])))
     }
 
     fn merge(&mut self, other: &Positions) {
-        self.events = self.events.max(other.events);
-        self.account_data = self.account_data.max(other.account_data);
-        self.to_device = self.to_device.max(other.to_device);
+        *self = self.max_with(other);
     }
 }
 
@@ -53,6 +72,13 @@ pub enum SyncRequest {
 /// Tells a user's waiters that something at `positions` concerns them.
 pub async fn notify(env: &Env, user_id: &str, positions: Positions) -> Result<()> {
     call(env, user_id, &SyncRequest::Notify { positions }).await.map(|_| ())
+}
+
+/// Tells the joined members of a room that something at `positions` concerns them.
+pub async fn notify_room(env: &Env, db: &crate::storage::Db, room_id: &str, positions: Positions) -> Result<()> {
+    let members = crate::storage::current_state::members(db, room_id).await?;
+    let wakes = members.iter().filter(|(_, m)| m == "join").map(|(user, _)| notify(env, user, positions));
+    futures::future::try_join_all(wakes).await.map(|_| ())
 }
 
 /// Waits until something beyond `covered` concerns the user; `true` if woken, `false` on timeout.
@@ -75,25 +101,26 @@ async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<bool> {
 
 #[derive(Default)]
 struct Inner {
-    /// The newest positions notified since this object started; `None` until the first request.
+    /// The newest positions notified; `None` until read from storage.
     latest: Option<Positions>,
     waiters: Vec<(Positions, oneshot::Sender<()>)>,
 }
 
 #[durable_object]
 pub struct UserSync {
+    state: State,
     inner: Rc<RefCell<Inner>>,
 }
 
 impl DurableObject for UserSync {
-    fn new(_state: State, _env: Env) -> Self {
-        Self { inner: Rc::default() }
+    fn new(state: State, _env: Env) -> Self {
+        Self { state, inner: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let outcome = match serde_json::from_str::<SyncRequest>(&req.text().await?) {
-            Ok(SyncRequest::Notify { positions }) => Ok(self.notified(positions)),
-            Ok(SyncRequest::Wait { covered, timeout_ms }) => Ok(self.wait(covered, timeout_ms).await),
+            Ok(SyncRequest::Notify { positions }) => self.notified(positions).await,
+            Ok(SyncRequest::Wait { covered, timeout_ms }) => self.wait(covered, timeout_ms).await,
             Err(e) => Err(internal("sync request", e)),
         };
         match outcome.and_then(|woken| Reply::json(&woken)) {
@@ -104,35 +131,42 @@ impl DurableObject for UserSync {
 }
 
 impl UserSync {
-    fn notified(&self, positions: Positions) -> bool {
+    /// The newest positions notified, from memory or, after an eviction, from storage. Storage
+    /// reads hold other requests back (the input gate), so nothing interleaves with this.
+    async fn latest(&self) -> Result<Positions> {
+        if let Some(latest) = self.inner.borrow().latest {
+            return Ok(latest);
+        }
+        let stored: Option<Positions> =
+            self.state.storage().get(LATEST).await.map_err(|e| internal("sync state", e))?;
+        let latest = *self.inner.borrow_mut().latest.get_or_insert(stored.unwrap_or_default());
+        Ok(latest)
+    }
+
+    async fn notified(&self, positions: Positions) -> Result<bool> {
+        let mut latest = self.latest().await?;
+        latest.merge(&positions);
+        self.inner.borrow_mut().latest = Some(latest);
+        self.state.storage().put(LATEST, latest).await.map_err(|e| internal("sync state", e))?;
         let mut inner = self.inner.borrow_mut();
-        inner.latest.get_or_insert_with(Positions::default).merge(&positions);
         let waiters = std::mem::take(&mut inner.waiters);
-        let (woken, waiting): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|(covered, _)| positions.any_beyond(covered));
+        let (woken, waiting): (Vec<_>, Vec<_>) =
+            waiters.into_iter().partition(|(covered, _)| positions.any_beyond(covered));
         inner.waiters = waiting;
         for (_, wake) in woken {
             let _ = wake.send(());
         }
-        true
+        Ok(true)
     }
 
-    async fn wait(&self, covered: Positions, timeout_ms: u64) -> bool {
+    async fn wait(&self, covered: Positions, timeout_ms: u64) -> Result<bool> {
+        let latest = self.latest().await?;
         let (wake, woken) = oneshot::channel();
-        {
-            // Looking and registering happen in one step, with no await between them: nothing
-            // notified in between can be missed.
-            let mut inner = self.inner.borrow_mut();
-            let missed = match &inner.latest {
-                Some(latest) => latest.any_beyond(&covered),
-                // Fresh after an eviction: what was notified before is unknown, so look in D1.
-                None => true,
-            };
-            inner.latest.get_or_insert_with(Positions::default);
-            if missed {
-                return true;
-            }
-            inner.waiters.push((covered, wake));
+        // Compared and registered with no await in between: nothing notified since is missed.
+        if latest.any_beyond(&covered) {
+            return Ok(true);
         }
+        self.inner.borrow_mut().waiters.push((covered, wake));
         let timeout = Delay::from(Duration::from_millis(timeout_ms.min(MAX_WAIT_MS)));
         let woken = match select(woken, timeout).await {
             Either::Left((result, _)) => result.is_ok(),
@@ -140,6 +174,6 @@ impl UserSync {
         };
         // Drop the waiters of syncs that timed out, this one included.
         self.inner.borrow_mut().waiters.retain(|(_, w)| !w.is_canceled());
-        woken
+        Ok(woken)
     }
 }

@@ -12,7 +12,7 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, profile,
-    register, relations, room_read, room_send, session, sync, tags, to_device, upgrade,
+    receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -152,6 +152,10 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}" User => tags::set_room_tag;
     DELETE "/_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}" User => tags::delete_room_tag;
     PUT "/_matrix/client/v3/sendToDevice/{eventType}/{txnId}" UserOrGuest => to_device::send_to_device;
+    // Receipts, read markers and typing
+    POST "/_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}" User => receipts::post_receipt;
+    POST "/_matrix/client/v3/rooms/{roomId}/read_markers" User => receipts::set_read_marker;
+    PUT "/_matrix/client/v3/rooms/{roomId}/typing/{userId}" User => typing::set_typing;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

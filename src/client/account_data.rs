@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::client::rooms::room_id_param;
+use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{internal, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::router::Ctx;
@@ -54,16 +55,12 @@ async fn write(cx: &Ctx, user_id: &str, room_id: &str) -> Result<Reply> {
     let kind = cx.param("type");
     check_type(kind)?;
     if SERVER_MANAGED.contains(&kind) {
-        // The spec's answer is 405 with M_BAD_JSON, a pair no error kind has.
-        let body = serde_json::json!({
-            "errcode": "M_BAD_JSON",
-            "error": format!("Cannot set {kind} through this API"),
-        });
-        return Ok(Reply { status: 405, ..Reply::json(&body)? });
+        return Err(MatrixError::new(ErrorKind::NotSettable, format!("Cannot set {kind} through this API")).into());
     }
     let content: Map<String, Value> = cx.req.json()?;
     let json = content_json(&content)?;
     cx.db.run(account_data::set(&cx.db, user_id, room_id, kind, &json)?).await?;
+    wake_syncs(cx, user_id).await?;
     Ok(Reply::empty())
 }
 
@@ -79,10 +76,11 @@ pub fn check_type(kind: &str) -> Result<()> {
 pub fn content_json(content: &Map<String, Value>) -> Result<String> {
     let json = serde_json::to_string(content).map_err(|e| internal("serializing account data", e))?;
     if json.len() > MAX_CONTENT_BYTES {
-        return Err(
-            MatrixError::new(ErrorKind::TooLarge, format!("Account data may be at most {MAX_CONTENT_BYTES} bytes"))
-                .into(),
-        );
+        return Err(MatrixError::new(
+            ErrorKind::TooLarge,
+            format!("Account data may be at most {MAX_CONTENT_BYTES} bytes"),
+        )
+        .into());
     }
     Ok(json)
 }
@@ -108,4 +106,10 @@ mod tests {
         let err = content_json(&content).unwrap_err();
         assert_eq!(err.matrix().unwrap().kind, ErrorKind::TooLarge);
     }
+}
+
+/// Wakes the user's waiting syncs for a change of their account data.
+pub async fn wake_syncs(cx: &Ctx, user_id: &str) -> Result<()> {
+    let positions = Positions { account_data: account_data::max_stream_id(&cx.db).await?, ..Positions::default() };
+    user_sync::notify(&cx.env, user_id, positions).await
 }

@@ -132,7 +132,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result:
 impl EventFilter {
     /// Whether an event of this type from this sender passes the filter.
     pub fn matches(&self, event_type: &str, sender: Option<&UserId>) -> bool {
-        matches_types(&self.types, &self.not_types, event_type) && matches_senders(&self.senders, &self.not_senders, sender)
+        matches_types(&self.types, &self.not_types, event_type)
+            && matches_senders(&self.senders, &self.not_senders, sender)
     }
 
     /// The filter's limit, or `default`, at most `max`.
@@ -211,8 +212,9 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// is not an object of the `Filter` schema, `M_TOO_LARGE` past [`MAX_FILTER_BYTES`].
 pub fn parse(json: &[u8]) -> Result<Filter> {
     if json.len() > MAX_FILTER_BYTES {
-        return Err(MatrixError::new(ErrorKind::TooLarge, format!("A filter may be at most {MAX_FILTER_BYTES} bytes"))
-            .into());
+        return Err(
+            MatrixError::new(ErrorKind::TooLarge, format!("A filter may be at most {MAX_FILTER_BYTES} bytes")).into()
+        );
     }
     parse_json_object(json)
 }
@@ -297,7 +299,8 @@ mod tests {
     #[test]
     fn everything_is_optional() {
         assert_eq!(parse(b"{}").unwrap(), Filter::default());
-        let filter = parse(br#"{"room": {"state": {"lazy_load_members": true}}, "event_format": "federation"}"#).unwrap();
+        let filter =
+            parse(br#"{"room": {"state": {"lazy_load_members": true}}, "event_format": "federation"}"#).unwrap();
         assert!(filter.room.state.lazy_load_members);
         assert_eq!(filter.event_format, EventFormat::Federation);
         // Extensions the spec does not define are ignored.

@@ -13,6 +13,7 @@ use ruma_common::EventId;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, internal, invalid_param, Result};
 use crate::http::Reply;
 use crate::room::visibility::Access;
@@ -209,6 +210,13 @@ async fn write(
         let changed = cx.db.batch(statements).await?;
         // The marker statement is last; it changes nothing only when it lost a race.
         if !wrote_marker || changed.last().is_some_and(|n| *n > 0) {
+            if !receipts.is_empty() {
+                let positions = Positions { receipts: receipts::max_stream_id(&cx.db).await?, ..Positions::default() };
+                user_sync::notify_room(&cx.env, &cx.db, room_id, positions).await?;
+            }
+            if wrote_marker {
+                super::account_data::wake_syncs(cx, user_id).await?;
+            }
             return Ok(());
         }
     }

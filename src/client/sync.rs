@@ -13,9 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use ruma_common::RoomId;
 use futures::future::{try_join_all, LocalBoxFuture};
-use serde::Deserialize;
+use ruma_common::RoomId;
 use serde_json::{json, Map, Value};
 
 use crate::durable_objects::user_sync::{self, Positions};
@@ -24,9 +23,10 @@ use crate::http::Reply;
 use crate::room::client_format::{client_event, Reader};
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
-use crate::storage::current_state;
+use crate::storage::{account_data, current_state, receipts, to_device, typing};
 use crate::time::now_ms;
 
+use super::filter::{self, Filter};
 use super::room_access::{parse_bool, parse_limit, RoomView};
 use super::rooms::parse_room_id;
 
@@ -44,88 +44,147 @@ const STRIPPED_STATE_TYPES: &[&str] = &[
     "m.room.topic",
 ];
 const HEROES: usize = 5;
+/// To-device messages per sync; the rest come in the next one.
+const MAX_TO_DEVICE: u64 = 100;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
-    format!("s{}_{}_{}", p.events, p.account_data, p.to_device)
+    format!("s{}_{}_{}_{}_{}", p.events, p.account_data, p.to_device, p.receipts, p.typing)
 }
 
 pub fn parse_sync_token(raw: &str) -> Result<Positions> {
     let bad = || invalid_param(format!("Unknown sync token {raw:?}"));
     let parts: Vec<&str> = raw.strip_prefix('s').ok_or_else(bad)?.split('_').collect();
-    if parts.is_empty() || parts.len() > 3 {
+    if parts.is_empty() || parts.len() > 5 {
         return Err(bad());
     }
-    let mut numbers = [0u64; 3];
+    let mut numbers = [0u64; 5];
     for (slot, part) in numbers.iter_mut().zip(&parts) {
         if part.is_empty() || part.len() > 16 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         *slot = part.parse().map_err(|_| bad())?;
     }
-    Ok(Positions { events: numbers[0], account_data: numbers[1], to_device: numbers[2] })
+    Ok(Positions::from_array(numbers))
 }
 
 /// What of the sync filter this sync applies.
 #[derive(Debug, Clone, Default)]
 struct Options {
+    filter: Filter,
     timeline_limit: u64,
     timeline: EventSelection,
-    include_leave: bool,
     full_state: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct TimelineFilter {
-    limit: Option<u64>,
-    types: Option<Vec<String>>,
-    #[serde(default)]
-    not_types: Vec<String>,
-    senders: Option<Vec<String>>,
-    #[serde(default)]
-    not_senders: Vec<String>,
-    contains_url: Option<bool>,
+fn options(filter: Filter, full_state: bool) -> Options {
+    let t = &filter.room.timeline;
+    let ids = |list: &Option<Vec<ruma_common::OwnedUserId>>| {
+        list.as_ref().map(|l| l.iter().map(ToString::to_string).collect::<Vec<_>>())
+    };
+    let timeline = EventSelection {
+        types: t.types.clone(),
+        not_types: t.not_types.clone().unwrap_or_default(),
+        senders: ids(&t.senders),
+        not_senders: ids(&t.not_senders).unwrap_or_default(),
+        contains_url: t.contains_url,
+        ..EventSelection::default()
+    };
+    let timeline_limit = t.limit_or(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    Options { filter, timeline_limit, timeline, full_state }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct RoomFilter {
-    #[serde(default)]
-    timeline: TimelineFilter,
-    #[serde(default)]
-    include_leave: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct SyncFilter {
-    #[serde(default)]
-    room: RoomFilter,
-}
-
-fn options(filter: SyncFilter, full_state: bool) -> Result<Options> {
-    let timeline = filter.room.timeline;
-    let limit = timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE_LIMIT);
-    Ok(Options {
-        timeline_limit: limit,
-        timeline: EventSelection {
-            types: timeline.types,
-            not_types: timeline.not_types,
-            senders: timeline.senders,
-            not_senders: timeline.not_senders,
-            contains_url: timeline.contains_url,
-            ..EventSelection::default()
-        },
-        include_leave: filter.room.include_leave,
-        full_state,
-    })
-}
-
-async fn load_filter(cx: &Ctx) -> Result<SyncFilter> {
-    match cx.req.query("filter") {
-        None => Ok(SyncFilter::default()),
-        Some(raw) if raw.trim_start().starts_with('{') => serde_json::from_str(raw)
-            .map_err(|e| crate::error::bad_json(format!("The filter is not a valid filter: {e}"))),
-        Some(raw) => Err(invalid_param(format!("Unknown filter {raw:?}"))),
+impl Options {
+    /// Whether the room filter and the timeline's room lists let this room through.
+    fn includes_room(&self, room_id: &RoomId) -> bool {
+        let t = &self.filter.room.timeline;
+        self.filter.room.includes_room(room_id)
+            && !t.not_rooms.as_deref().is_some_and(|r| r.iter().any(|id| id == room_id))
+            && t.rooms.as_deref().is_none_or(|r| r.iter().any(|id| id == room_id))
     }
+
+    /// The state filter, and with lazy loading only the members the timeline needs (and the
+    /// reader).
+    fn keep_state(&self, room_id: &RoomId, e: &StoredEvent, senders: &[&str], reader: &str) -> bool {
+        let state = &self.filter.room.state;
+        let sender = <&ruma_common::UserId>::try_from(e.sender.as_str()).ok();
+        if !state.matches(room_id, &e.kind, sender, false) {
+            return false;
+        }
+        if state.lazy_load_members && e.kind == "m.room.member" {
+            let key = e.state_key.as_deref().unwrap_or_default();
+            return key == reader || senders.contains(&key);
+        }
+        true
+    }
+
+    /// Narrows a served event to the filter's `event_fields`, if it names any.
+    fn fields(&self, event: Value) -> Value {
+        match &self.filter.event_fields {
+            Some(fields) => only_fields(event, fields),
+            None => event,
+        }
+    }
+}
+
+/// Keeps the dotted paths `fields` of an event (`content.body`, `unsigned.age`); `\.` is a literal
+/// dot in a key.
+fn only_fields(event: Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for field in fields {
+        let path = split_field(field);
+        let mut source = &event;
+        let mut found = true;
+        for key in &path {
+            match source.get(key.as_str()) {
+                Some(v) => source = v,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        insert_path(&mut out, &path, source.clone());
+    }
+    Value::Object(out)
+}
+
+fn insert_path(map: &mut Map<String, Value>, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            map.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            if let Value::Object(next) = map.entry(first.clone()).or_insert_with(|| Value::Object(Map::new())) {
+                insert_path(next, rest, value);
+            }
+        }
+    }
+}
+
+fn split_field(field: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(next), Some(last)) = (chars.next(), parts.last_mut()) {
+                    last.push(next);
+                }
+            }
+            '.' => parts.push(String::new()),
+            _ => {
+                if let Some(last) = parts.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    parts
 }
 
 pub async fn sync(cx: Ctx) -> Result<Reply> {
@@ -137,7 +196,11 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             return Err(invalid_param("set_presence must be online, offline or unavailable"));
         }
     }
-    let options = options(load_filter(&cx).await?, full_state)?;
+    let filter = match cx.req.query("filter") {
+        Some(raw) => filter::load(&cx, raw).await?,
+        None => Filter::default(),
+    };
+    let options = options(filter, full_state);
     let user = cx.requester()?.user_id.to_string();
 
     let mut response = sync_once(&cx, &user, since, &options).await?;
@@ -152,27 +215,88 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
 
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
 async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
-    let upto = Positions { events: events::max_stream_ordering(&cx.db).await?, ..Positions::default() };
+    let device = cx.requester()?.device_id.clone();
+    let (events_head, account_data_head, receipts_head, typing_head) = futures::try_join!(
+        events::max_stream_ordering(&cx.db),
+        account_data::max_stream_id(&cx.db),
+        receipts::max_stream_id(&cx.db),
+        typing::max_stream_id(&cx.db),
+    )?;
+    let upto = Positions {
+        events: events_head,
+        account_data: account_data_head,
+        receipts: receipts_head,
+        typing: typing_head,
+        ..Positions::default()
+    };
     let after = since.map(|s| s.events);
+    // A sync from a token past a to-device message shows that the device received it.
+    if let Some(since) = since.filter(|s| s.to_device > 0) {
+        cx.db.run(to_device::delete_upto(&cx.db, user, &device, since.to_device)?).await?;
+    }
+    let (memberships, account_data, to_device, ignored) = futures::try_join!(
+        current_state::memberships_of_user(&cx.db, user),
+        account_data::changed_since(&cx.db, user, since.map_or(0, |s| s.account_data), upto.account_data),
+        to_device::pending(&cx.db, user, &device, since.map_or(0, |s| s.to_device), MAX_TO_DEVICE),
+        ignored_users(cx, user),
+    )?;
     // Committed after this sync's snapshot: the next sync reports those.
-    let memberships: Vec<_> = current_state::memberships_of_user(&cx.db, user)
-        .await?
-        .into_iter()
-        .filter(|m| m.position() <= upto.events)
-        .collect();
-    // An incremental sync looks only at joined rooms with new events, found in one query.
+    let memberships: Vec<_> = memberships.into_iter().filter(|m| m.position() <= upto.events).collect();
+    let mut room_account_data: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut global_account_data = Vec::new();
+    for row in account_data {
+        let content: Value = serde_json::from_str(&row.content).unwrap_or_else(|_| json!({}));
+        let event = json!({"type": row.kind, "content": content});
+        if row.room_id.is_empty() {
+            if options.filter.account_data.matches(&row.kind, None) {
+                global_account_data.push(event);
+            }
+        } else {
+            room_account_data.entry(row.room_id).or_default().push(event);
+        }
+    }
+    // Receipts and typing of the joined rooms, and (incrementally) which joined rooms changed at
+    // all: each found in one query over all the rooms.
+    let joined: Vec<String> =
+        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
+    let (from_receipts, from_typing) = (since.map_or(0, |s| s.receipts), since.map_or(0, |s| s.typing));
+    let (receipt_edus, typing_changed, typing_now) = futures::try_join!(
+        receipts::since(&cx.db, &joined, user, from_receipts, upto.receipts),
+        typing::changed_since(&cx.db, &joined, from_typing, upto.typing),
+        typing::in_rooms(&cx.db, &joined, now_ms()),
+    )?;
+    let mut ephemeral: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (room, content) in receipt_edus {
+        ephemeral.entry(room).or_default().push(json!({"type": "m.receipt", "content": content}));
+    }
+    let typing_rooms: Vec<&String> = match since {
+        Some(_) => typing_changed.iter().collect(),
+        None => typing_now.keys().collect(),
+    };
+    for room in typing_rooms {
+        let users = typing_now.get(room).cloned().unwrap_or_default();
+        let users: Vec<String> = users.into_iter().filter(|u| !ignored.contains(u)).collect();
+        ephemeral.entry(room.clone()).or_default().push(json!({"type": "m.typing", "content": {"user_ids": users}}));
+    }
     let active: Option<Vec<String>> = match after {
         Some(a) if !options.full_state => {
-            let joined: Vec<String> =
-                memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
-            Some(events::rooms_with_events_between(&cx.db, &joined, a, upto.events).await?)
+            let mut active = events::rooms_with_events_between(&cx.db, &joined, a, upto.events).await?;
+            active.extend(room_account_data.keys().filter(|r| joined.contains(r)).cloned());
+            active.extend(ephemeral.keys().cloned());
+            Some(active)
         }
         _ => None,
     };
+    let ephemeral = &ephemeral;
+    let ignored = &ignored;
+    let room_account_data = &room_account_data;
     let mut work: Vec<LocalBoxFuture<'_, Result<Option<(Section, String, Value)>>>> = Vec::new();
     for membership in &memberships {
         let changed = after.is_none_or(|a| membership.position() > a);
         let room_id = parse_room_id(&membership.room_id)?;
+        if !options.includes_room(&room_id) {
+            continue;
+        }
         let name = membership.room_id.clone();
         match membership.membership.as_str() {
             "join" if changed || active.as_ref().is_none_or(|a| a.contains(&name)) => {
@@ -185,10 +309,22 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
                             events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() != Some("join")
                         }
                     };
-                    let room = joined_room(cx, &room_id, after, upto.events, newly_joined, options).await?;
+                    let mut room =
+                        joined_room(cx, &room_id, after, upto.events, newly_joined, options, ignored).await?;
+                    room["account_data"]["events"] = room_data(options, &room_id, room_account_data.get(&name));
+                    let filter = &options.filter.room.ephemeral;
+                    let edus: Vec<Value> = ephemeral
+                        .get(&name)
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| filter.matches(&room_id, e["type"].as_str().unwrap_or_default(), None, false))
+                        .cloned()
+                        .collect();
+                    room["ephemeral"]["events"] = Value::Array(edus);
                     Ok(Some((Section::Join, name, room)))
                 }));
             }
+            "invite" if changed && ignored.contains(&membership.sender) => {}
             "invite" | "knock" if changed => {
                 let section = if membership.membership == "invite" { Section::Invite } else { Section::Knock };
                 work.push(Box::pin(async move {
@@ -197,10 +333,14 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
                     Ok(Some((section, name, json!({ key: {"events": stripped} }))))
                 }));
             }
-            "leave" | "ban" if !membership.is_forgotten() && ((changed && since.is_some()) || options.include_leave) => {
+            "leave" | "ban"
+                if !membership.is_forgotten()
+                    && ((changed && since.is_some()) || options.filter.room.include_leave) =>
+            {
                 let left_at = membership.position();
                 work.push(Box::pin(async move {
-                    let room = left_room(cx, &room_id, after, left_at, options).await?;
+                    let mut room = left_room(cx, &room_id, after, left_at, options).await?;
+                    room["account_data"]["events"] = room_data(options, &room_id, room_account_data.get(&name));
                     Ok(Some((Section::Leave, name, room)))
                 }));
             }
@@ -217,11 +357,39 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         };
         map.insert(room_id, room);
     }
-    let next = match since {
-        Some(s) => Positions { events: upto.events.max(s.events), ..s },
-        None => upto,
+    let delivered = to_device.last().map(|m| m.stream_id);
+    let to_device = to_device
+        .into_iter()
+        .map(|m| {
+            let content: Value = serde_json::from_str(&m.content).unwrap_or_else(|_| json!({}));
+            json!({"sender": m.sender, "type": m.kind, "content": content})
+        })
+        .collect();
+    let next = Positions {
+        // Only as far as delivered: what the limit held back comes in the next sync.
+        to_device: delivered.unwrap_or(since.map_or(0, |s| s.to_device)),
+        ..upto.max_with(&since.unwrap_or_default())
     };
-    Ok(SyncResponse { next, rooms })
+    Ok(SyncResponse { next, rooms, account_data: global_account_data, to_device })
+}
+
+/// The room's account data that the filter lets through.
+fn room_data(options: &Options, room_id: &RoomId, events: Option<&Vec<Value>>) -> Value {
+    let filter = &options.filter.room.account_data;
+    let kept: Vec<Value> = events
+        .into_iter()
+        .flatten()
+        .filter(|e| filter.matches(room_id, e["type"].as_str().unwrap_or_default(), None, false))
+        .cloned()
+        .collect();
+    Value::Array(kept)
+}
+
+/// The users in the requester's `m.ignored_user_list`.
+async fn ignored_users(cx: &Ctx, user: &str) -> Result<Vec<String>> {
+    let Some(entry) = account_data::get(&cx.db, user, "", "m.ignored_user_list").await? else { return Ok(Vec::new()) };
+    let content: Value = serde_json::from_str(&entry.content).unwrap_or_default();
+    Ok(content.get("ignored_users").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +411,8 @@ struct Rooms {
 struct SyncResponse {
     next: Positions,
     rooms: Rooms,
+    account_data: Vec<Value>,
+    to_device: Vec<Value>,
 }
 
 impl SyncResponse {
@@ -251,6 +421,8 @@ impl SyncResponse {
             && self.rooms.invite.is_empty()
             && self.rooms.leave.is_empty()
             && self.rooms.knock.is_empty()
+            && self.account_data.is_empty()
+            && self.to_device.is_empty()
     }
 
     fn into_json(self) -> Value {
@@ -262,22 +434,12 @@ impl SyncResponse {
                 "leave": self.rooms.leave,
                 "knock": self.rooms.knock,
             },
-            "account_data": {"events": []},
+            "account_data": {"events": self.account_data},
             "presence": {"events": []},
-            "to_device": {"events": []},
+            "to_device": {"events": self.to_device},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
         })
-    }
-}
-
-impl Positions {
-    fn max_with(&self, other: &Positions) -> Positions {
-        Positions {
-            events: self.events.max(other.events),
-            account_data: self.account_data.max(other.account_data),
-            to_device: self.to_device.max(other.to_device),
-        }
     }
 }
 
@@ -290,13 +452,7 @@ struct Timeline {
     prev_batch: u64,
 }
 
-async fn timeline(
-    cx: &Ctx,
-    view: &RoomView,
-    after: Option<u64>,
-    upto: u64,
-    options: &Options,
-) -> Result<Timeline> {
+async fn timeline(cx: &Ctx, view: &RoomView, after: Option<u64>, upto: u64, options: &Options) -> Result<Timeline> {
     let page = view.page(cx, Direction::Backward, Some(upto), after, &options.timeline, options.timeline_limit).await?;
     let mut events = page.events;
     events.reverse();
@@ -311,11 +467,14 @@ async fn joined_room(
     upto: u64,
     newly_joined: bool,
     options: &Options,
+    ignored: &[String],
 ) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     // A newly joined room shows its recent history, not only what came after `since`.
     let from = if newly_joined { None } else { after };
-    let timeline = timeline(cx, &view, from, upto, options).await?;
+    let mut timeline = timeline(cx, &view, from, upto, options).await?;
+    // Ignored users' messages are hidden; their state changes still count.
+    timeline.events.retain(|e| e.state_key.is_some() || !ignored.contains(&e.sender));
     let state = if newly_joined || options.full_state {
         events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?
     } else if timeline.limited {
@@ -331,11 +490,13 @@ async fn joined_room(
     let reader = reader_of(cx)?;
     let now = now_ms();
     let serve = |events: &[StoredEvent]| -> Vec<Value> {
-        events.iter().map(|e| client_event(e, &view.version, reader, now)).collect()
+        events.iter().map(|e| options.fields(client_event(e, &view.version, reader, now))).collect()
     };
+    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+    let state: Vec<StoredEvent> =
+        state.into_iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).collect();
     let mut room = Map::new();
-    let members_changed = newly_joined
-        || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
+    let members_changed = newly_joined || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
     if members_changed {
         room.insert("summary".into(), summary(cx, room_id.as_str(), reader.user_id).await?);
     }
@@ -352,21 +513,18 @@ async fn joined_room(
     Ok(Value::Object(room))
 }
 
-async fn left_room(
-    cx: &Ctx,
-    room_id: &RoomId,
-    after: Option<u64>,
-    left_at: u64,
-    options: &Options,
-) -> Result<Value> {
+async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
     let state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
     let reader = reader_of(cx)?;
     let now = now_ms();
     let serve = |events: &[StoredEvent]| -> Vec<Value> {
-        events.iter().map(|e| client_event(e, &view.version, reader, now)).collect()
+        events.iter().map(|e| options.fields(client_event(e, &view.version, reader, now))).collect()
     };
+    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+    let state: Vec<StoredEvent> =
+        state.into_iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).collect();
     Ok(json!({
         "timeline": {"events": serve(&timeline.events), "limited": timeline.limited,
                      "prev_batch": super::room_access::stream_token(timeline.prev_batch)},
@@ -424,10 +582,10 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_bad_ones_are_refused() {
-        let p = Positions { events: 42, account_data: 7, to_device: 3 };
+        let p = Positions { events: 42, account_data: 7, to_device: 3, receipts: 2, typing: 1 };
         assert_eq!(parse_sync_token(&sync_token(&p)).unwrap(), p);
         assert_eq!(parse_sync_token("s42").unwrap(), Positions { events: 42, ..Positions::default() });
-        for bad in ["", "s", "42", "s1_2_3_4", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
+        for bad in ["", "s", "42", "s1_2_3_4_5_6", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
             assert!(parse_sync_token(bad).is_err(), "{bad}");
         }
     }

@@ -70,9 +70,9 @@ async fn update(cx: &Ctx, user_id: &str, room_id: &str, change: impl Fn(&mut Map
         }
         content.insert("tags".into(), Value::Object(tags));
         let json = content_json(&content)?;
-        let written =
-            cx.db.run(account_data::set_if_at(&cx.db, user_id, room_id, TAG_TYPE, &json, stream_id)?).await?;
+        let written = cx.db.run(account_data::set_if_at(&cx.db, user_id, room_id, TAG_TYPE, &json, stream_id)?).await?;
         if written > 0 {
+            super::account_data::wake_syncs(cx, user_id).await?;
             return Ok(Reply::empty());
         }
     }

@@ -12,6 +12,7 @@ use ruma_common::{ServerName, UserId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{internal, invalid_param, Result};
 use crate::http::Reply;
 use crate::router::Ctx;
@@ -47,13 +48,22 @@ pub async fn send_to_device(cx: Ctx) -> Result<Reply> {
         statements.push(to_device::insert_messages(&cx.db, user_id, kind, &messages_json)?);
     }
     // A UNIQUE conflict on the transaction means a retry: the first attempt stored everything.
-    cx.db.try_batch(statements).await?;
+    if cx.db.try_batch(statements).await?.is_some() && !entries.is_empty() {
+        let positions = Positions { to_device: to_device::max_stream_id(&cx.db).await?, ..Positions::default() };
+        let mut recipients: Vec<&str> = entries.iter().map(|(user, _, _)| *user).collect();
+        recipients.dedup();
+        let wakes = recipients.iter().map(|user| user_sync::notify(&cx.env, user, positions));
+        futures::future::try_join_all(wakes).await?;
+    }
     Ok(Reply::empty())
 }
 
+/// One message as the storage takes it: `[user_id, device_id or "*", content]`.
+type Entry<'a> = (&'a str, &'a str, &'a Map<String, Value>);
+
 /// `[user_id, device_id or "*", content]` for each message to a local user; `M_INVALID_PARAM`
 /// for a key that is not a user ID.
-fn local_entries<'a>(body: &'a Body, server_name: &ServerName) -> Result<Vec<(&'a str, &'a str, &'a Map<String, Value>)>> {
+fn local_entries<'a>(body: &'a Body, server_name: &ServerName) -> Result<Vec<Entry<'a>>> {
     let mut entries = Vec::new();
     for (user, devices) in &body.messages {
         let user_id =

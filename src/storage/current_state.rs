@@ -99,9 +99,10 @@ pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
     db.all(sql, &[&room_id]).await
 }
 
-const MEMBERSHIPS_OF_USER: &str = "SELECT cs.room_id, cs.membership, cs.stream_ordering, \
+const MEMBERSHIPS_OF_USER: &str = "SELECT cs.room_id, cs.membership, cs.stream_ordering, e.sender, \
      EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = ?1 AND f.room_id = cs.room_id) AS forgotten \
-     FROM current_state cs WHERE cs.type = 'm.room.member' AND cs.state_key = ?1 ORDER BY cs.room_id";
+     FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     WHERE cs.type = 'm.room.member' AND cs.state_key = ?1 ORDER BY cs.room_id";
 const MEMBERS: &str = "SELECT state_key AS user_id, membership FROM current_state \
      WHERE room_id = ?1 AND type = 'm.room.member' ORDER BY stream_ordering";
 
@@ -110,6 +111,8 @@ const MEMBERS: &str = "SELECT state_key AS user_id, membership FROM current_stat
 pub struct UserMembership {
     pub room_id: String,
     pub membership: String,
+    /// Who set the membership: the inviter of an invite.
+    pub sender: String,
     stream_ordering: f64,
     forgotten: f64,
 }

@@ -19,10 +19,8 @@ pub async fn insert(db: &Db, user_id: &str, filter_json: &str) -> Result<u64> {
     struct Row {
         filter_id: f64,
     }
-    let statements = vec![
-        db.prepare(INSERT_NEW, &[&user_id, &filter_json])?,
-        db.prepare(SELECT_ID, &[&user_id, &filter_json])?,
-    ];
+    let statements =
+        vec![db.prepare(INSERT_NEW, &[&user_id, &filter_json])?, db.prepare(SELECT_ID, &[&user_id, &filter_json])?];
     // Both run in one transaction, so the select sees the row whichever way the insert went.
     let results = db.batch_rows(statements).await.map_err(|e| match e {
         BatchError::Conflict(message) => internal("inserting a filter", message),

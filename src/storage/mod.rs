@@ -15,9 +15,11 @@ pub mod filters;
 pub mod forgotten_rooms;
 pub mod profiles;
 pub mod rate_limits;
+pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
 pub mod to_device;
+pub mod typing;
 pub mod uia_sessions;
 pub mod users;
 

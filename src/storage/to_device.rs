@@ -14,8 +14,7 @@ const INSERT_MESSAGES: &str = "INSERT INTO to_device (user_id, device_id, sender
      FROM json_each(?3) m JOIN devices d ON d.user_id = json_extract(m.value, '$[0]') \
        AND (json_extract(m.value, '$[1]') = '*' OR d.device_id = json_extract(m.value, '$[1]')) \
      ORDER BY m.key, d.device_id";
-const INSERT_TXN: &str =
-    "INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_TXN: &str = "INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
 const PENDING: &str = "SELECT stream_id, sender, type, content FROM to_device \
      WHERE user_id = ?1 AND device_id = ?2 AND stream_id > ?3 ORDER BY stream_id LIMIT ?4";
 const DELETE_UPTO: &str = "DELETE FROM to_device WHERE user_id = ?1 AND device_id = ?2 AND stream_id <= ?3";

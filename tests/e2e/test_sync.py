@@ -127,7 +127,7 @@ def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
 
 
 def test_bad_tokens_and_parameters(user):
-    for token in ["nonsense", "s", "s1_2_3_4", "s-5", "x1"]:
+    for token in ["nonsense", "s", "s1_2_3_4_5_6", "s-5", "x1"]:
         assert_error(user.get(f"{V3}/sync", params={"since": token}), 400, "M_INVALID_PARAM")
     assert_error(user.get(f"{V3}/sync", params={"set_presence": "busy"}), 400, "M_INVALID_PARAM")
     assert_error(user.get(f"{V3}/sync", params={"timeout": "soon"}), 400, "M_INVALID_PARAM")
@@ -212,3 +212,138 @@ def test_history_visibility_on_a_new_join(user, new_user, visibility):
     join(bob, room_id)
     timeline = [e["event_id"] for e in joined(sync(bob), room_id)["timeline"]["events"]]
     assert (secret in timeline) == (visibility == "shared")
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters, account data, ignored users, to-device
+
+
+def test_filter_by_id_lazy_loading_rooms_and_event_fields(user, new_user):
+    bob, carol = new_user(), new_user()
+    room_id = create_room(user, preset="public_chat")
+    other = create_room(user)
+    for member in (bob, carol):
+        join(member, room_id)
+    send_message(bob, room_id, "from bob")
+    body = {"room": {"rooms": [room_id], "timeline": {"limit": 1}, "state": {"lazy_load_members": True}},
+            "event_fields": ["type", "content.body", "sender", "state_key"]}
+    filter_id = assert_ok(user.post(f"{V3}/user/{user.user_id}/filter", json=body))["filter_id"]
+    response = sync(user, filter=filter_id)
+    assert other not in response["rooms"]["join"]
+    room = joined(response, room_id)
+    (event,) = room["timeline"]["events"]
+    assert event == {"type": "m.room.message", "content": {"body": "from bob"}, "sender": bob.user_id}
+    assert all(set(e) <= {"type", "content", "sender", "state_key"} for e in room["state"]["events"])
+    members = {e["state_key"] for e in room["state"]["events"] if e.get("type") == "m.room.member"}
+    assert members == {bob.user_id, user.user_id}, "only the timeline's senders and the reader"
+    assert_error(user.get(f"{V3}/sync", params={"filter": "999999"}), 404, "M_NOT_FOUND")
+
+
+def test_account_data_global_and_per_room(user):
+    room_id = create_room(user)
+    token = sync(user)["next_batch"]
+    assert_ok(user.put(f"{V3}/user/{user.user_id}/account_data/org.example.global", json={"a": 1}))
+    assert_ok(user.put(f"{V3}/user/{user.user_id}/rooms/{room_id}/account_data/org.example.room", json={"b": 2}))
+    response = sync(user, token)
+    assert {"type": "org.example.global", "content": {"a": 1}} in response["account_data"]["events"]
+    room = joined(response, room_id)
+    assert room["account_data"]["events"] == [{"type": "org.example.room", "content": {"b": 2}}]
+    assert room["timeline"]["events"] == [], "only account data changed"
+    again = sync(user, response["next_batch"])
+    assert again["account_data"]["events"] == [] and joined(again, room_id) is None
+    initial = sync(user)
+    assert {"type": "org.example.global", "content": {"a": 1}} in initial["account_data"]["events"]
+
+
+def test_ignored_users_messages_and_invites_are_hidden(user, new_user):
+    pest = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(pest, room_id)
+    assert_ok(user.put(f"{V3}/user/{user.user_id}/account_data/m.ignored_user_list",
+                       json={"ignored_users": {pest.user_id: {}}}))
+    token = sync(user)["next_batch"]
+    send_message(pest, room_id, "noise")
+    own = send_message(user, room_id, "signal")
+    timeline = joined(sync(user, token), room_id)["timeline"]["events"]
+    assert [e["event_id"] for e in timeline] == [own]
+    elsewhere = create_room(pest)
+    invite(pest, elsewhere, user)
+    assert elsewhere not in sync(user, token)["rooms"]["invite"]
+
+
+def send_to_device(sender, messages: dict, txn: str, event_type: str = "org.example.ping"):
+    assert_ok(sender.put(f"{V3}/sendToDevice/{event_type}/{txn}", json={"messages": messages}))
+
+
+def test_to_device_is_delivered_once_and_survives_a_dropped_response(user, new_user):
+    bob = new_user()
+    laptop = bob.login()
+    token = sync(bob)["next_batch"]
+    send_to_device(user, {bob.user_id: {bob.device_id: {"n": 1}}}, "t1")
+    send_to_device(user, {bob.user_id: {"*": {"n": 2}}}, "t2")
+    send_to_device(user, {bob.user_id: {"*": {"n": 2}}}, "t2")  # a retry sends nothing again
+    first = sync(bob, token)
+    assert [(e["sender"], e["content"]) for e in first["to_device"]["events"]] == [
+        (user.user_id, {"n": 1}), (user.user_id, {"n": 2})]
+    # The response was "dropped": the same token gets the same messages again.
+    assert sync(bob, token)["to_device"]["events"] == first["to_device"]["events"]
+    # Past that token they are gone for good.
+    assert sync(bob, first["next_batch"])["to_device"]["events"] == []
+    assert sync(bob, token)["to_device"]["events"] == []
+    on_laptop = assert_ok(bob.get(f"{V3}/sync", params={"timeout": 0}, token=laptop["access_token"]))
+    assert [e["content"] for e in on_laptop["to_device"]["events"]] == [{"n": 2}], "`*` reached the laptop"
+
+
+def test_to_device_wakes_a_waiting_sync(user, new_user):
+    bob = new_user()
+    token = sync(bob)["next_batch"]
+    out = {}
+    thread = waiting_sync(bob, token, 20_000, out)
+    time.sleep(0.5)
+    send_to_device(user, {bob.user_id: {bob.device_id: {"wake": True}}}, "w1")
+    thread.join(timeout=25)
+    assert out["elapsed"] < 10
+    assert [e["content"] for e in out["response"]["to_device"]["events"]] == [{"wake": True}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ephemeral: receipts and typing
+
+
+def ephemeral(response: dict, room_id: str, edu_type: str) -> list[dict]:
+    room = joined(response, room_id)
+    return [e["content"] for e in (room or {}).get("ephemeral", {}).get("events", []) if e["type"] == edu_type]
+
+
+def test_receipts_reach_members_and_private_ones_only_their_owner(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(bob, room_id)
+    event_id = send_message(user, room_id, "read me")
+    token_user, token_bob = sync(user)["next_batch"], sync(bob)["next_batch"]
+    assert_ok(bob.post(room_path(room_id, "receipt", "m.read", event_id), json={}))
+    (content,) = ephemeral(sync(user, token_user), room_id, "m.receipt")
+    assert bob.user_id in content[event_id]["m.read"]
+    assert_ok(user.post(room_path(room_id, "receipt", "m.read.private", event_id), json={}))
+    assert ephemeral(sync(bob, token_bob), room_id, "m.receipt") == [content], "bob sees no private receipt"
+    (mine,) = ephemeral(sync(user, token_user), room_id, "m.receipt")
+    assert user.user_id in mine[event_id]["m.read.private"]
+    initial = ephemeral(sync(bob), room_id, "m.receipt")
+    assert initial and bob.user_id in initial[0][event_id]["m.read"]
+
+
+def test_typing_wakes_members_and_stops(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(bob, room_id)
+    token = sync(bob)["next_batch"]
+    out = {}
+    thread = waiting_sync(bob, token, 20_000, out)
+    time.sleep(0.5)
+    assert_ok(user.put(room_path(room_id, "typing", user.user_id), json={"typing": True, "timeout": 20_000}))
+    thread.join(timeout=25)
+    assert out["elapsed"] < 10
+    assert ephemeral(out["response"], room_id, "m.typing") == [{"user_ids": [user.user_id]}]
+    token = out["response"]["next_batch"]
+    assert_ok(user.put(room_path(room_id, "typing", user.user_id), json={"typing": False}))
+    assert ephemeral(sync(bob, token), room_id, "m.typing") == [{"user_ids": []}]
