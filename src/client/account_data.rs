@@ -89,6 +89,12 @@ pub fn stored_content(json: &str) -> Result<Map<String, Value>> {
     serde_json::from_str(json).map_err(|e| internal("stored account data", e))
 }
 
+/// Wakes the user's waiting syncs for a change of their account data.
+pub async fn wake_syncs(cx: &Ctx, user_id: &str) -> Result<()> {
+    let positions = Positions { account_data: account_data::max_stream_id(&cx.db).await?, ..Positions::default() };
+    user_sync::notify(&cx.env, user_id, positions).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,10 +112,4 @@ mod tests {
         let err = content_json(&content).unwrap_err();
         assert_eq!(err.matrix().unwrap().kind, ErrorKind::TooLarge);
     }
-}
-
-/// Wakes the user's waiting syncs for a change of their account data.
-pub async fn wake_syncs(cx: &Ctx, user_id: &str) -> Result<()> {
-    let positions = Positions { account_data: account_data::max_stream_id(&cx.db).await?, ..Positions::default() };
-    user_sync::notify(&cx.env, user_id, positions).await
 }

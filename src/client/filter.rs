@@ -135,11 +135,6 @@ impl EventFilter {
         matches_types(&self.types, &self.not_types, event_type)
             && matches_senders(&self.senders, &self.not_senders, sender)
     }
-
-    /// The filter's limit, or `default`, at most `max`.
-    pub fn limit_or(&self, default: u64, max: u64) -> u64 {
-        self.limit.map_or(default, NonZeroU64::get).min(max)
-    }
 }
 
 impl RoomFilter {
@@ -388,13 +383,11 @@ mod tests {
         assert!(!filter.matches("org.custom", Some(user("@a:hs"))));
         assert!(!filter.matches("m.tag", Some(user("@spam:hs"))));
         assert!(filter.matches("m.tag", None));
-        assert_eq!(filter.limit_or(10, 100), 10);
 
         let only: EventFilter = serde_json::from_value(json!({"senders": ["@a:hs"], "limit": 500})).unwrap();
         assert!(only.matches("x", Some(user("@a:hs"))));
         assert!(!only.matches("x", Some(user("@b:hs"))));
         assert!(!only.matches("x", None));
-        assert_eq!(only.limit_or(10, 100), 100);
 
         let nothing: EventFilter = serde_json::from_value(json!({"types": []})).unwrap();
         assert!(!nothing.matches("m.tag", None));

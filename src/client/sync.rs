@@ -44,6 +44,8 @@ const STRIPPED_STATE_TYPES: &[&str] = &[
     "m.room.topic",
 ];
 const HEROES: usize = 5;
+/// How long after a typing expiry a waiting sync looks again.
+const EXPIRY_SLACK_MS: u64 = 20;
 /// To-device messages per sync; the rest come in the next one.
 const MAX_TO_DEVICE: u64 = 100;
 
@@ -206,7 +208,12 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     let mut response = sync_once(&cx, &user, since, &options).await?;
     if let (Some(since), true) = (since, timeout_ms > 0 && response.is_empty()) {
         let covered = response.next.max_with(&since);
-        if user_sync::wait(&cx.env, &user, covered, timeout_ms).await? {
+        // Typing that runs out is a change too: wake when the first one does.
+        let now = now_ms();
+        let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
+        let wait_ms = expiry.map_or(timeout_ms, |at| timeout_ms.min(at.saturating_sub(now) + EXPIRY_SLACK_MS));
+        let woken = user_sync::wait(&cx.env, &user, covered, wait_ms).await?;
+        if woken || wait_ms < timeout_ms {
             response = sync_once(&cx, &user, Some(since), &options).await?;
         }
     }
@@ -216,6 +223,10 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
 async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
     let device = cx.requester()?.device_id.clone();
+    let memberships = current_state::memberships_of_user(&cx.db, user).await?;
+    let joined: Vec<String> =
+        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
+    expire_typing(cx, &joined).await?;
     let (events_head, account_data_head, receipts_head, typing_head) = futures::try_join!(
         events::max_stream_ordering(&cx.db),
         account_data::max_stream_id(&cx.db),
@@ -234,8 +245,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     if let Some(since) = since.filter(|s| s.to_device > 0) {
         cx.db.run(to_device::delete_upto(&cx.db, user, &device, since.to_device)?).await?;
     }
-    let (memberships, account_data, to_device, ignored) = futures::try_join!(
-        current_state::memberships_of_user(&cx.db, user),
+    let (account_data, to_device, ignored) = futures::try_join!(
         account_data::changed_since(&cx.db, user, since.map_or(0, |s| s.account_data), upto.account_data),
         to_device::pending(&cx.db, user, &device, since.map_or(0, |s| s.to_device), MAX_TO_DEVICE),
         ignored_users(cx, user),
@@ -257,8 +267,6 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     }
     // Receipts and typing of the joined rooms, and (incrementally) which joined rooms changed at
     // all: each found in one query over all the rooms.
-    let joined: Vec<String> =
-        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
     let (from_receipts, from_typing) = (since.map_or(0, |s| s.receipts), since.map_or(0, |s| s.typing));
     let (receipt_edus, typing_changed, typing_now) = futures::try_join!(
         receipts::since(&cx.db, &joined, user, from_receipts, upto.receipts),
@@ -290,7 +298,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     let ephemeral = &ephemeral;
     let ignored = &ignored;
     let room_account_data = &room_account_data;
-    let mut work: Vec<LocalBoxFuture<'_, Result<Option<(Section, String, Value)>>>> = Vec::new();
+    let mut work: Vec<RoomWork<'_>> = Vec::new();
     for membership in &memberships {
         let changed = after.is_none_or(|a| membership.position() > a);
         let room_id = parse_room_id(&membership.room_id)?;
@@ -370,7 +378,20 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         to_device: delivered.unwrap_or(since.map_or(0, |s| s.to_device)),
         ..upto.max_with(&since.unwrap_or_default())
     };
-    Ok(SyncResponse { next, rooms, account_data: global_account_data, to_device })
+    Ok(SyncResponse { next, rooms, account_data: global_account_data, to_device, joined })
+}
+
+/// Typing that ran out becomes a change at a new position, and the rooms' members are woken.
+async fn expire_typing(cx: &Ctx, joined: &[String]) -> Result<()> {
+    let now = now_ms();
+    let rooms = typing::expired_rooms(&cx.db, joined, now).await?;
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    cx.db.run(typing::expire(&cx.db, &rooms, now)?).await?;
+    let positions = Positions { typing: typing::max_stream_id(&cx.db).await?, ..Positions::default() };
+    let wakes = rooms.iter().map(|room| user_sync::notify_room(&cx.env, &cx.db, room, positions));
+    try_join_all(wakes).await.map(|_| ())
 }
 
 /// The room's account data that the filter lets through.
@@ -391,6 +412,9 @@ async fn ignored_users(cx: &Ctx, user: &str) -> Result<Vec<String>> {
     let content: Value = serde_json::from_str(&entry.content).unwrap_or_default();
     Ok(content.get("ignored_users").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default())
 }
+
+/// The reading of one room: its section, ID and JSON.
+type RoomWork<'a> = LocalBoxFuture<'a, Result<Option<(Section, String, Value)>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
@@ -413,6 +437,8 @@ struct SyncResponse {
     rooms: Rooms,
     account_data: Vec<Value>,
     to_device: Vec<Value>,
+    /// The rooms the user is joined to.
+    joined: Vec<String>,
 }
 
 impl SyncResponse {

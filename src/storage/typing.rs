@@ -1,7 +1,7 @@
 //! `typing`: who types in which room, until when. A user who starts typing, or stops, takes a
 //! new stream position; one who keeps typing only pushes the expiry, as the list of typing users
-//! does not change. An entry past its expiry is simply not typing any more: no position marks
-//! that, so `/sync` must wake itself when the earliest expiry passes.
+//! does not change. An entry past its expiry is not typing any more; the first sync that sees it
+//! marks it stopped at a new position ([`expire`]), and waiting syncs wake at the earliest expiry.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +30,13 @@ const CHANGED_SINCE: &str = "SELECT DISTINCT room_id FROM typing INDEXED BY typi
 const NEXT_EXPIRY: &str = "SELECT min(expires_ms) AS expires_ms FROM typing \
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > ?2";
 const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM typing";
+/// Rooms with entries past their expiry that no position marks as stopped yet.
+const EXPIRED_ROOMS: &str = "SELECT DISTINCT room_id FROM typing \
+     WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > 0 AND expires_ms <= ?2";
+/// Marks those entries stopped, each with a new position, so that syncs see the change.
+const EXPIRE: &str = "INSERT OR REPLACE INTO typing (room_id, user_id, expires_ms) \
+     SELECT room_id, user_id, 0 FROM typing \
+     WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > 0 AND expires_ms <= ?2";
 
 /// The statements that mark `user_id` as typing in `room_id` until `expires_ms`, as of `now_ms`.
 /// Run them in one batch, in this order.
@@ -43,6 +50,24 @@ pub fn start(db: &Db, room_id: &str, user_id: &str, expires_ms: u64, now_ms: u64
 /// Marks `user_id` as no longer typing in `room_id`; changes nothing when they were not.
 pub fn stop(db: &Db, room_id: &str, user_id: &str, now_ms: u64) -> Result<Statement> {
     db.prepare(STOP, &[&room_id, &user_id, &now_ms])
+}
+
+/// Which of `room_ids` have typing that ran out by `now_ms` and is not yet marked stopped.
+pub async fn expired_rooms(db: &Db, room_ids: &[String], now_ms: u64) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+    }
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Row> = db.all(EXPIRED_ROOMS, &[&room_list(room_ids)?, &now_ms]).await?;
+    Ok(rows.into_iter().map(|r| r.room_id).collect())
+}
+
+/// Marks the typing in `room_ids` that ran out by `now_ms` as stopped, at new positions.
+pub fn expire(db: &Db, room_ids: &[String], now_ms: u64) -> Result<Statement> {
+    db.prepare(EXPIRE, &[&room_list(room_ids)?, &now_ms])
 }
 
 fn room_list(room_ids: &[String]) -> Result<String> {

@@ -347,3 +347,18 @@ def test_typing_wakes_members_and_stops(user, new_user):
     token = out["response"]["next_batch"]
     assert_ok(user.put(room_path(room_id, "typing", user.user_id), json={"typing": False}))
     assert ephemeral(sync(bob, token), room_id, "m.typing") == [{"user_ids": []}]
+
+
+def test_typing_that_runs_out_reaches_a_waiting_sync(user, new_user):
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(bob, room_id)
+    token = sync(bob)["next_batch"]
+    assert_ok(user.put(room_path(room_id, "typing", user.user_id), json={"typing": True, "timeout": 1500}))
+    typing_now = sync(bob, token)
+    assert ephemeral(typing_now, room_id, "m.typing") == [{"user_ids": [user.user_id]}]
+    out = {}
+    thread = waiting_sync(bob, typing_now["next_batch"], 15_000, out)
+    thread.join(timeout=20)
+    assert 0.5 < out["elapsed"] < 5, "woken when the typing ran out, not at the timeout"
+    assert ephemeral(out["response"], room_id, "m.typing") == [{"user_ids": []}]
