@@ -362,3 +362,53 @@ def test_typing_that_runs_out_reaches_a_waiting_sync(user, new_user):
     thread.join(timeout=20)
     assert 0.5 < out["elapsed"] < 5, "woken when the typing ran out, not at the timeout"
     assert ephemeral(out["response"], room_id, "m.typing") == [{"user_ids": []}]
+
+
+def test_full_state_and_summary(user, new_user):
+    bob, carol = new_user(), new_user()
+    room_id = create_room(user, preset="public_chat", invite=[carol.user_id])
+    join(bob, room_id)
+    token = sync(user)["next_batch"]
+    send_message(user, room_id, "one")
+    full = joined(sync(user, token, full_state="true"), room_id)
+    types = {e["type"] for e in full["state"]["events"]}
+    assert {"m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.member"} <= types
+    assert not joined(sync(user, token), room_id)["state"]["events"], "without full_state, no state"
+    summary = joined(sync(user), room_id)["summary"]
+    assert summary["m.joined_member_count"] == 2 and summary["m.invited_member_count"] == 1
+    assert set(summary["m.heroes"]) == {bob.user_id, carol.user_id}
+
+
+def test_nothing_is_lost_when_every_object_is_evicted(server_factory):
+    """A restart forgets every Durable Object; a sync from an old token still gets everything."""
+    from conftest import User, make_client, register
+
+    server = server_factory.launch({"STRATUS_TEST_SERVER": "sync-eviction"})
+    server.wait_ready()
+
+    def user_on(url):
+        client = make_client(url)
+        account = register(client)
+        return User(client=client, user_id=account["user_id"], access_token=account["access_token"],
+                    device_id=account["device_id"])
+
+    alice, bob = user_on(server.url), user_on(server.url)
+    room_id = create_room(alice, preset="public_chat")
+    join(bob, room_id)
+    token = sync(bob)["next_batch"]
+    sent = [send_message(alice, room_id, f"before {n}") for n in range(3)]
+    send_to_device(alice, {bob.user_id: {bob.device_id: {"kept": True}}}, "evict")
+    url = server.restart()
+    bob.client = make_client(url)
+    response = sync(bob, token)
+    assert [e["event_id"] for e in joined(response, room_id)["timeline"]["events"]] == sent
+    assert [e["content"] for e in response["to_device"]["events"]] == [{"kept": True}]
+    # And a waiting sync on the fresh object is still woken.
+    out = {}
+    alice.client = make_client(url)
+    thread = waiting_sync(bob, response["next_batch"], 20_000, out)
+    time.sleep(0.5)
+    later = send_message(alice, room_id, "after")
+    thread.join(timeout=25)
+    assert out["elapsed"] < 10
+    assert [e["event_id"] for e in joined(out["response"], room_id)["timeline"]["events"]] == [later]
