@@ -223,15 +223,15 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
 async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
     let device = cx.requester()?.device_id.clone();
-    let memberships = current_state::memberships_of_user(&cx.db, user).await?;
-    let joined: Vec<String> =
-        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
-    expire_typing(cx, &joined).await?;
-    let (events_head, account_data_head, receipts_head, typing_head) = futures::try_join!(
+    expire_typing(cx).await?;
+    // The heads first, then what they bound: anything read after them that is newer is left for
+    // the next sync (memberships are filtered below), never missed.
+    let (events_head, account_data_head, receipts_head, typing_head, to_device_head) = futures::try_join!(
         events::max_stream_ordering(&cx.db),
         account_data::max_stream_id(&cx.db),
         receipts::max_stream_id(&cx.db),
         typing::max_stream_id(&cx.db),
+        to_device::max_stream_id(&cx.db),
     )?;
     let upto = Positions {
         events: events_head,
@@ -240,18 +240,34 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         typing: typing_head,
         ..Positions::default()
     };
+    let from = since.unwrap_or_default();
     let after = since.map(|s| s.events);
-    // A sync from a token past a to-device message shows that the device received it.
-    if let Some(since) = since.filter(|s| s.to_device > 0) {
-        cx.db.run(to_device::delete_upto(&cx.db, user, &device, since.to_device)?).await?;
-    }
-    let (account_data, to_device, ignored) = futures::try_join!(
-        account_data::changed_since(&cx.db, user, since.map_or(0, |s| s.account_data), upto.account_data),
-        to_device::pending(&cx.db, user, &device, since.map_or(0, |s| s.to_device), MAX_TO_DEVICE),
+    let device_messages = async {
+        // A sync from a token past a to-device message shows that the device received it.
+        if from.to_device > 0 {
+            cx.db.run(to_device::delete_upto(&cx.db, user, &device, from.to_device)?).await?;
+        }
+        if to_device_head <= from.to_device {
+            return Ok(Vec::new());
+        }
+        to_device::pending(&cx.db, user, &device, from.to_device, MAX_TO_DEVICE).await
+    };
+    let account_data = async {
+        if upto.account_data <= from.account_data {
+            return Ok(Vec::new());
+        }
+        account_data::changed_since(&cx.db, user, from.account_data, upto.account_data).await
+    };
+    let (memberships, account_data, to_device, ignored) = futures::try_join!(
+        current_state::memberships_of_user(&cx.db, user),
+        account_data,
+        device_messages,
         ignored_users(cx, user),
     )?;
     // Committed after this sync's snapshot: the next sync reports those.
     let memberships: Vec<_> = memberships.into_iter().filter(|m| m.position() <= upto.events).collect();
+    let joined: Vec<String> =
+        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
     let mut room_account_data: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut global_account_data = Vec::new();
     for row in account_data {
@@ -266,12 +282,25 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         }
     }
     // Receipts and typing of the joined rooms, and (incrementally) which joined rooms changed at
-    // all: each found in one query over all the rooms.
-    let (from_receipts, from_typing) = (since.map_or(0, |s| s.receipts), since.map_or(0, |s| s.typing));
-    let (receipt_edus, typing_changed, typing_now) = futures::try_join!(
-        receipts::since(&cx.db, &joined, user, from_receipts, upto.receipts),
-        typing::changed_since(&cx.db, &joined, from_typing, upto.typing),
-        typing::in_rooms(&cx.db, &joined, now_ms()),
+    // all: each found in one query over all the rooms, and skipped when its stream is still.
+    let typing_moved = since.is_none() || upto.typing > from.typing;
+    let typing_now = async {
+        if !typing_moved {
+            return Ok(BTreeMap::new());
+        }
+        typing::in_rooms(&cx.db, &joined, now_ms()).await
+    };
+    let rooms_with_events = async {
+        match after {
+            Some(a) if !options.full_state => events::rooms_with_events_between(&cx.db, &joined, a, upto.events).await,
+            _ => Ok(Vec::new()),
+        }
+    };
+    let (receipt_edus, typing_changed, typing_now, rooms_with_events) = futures::try_join!(
+        receipts::since(&cx.db, &joined, user, from.receipts, upto.receipts),
+        typing::changed_since(&cx.db, &joined, from.typing, upto.typing),
+        typing_now,
+        rooms_with_events,
     )?;
     let mut ephemeral: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (room, content) in receipt_edus {
@@ -287,8 +316,8 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         ephemeral.entry(room.clone()).or_default().push(json!({"type": "m.typing", "content": {"user_ids": users}}));
     }
     let active: Option<Vec<String>> = match after {
-        Some(a) if !options.full_state => {
-            let mut active = events::rooms_with_events_between(&cx.db, &joined, a, upto.events).await?;
+        Some(_) if !options.full_state => {
+            let mut active = rooms_with_events;
             active.extend(room_account_data.keys().filter(|r| joined.contains(r)).cloned());
             active.extend(ephemeral.keys().cloned());
             Some(active)
@@ -382,13 +411,13 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
 }
 
 /// Typing that ran out becomes a change at a new position, and the rooms' members are woken.
-async fn expire_typing(cx: &Ctx, joined: &[String]) -> Result<()> {
+async fn expire_typing(cx: &Ctx) -> Result<()> {
     let now = now_ms();
-    let rooms = typing::expired_rooms(&cx.db, joined, now).await?;
+    let rooms = typing::expired_rooms(&cx.db, now).await?;
     if rooms.is_empty() {
         return Ok(());
     }
-    cx.db.run(typing::expire(&cx.db, &rooms, now)?).await?;
+    cx.db.run(typing::expire(&cx.db, now)?).await?;
     let positions = Positions { typing: typing::max_stream_id(&cx.db).await?, ..Positions::default() };
     let wakes = rooms.iter().map(|room| user_sync::notify_room(&cx.env, &cx.db, room, positions));
     try_join_all(wakes).await.map(|_| ())
@@ -514,24 +543,14 @@ async fn joined_room(
     };
     let limited = timeline.limited || (newly_joined && after.is_some());
     let reader = reader_of(cx)?;
-    let now = now_ms();
-    let serve = |events: &[StoredEvent]| -> Vec<Value> {
-        events.iter().map(|e| options.fields(client_event(e, &view.version, reader, now))).collect()
-    };
-    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
-    let state: Vec<StoredEvent> =
-        state.into_iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).collect();
-    let mut room = Map::new();
     let members_changed = newly_joined || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
+    let (timeline_json, state) = render(cx, &view, options, room_id, &timeline, state, limited)?;
+    let mut room = Map::new();
     if members_changed {
         room.insert("summary".into(), summary(cx, room_id.as_str(), reader.user_id).await?);
     }
-    room.insert(
-        "timeline".into(),
-        json!({"events": serve(&timeline.events), "limited": limited,
-               "prev_batch": super::room_access::stream_token(timeline.prev_batch)}),
-    );
-    room.insert("state".into(), json!({"events": serve(&state)}));
+    room.insert("timeline".into(), timeline_json);
+    room.insert("state".into(), json!({ "events": state }));
     room.insert("ephemeral".into(), json!({"events": []}));
     room.insert("account_data".into(), json!({"events": []}));
     room.insert("unread_notifications".into(), json!({"highlight_count": 0, "notification_count": 0}));
@@ -543,20 +562,36 @@ async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64,
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
     let state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
-    let reader = reader_of(cx)?;
-    let now = now_ms();
-    let serve = |events: &[StoredEvent]| -> Vec<Value> {
-        events.iter().map(|e| options.fields(client_event(e, &view.version, reader, now))).collect()
-    };
-    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
-    let state: Vec<StoredEvent> =
-        state.into_iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).collect();
+    let (timeline_json, state) = render(cx, &view, options, room_id, &timeline, state, timeline.limited)?;
     Ok(json!({
-        "timeline": {"events": serve(&timeline.events), "limited": timeline.limited,
-                     "prev_batch": super::room_access::stream_token(timeline.prev_batch)},
-        "state": {"events": serve(&state)},
+        "timeline": timeline_json,
+        "state": {"events": state},
         "account_data": {"events": []},
     }))
+}
+
+/// A room's timeline section and its state events, in the client format and narrowed by the
+/// filter (the state filter, lazy-loaded members, `event_fields`).
+fn render(
+    cx: &Ctx,
+    view: &RoomView,
+    options: &Options,
+    room_id: &RoomId,
+    timeline: &Timeline,
+    state: Vec<StoredEvent>,
+    limited: bool,
+) -> Result<(Value, Vec<Value>)> {
+    let reader = reader_of(cx)?;
+    let now = now_ms();
+    let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
+    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+    let state = state.iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).map(serve).collect();
+    let timeline = json!({
+        "events": timeline.events.iter().map(serve).collect::<Vec<_>>(),
+        "limited": limited,
+        "prev_batch": super::room_access::stream_token(timeline.prev_batch),
+    });
+    Ok((timeline, state))
 }
 
 /// `m.heroes` and the member counts.

@@ -31,12 +31,10 @@ const NEXT_EXPIRY: &str = "SELECT min(expires_ms) AS expires_ms FROM typing \
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > ?2";
 const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM typing";
 /// Rooms with entries past their expiry that no position marks as stopped yet.
-const EXPIRED_ROOMS: &str = "SELECT DISTINCT room_id FROM typing \
-     WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > 0 AND expires_ms <= ?2";
+const EXPIRED_ROOMS: &str = "SELECT DISTINCT room_id FROM typing WHERE expires_ms > 0 AND expires_ms <= ?1";
 /// Marks those entries stopped, each with a new position, so that syncs see the change.
 const EXPIRE: &str = "INSERT OR REPLACE INTO typing (room_id, user_id, expires_ms) \
-     SELECT room_id, user_id, 0 FROM typing \
-     WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > 0 AND expires_ms <= ?2";
+     SELECT room_id, user_id, 0 FROM typing WHERE expires_ms > 0 AND expires_ms <= ?1";
 
 /// The statements that mark `user_id` as typing in `room_id` until `expires_ms`, as of `now_ms`.
 /// Run them in one batch, in this order.
@@ -52,22 +50,19 @@ pub fn stop(db: &Db, room_id: &str, user_id: &str, now_ms: u64) -> Result<Statem
     db.prepare(STOP, &[&room_id, &user_id, &now_ms])
 }
 
-/// Which of `room_ids` have typing that ran out by `now_ms` and is not yet marked stopped.
-pub async fn expired_rooms(db: &Db, room_ids: &[String], now_ms: u64) -> Result<Vec<String>> {
+/// The rooms with typing that ran out by `now_ms` and is not yet marked stopped.
+pub async fn expired_rooms(db: &Db, now_ms: u64) -> Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
         room_id: String,
     }
-    if room_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<Row> = db.all(EXPIRED_ROOMS, &[&room_list(room_ids)?, &now_ms]).await?;
+    let rows: Vec<Row> = db.all(EXPIRED_ROOMS, &[&now_ms]).await?;
     Ok(rows.into_iter().map(|r| r.room_id).collect())
 }
 
-/// Marks the typing in `room_ids` that ran out by `now_ms` as stopped, at new positions.
-pub fn expire(db: &Db, room_ids: &[String], now_ms: u64) -> Result<Statement> {
-    db.prepare(EXPIRE, &[&room_list(room_ids)?, &now_ms])
+/// Marks all typing that ran out by `now_ms` as stopped, at new positions.
+pub fn expire(db: &Db, now_ms: u64) -> Result<Statement> {
+    db.prepare(EXPIRE, &[&now_ms])
 }
 
 fn room_list(room_ids: &[String]) -> Result<String> {
