@@ -650,4 +650,20 @@ mod tests {
             assert!(parse_sync_token(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn event_fields_keep_only_the_named_paths() {
+        let event = json!({"type": "m.room.message", "sender": "@a:hs", "content": {"body": "hi", "msgtype": "m.text",
+            "m.relates_to": {"rel_type": "m.thread"}}, "unsigned": {"age": 5}, "we.ird": 1});
+        let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            only_fields(event.clone(), &fields(&["type", "content.body", "unsigned.age"])),
+            json!({"type": "m.room.message", "content": {"body": "hi"}, "unsigned": {"age": 5}})
+        );
+        assert_eq!(
+            only_fields(event.clone(), &fields(&["content.m\\.relates_to.rel_type", "we\\.ird"])),
+            json!({"content": {"m.relates_to": {"rel_type": "m.thread"}}, "we.ird": 1})
+        );
+        assert_eq!(only_fields(event, &fields(&["content.nothing", "missing"])), json!({}));
+    }
 }
