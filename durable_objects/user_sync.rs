@@ -3,8 +3,11 @@
 //! A waiter comes with the positions its sync already covers. It is compared with the newest
 //! positions this object has been told of, and registered in the same step: a change that lands
 //! between the worker's read and the registration still wakes it. The woken sync reads D1 again.
-//! The newest positions are also kept in the object's storage, so that an eviction forgets
-//! nothing a later waiter needs.
+//!
+//! The object keeps nothing durable (a storage write per wake-up would halve a busy room's send
+//! rate). After an eviction it does not know what it was told before, so it answers its first
+//! waiter [`Waited::Fresh`]: that sync reads D1 once more and then waits again, on an object that
+//! now hears every change.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,13 +16,11 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{durable_object, Delay, DurableObject, Env, Request, RequestInit, Response, State};
 
 use crate::error::{internal, Result};
 use crate::http::Reply;
-
-/// The storage key of the newest positions notified.
-const LATEST: &str = "latest";
 
 /// The longest a sync may wait, whatever timeout it asks for.
 pub const MAX_WAIT_MS: u64 = 60_000;
@@ -81,12 +82,24 @@ pub async fn notify_room(env: &Env, db: &crate::storage::Db, room_id: &str, posi
     futures::future::try_join_all(wakes).await.map(|_| ())
 }
 
-/// Waits until something beyond `covered` concerns the user; `true` if woken, `false` on timeout.
-pub async fn wait(env: &Env, user_id: &str, covered: Positions, timeout_ms: u64) -> Result<bool> {
-    call(env, user_id, &SyncRequest::Wait { covered, timeout_ms }).await
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Waited {
+    /// Something beyond the covered positions concerns the user.
+    Woken,
+    TimedOut,
+    /// The object was just (re)started and cannot tell what it missed: read D1 again, then wait.
+    Fresh,
 }
 
-async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<bool> {
+/// Waits until something beyond `covered` concerns the user, or `timeout_ms` passes.
+pub async fn wait(env: &Env, user_id: &str, covered: Positions, timeout_ms: u64) -> Result<Waited> {
+    let reply = call(env, user_id, &SyncRequest::Wait { covered, timeout_ms }).await?;
+    serde_json::from_value(reply).map_err(|e| internal("user sync reply", e))
+}
+
+async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<Value> {
     let stub = env.durable_object("USER_SYNC")?.id_from_name(user_id)?.get_stub()?;
     let body = serde_json::to_string(request).map_err(|e| internal("sync request", e))?;
     let mut init = RequestInit::new();
@@ -96,34 +109,33 @@ async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<bool> {
     if res.status_code() != 200 {
         return Err(internal("user sync", text));
     }
-    serde_json::from_str::<bool>(&text).map_err(|e| internal("user sync reply", e))
+    serde_json::from_str(&text).map_err(|e| internal("user sync reply", e))
 }
 
 #[derive(Default)]
 struct Inner {
-    /// The newest positions notified; `None` until read from storage.
+    /// The newest positions notified; `None` until the first request after a (re)start.
     latest: Option<Positions>,
     waiters: Vec<(Positions, oneshot::Sender<()>)>,
 }
 
 #[durable_object]
 pub struct UserSync {
-    state: State,
     inner: Rc<RefCell<Inner>>,
 }
 
 impl DurableObject for UserSync {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state, inner: Rc::default() }
+    fn new(_state: State, _env: Env) -> Self {
+        Self { inner: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let outcome = match serde_json::from_str::<SyncRequest>(&req.text().await?) {
-            Ok(SyncRequest::Notify { positions }) => self.notified(positions).await,
-            Ok(SyncRequest::Wait { covered, timeout_ms }) => self.wait(covered, timeout_ms).await,
+            Ok(SyncRequest::Notify { positions }) => Reply::json(&self.notified(positions)),
+            Ok(SyncRequest::Wait { covered, timeout_ms }) => Reply::json(&self.wait(covered, timeout_ms).await),
             Err(e) => Err(internal("sync request", e)),
         };
-        match outcome.and_then(|woken| Reply::json(&woken)) {
+        match outcome {
             Ok(reply) => reply.into_response(None),
             Err(e) => Reply::error(&e).into_response(None),
         }
@@ -131,24 +143,9 @@ impl DurableObject for UserSync {
 }
 
 impl UserSync {
-    /// The newest positions notified, from memory or, after an eviction, from storage. Storage
-    /// reads hold other requests back (the input gate), so nothing interleaves with this.
-    async fn latest(&self) -> Result<Positions> {
-        if let Some(latest) = self.inner.borrow().latest {
-            return Ok(latest);
-        }
-        let stored: Option<Positions> =
-            self.state.storage().get(LATEST).await.map_err(|e| internal("sync state", e))?;
-        let latest = *self.inner.borrow_mut().latest.get_or_insert(stored.unwrap_or_default());
-        Ok(latest)
-    }
-
-    async fn notified(&self, positions: Positions) -> Result<bool> {
-        let mut latest = self.latest().await?;
-        latest.merge(&positions);
-        self.inner.borrow_mut().latest = Some(latest);
-        self.state.storage().put(LATEST, latest).await.map_err(|e| internal("sync state", e))?;
+    fn notified(&self, positions: Positions) -> bool {
         let mut inner = self.inner.borrow_mut();
+        inner.latest.get_or_insert_with(Positions::default).merge(&positions);
         let waiters = std::mem::take(&mut inner.waiters);
         let (woken, waiting): (Vec<_>, Vec<_>) =
             waiters.into_iter().partition(|(covered, _)| positions.any_beyond(covered));
@@ -156,24 +153,31 @@ impl UserSync {
         for (_, wake) in woken {
             let _ = wake.send(());
         }
-        Ok(true)
+        true
     }
 
-    async fn wait(&self, covered: Positions, timeout_ms: u64) -> Result<bool> {
-        let latest = self.latest().await?;
+    async fn wait(&self, covered: Positions, timeout_ms: u64) -> Waited {
         let (wake, woken) = oneshot::channel();
-        // Compared and registered with no await in between: nothing notified since is missed.
-        if latest.any_beyond(&covered) {
-            return Ok(true);
+        {
+            // Compared and registered in one step, with no await between: nothing notified
+            // since can be missed.
+            let mut inner = self.inner.borrow_mut();
+            let Some(latest) = inner.latest else {
+                inner.latest = Some(Positions::default());
+                return Waited::Fresh;
+            };
+            if latest.any_beyond(&covered) {
+                return Waited::Woken;
+            }
+            inner.waiters.push((covered, wake));
         }
-        self.inner.borrow_mut().waiters.push((covered, wake));
         let timeout = Delay::from(Duration::from_millis(timeout_ms.min(MAX_WAIT_MS)));
-        let woken = match select(woken, timeout).await {
-            Either::Left((result, _)) => result.is_ok(),
-            Either::Right(_) => false,
+        let waited = match select(woken, timeout).await {
+            Either::Left((Ok(()), _)) => Waited::Woken,
+            Either::Left((Err(_), _)) | Either::Right(_) => Waited::TimedOut,
         };
         // Drop the waiters of syncs that timed out, this one included.
         self.inner.borrow_mut().waiters.retain(|(_, w)| !w.is_canceled());
-        Ok(woken)
+        waited
     }
 }

@@ -17,7 +17,7 @@ use futures::future::{try_join_all, LocalBoxFuture};
 use ruma_common::RoomId;
 use serde_json::{json, Map, Value};
 
-use crate::durable_objects::user_sync::{self, Positions};
+use crate::durable_objects::user_sync::{self, Positions, Waited};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
 use crate::room::client_format::{client_event, Reader};
@@ -44,6 +44,8 @@ const STRIPPED_STATE_TYPES: &[&str] = &[
     "m.room.topic",
 ];
 const HEROES: usize = 5;
+/// How many times a sync reads D1 again because its UserSync object had just started.
+const FRESH_RETRIES: usize = 3;
 /// How long after a typing expiry a waiting sync looks again.
 const EXPIRY_SLACK_MS: u64 = 20;
 /// To-device messages per sync; the rest come in the next one.
@@ -207,14 +209,22 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
 
     let mut response = sync_once(&cx, &user, since, &options).await?;
     if let (Some(since), true) = (since, timeout_ms > 0 && response.is_empty()) {
-        let covered = response.next.max_with(&since);
-        // Typing that runs out is a change too: wake when the first one does.
-        let now = now_ms();
-        let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
-        let wait_ms = expiry.map_or(timeout_ms, |at| timeout_ms.min(at.saturating_sub(now) + EXPIRY_SLACK_MS));
-        let woken = user_sync::wait(&cx.env, &user, covered, wait_ms).await?;
-        if woken || wait_ms < timeout_ms {
+        let deadline = now_ms() + timeout_ms.min(user_sync::MAX_WAIT_MS);
+        // A fresh UserSync object cannot tell what it missed: read again, then wait on it.
+        for _ in 0..FRESH_RETRIES {
+            let covered = response.next.max_with(&since);
+            // Typing that runs out is a change too: wake when the first one does.
+            let now = now_ms();
+            let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
+            let until = expiry.map_or(deadline, |at| deadline.min(at + EXPIRY_SLACK_MS));
+            let waited = user_sync::wait(&cx.env, &user, covered, until.saturating_sub(now)).await?;
+            if waited == Waited::TimedOut && until >= deadline {
+                break;
+            }
             response = sync_once(&cx, &user, Some(since), &options).await?;
+            if !response.is_empty() || waited != Waited::Fresh {
+                break;
+            }
         }
     }
     Reply::json(&response.into_json())
