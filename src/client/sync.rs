@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use crate::durable_objects::user_sync::{self, Positions, Waited};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
-use crate::room::client_format::{client_event, Reader};
+use crate::room::client_format::client_event;
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 use crate::storage::{account_data, current_state, receipts, to_device, typing};
@@ -28,7 +28,7 @@ use crate::time::now_ms;
 
 use super::filter::{self, Filter};
 use super::room_access::{parse_bool, parse_limit, RoomView};
-use super::rooms::parse_room_id;
+use super::rooms::{parse_room_id, reader};
 
 /// The timeline length when the filter sets none, as Synapse.
 const DEFAULT_TIMELINE_LIMIT: u64 = 10;
@@ -552,7 +552,7 @@ async fn joined_room(
         Vec::new()
     };
     let limited = timeline.limited || (newly_joined && after.is_some());
-    let reader = reader_of(cx)?;
+    let reader = reader(cx)?;
     let members_changed = newly_joined || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
     let (timeline_json, state) = render(cx, &view, options, room_id, &timeline, state, limited)?;
     let mut room = Map::new();
@@ -591,7 +591,7 @@ fn render(
     state: Vec<StoredEvent>,
     limited: bool,
 ) -> Result<(Value, Vec<Value>)> {
-    let reader = reader_of(cx)?;
+    let reader = reader(cx)?;
     let now = now_ms();
     let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
     let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
@@ -641,10 +641,6 @@ async fn stripped_state(cx: &Ctx, room_id: &RoomId, user: &str) -> Result<Vec<Va
         out.push(Value::Object(stripped));
     }
     Ok(out)
-}
-
-fn reader_of(cx: &Ctx) -> Result<Reader<'_>> {
-    super::rooms::reader(cx)
 }
 
 #[cfg(test)]
