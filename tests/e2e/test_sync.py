@@ -412,3 +412,14 @@ def test_nothing_is_lost_when_every_object_is_evicted(server_factory):
     thread.join(timeout=25)
     assert out["elapsed"] < 10
     assert [e["event_id"] for e in joined(out["response"], room_id)["timeline"]["events"]] == [later]
+
+
+@pytest.mark.parametrize("param", ["since", "filter", "timeout", "full_state", "set_presence"])
+def test_bad_parameters_never_break_sync(user, param):
+    values = ["", "x" * 5000, "-1", "99999999999999999999", "{bad", "{}", "[]", "null", "\u0000", "s1_2_3",
+              '{"room": {"timeline": {"limit": -5}}}', '{"room": {"rooms": 5}}', "s" + "9" * 16]
+    for value in values:
+        resp = user.get(f"{V3}/sync", params={param: value, **({} if param == "timeout" else {"timeout": 0})})
+        assert resp.status_code < 500, (value[:40], resp.text)
+        if resp.status_code >= 400:
+            assert resp.json()["errcode"].startswith("M_")
