@@ -16,7 +16,7 @@
 //! position is `s<head>`. Anything after an `_` is ignored here, so that a token carrying
 //! other streams' positions (`s<N>_...`) also works as a room history position.
 
-use ruma_common::{EventId, RoomId};
+use ruma_common::RoomId;
 use serde_json::Value;
 
 use crate::error::{forbidden, invalid_param, missing_param, not_found, Result};
@@ -27,7 +27,7 @@ use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent, TimelineRow};
 use crate::time::now_ms;
 
-use super::rooms::{reader, room_version};
+use super::rooms::{parse_event_id, reader, room_version};
 
 /// The largest position a token may name: D1 numbers are exact up to 2^53.
 const MAX_POSITION: u64 = (1 << 53) - 1;
@@ -90,9 +90,7 @@ pub fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>> {
 
 /// An event ID path parameter: `M_INVALID_PARAM` when it is not one.
 pub fn event_id_param(cx: &Ctx) -> Result<String> {
-    let raw = cx.param("eventId");
-    EventId::parse(raw).map_err(|_| invalid_param(format!("{raw:?} is not an event ID")))?;
-    Ok(raw.to_owned())
+    parse_event_id(cx.param("eventId")).map(|id| id.to_string())
 }
 
 /// The rows of [`events::visibility_timeline`] as a [`Timeline`], and whether the user forgot

@@ -2,7 +2,7 @@
 //! `PUT /rooms/{roomId}/state/{eventType}/{stateKey}` and
 //! `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`.
 
-use ruma_common::{CanonicalJsonValue, EventId, RoomId};
+use ruma_common::{CanonicalJsonValue, RoomId};
 use serde_json::json;
 
 use crate::durable_objects::room::{Facts, RedactedState};
@@ -13,7 +13,7 @@ use crate::router::Ctx;
 use crate::storage::events;
 
 use super::create_room::validate_power_levels;
-use super::rooms::{content_body, room_id_param, send_event, to_content, txn};
+use super::rooms::{content_body, parse_event_id, room_id_param, send_event, to_content, txn};
 
 /// The spec's bound on event types and state keys, in bytes.
 const MAX_ID_BYTES: usize = 255;
@@ -71,7 +71,7 @@ pub async fn redact_event(cx: Ctx) -> Result<Reply> {
         state_key: None,
         sender: cx.requester()?.user_id.clone(),
         content,
-        redacts: Some(EventId::parse(&target).map_err(|_| invalid_param("eventId is not an event ID"))?),
+        redacts: Some(parse_event_id(&target)?),
     };
     let txn = txn(&cx, &room_id, "redact")?;
     let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
@@ -88,7 +88,7 @@ fn event_type_param(cx: &Ctx) -> Result<String> {
 
 /// The event a redaction targets must be in the room; the writer needs its sender.
 async fn redaction_facts(cx: &Ctx, room_id: &RoomId, target: &str) -> Result<Facts> {
-    EventId::parse(target).map_err(|_| invalid_param(format!("{target:?} is not an event ID")))?;
+    parse_event_id(target)?;
     let event = events::get(&cx.db, target).await?.filter(|e| e.room_id == room_id.as_str());
     let event = event.ok_or_else(|| not_found("The event to redact was not found in this room"))?;
     let redacted_state = match &event.state_key {

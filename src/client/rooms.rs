@@ -1,7 +1,7 @@
 //! What the room endpoints share: reading room IDs from paths, and sending an event through the
 //! room's writer.
 
-use ruma_common::{CanonicalJsonObject, OwnedRoomId, RoomId};
+use ruma_common::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId};
 
 use crate::durable_objects::room::{self, Facts, RoomRequest, Sent};
 use crate::error::{internal, invalid_param, not_found, Result};
@@ -23,6 +23,15 @@ pub fn parse_room_id(raw: &str) -> Result<OwnedRoomId> {
         return Err(invalid());
     }
     <&RoomId>::try_from(raw).map(ToOwned::to_owned).map_err(|_| invalid())
+}
+
+/// An event ID: `M_INVALID_PARAM` when it is not one (ruma takes a bare `$`; we don't).
+pub fn parse_event_id(raw: &str) -> Result<OwnedEventId> {
+    let invalid = || invalid_param(format!("{raw:?} is not an event ID"));
+    if raw.len() < 2 || raw.len() > 255 {
+        return Err(invalid());
+    }
+    EventId::parse(raw).map_err(|_| invalid())
 }
 
 /// The version of a room this server has: `M_NOT_FOUND` for one it does not.

@@ -145,3 +145,12 @@ def test_the_room_survived(target):
     assert state_event(owner, room_id, "m.room.name")["name"] == "keep me"
     assert assert_ok(owner.get(room_path(room_id, "event", survivor)))["content"]["body"] == "survivor"
     send_message(owner, room_id, "still works")
+
+
+def test_a_bare_sigil_is_no_event_id(target):
+    owner, room_id, _, _ = target
+    for path in [room_path(room_id, "event", "$"), room_path(room_id, "context", "$"),
+                 room_path(room_id, "redact", "$", "t-sigil")]:
+        method = "PUT" if "/redact/" in path else "GET"
+        resp = owner.request(method, path, json={} if method == "PUT" else None)
+        assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM", resp.text
