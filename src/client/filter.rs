@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::error::{internal, not_found, ErrorKind, MatrixError, Result};
 use crate::http::{parse_json_object, Reply};
 use crate::router::Ctx;
+use crate::storage::events::EventSelection;
 use crate::storage::filters;
 
 /// The largest filter we store (its JSON text), about a thousand room IDs.
@@ -156,6 +157,24 @@ impl RoomEventFilter {
     /// The filter's limit, or `default`, at most `max`.
     pub fn limit_or(&self, default: u64, max: u64) -> u64 {
         self.limit.map_or(default, NonZeroU64::get).min(max)
+    }
+
+    /// Whether `rooms` and `not_rooms` let the room through.
+    pub fn includes_room(&self, room_id: &RoomId) -> bool {
+        matches_rooms(&self.rooms, &self.not_rooms, room_id)
+    }
+
+    /// The event conditions as a query's selection, which applies them in SQL.
+    pub fn selection(&self) -> EventSelection {
+        let ids = |list: &Option<Vec<OwnedUserId>>| list.as_ref().map(|l| l.iter().map(ToString::to_string).collect());
+        EventSelection {
+            types: self.types.clone(),
+            not_types: self.not_types.clone().unwrap_or_default(),
+            senders: ids(&self.senders),
+            not_senders: ids(&self.not_senders).unwrap_or_default(),
+            contains_url: self.contains_url,
+            ..EventSelection::default()
+        }
     }
 }
 

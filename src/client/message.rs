@@ -14,6 +14,7 @@ use crate::http::Reply;
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 
+use super::filter::glob_match;
 use super::relations::serve_with_threads;
 use super::room_access::{dir_param, event_id_param, parse_limit, stream_token, token_param, RoomView};
 use super::rooms::room_id_param;
@@ -78,7 +79,7 @@ impl RoomEventFilter {
 
     /// Whether an event passes the filter's event conditions (the queries apply the same in SQL).
     pub fn matches(&self, e: &StoredEvent) -> bool {
-        let type_matches = |patterns: &[String]| patterns.iter().any(|p| type_glob(p, &e.kind));
+        let type_matches = |patterns: &[String]| patterns.iter().any(|p| glob_match(p, &e.kind));
         if self.types.as_deref().is_some_and(|t| !type_matches(t)) || type_matches(&self.not_types) {
             return false;
         }
@@ -90,22 +91,6 @@ impl RoomEventFilter {
             Some(wanted) => has_url(e) == wanted,
         }
     }
-}
-
-/// Whether an event type matches a filter pattern, where `*` matches any run of characters.
-pub fn type_glob(pattern: &str, kind: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = kind.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Whether an event's content has a string `url`, as a reader sees it (redaction removes it).
@@ -280,16 +265,16 @@ mod tests {
 
     #[test]
     fn type_patterns() {
-        assert!(type_glob("m.room.message", "m.room.message"));
-        assert!(!type_glob("m.room.message", "m.room.message.x"));
-        assert!(type_glob("m.room.*", "m.room.message"));
-        assert!(type_glob("m.room.*", "m.room."));
-        assert!(!type_glob("m.room.*", "m.roo"));
-        assert!(type_glob("*", ""));
-        assert!(type_glob("*.member", "m.room.member"));
-        assert!(type_glob("m.*.m*r", "m.room.member"));
-        assert!(!type_glob("m.*.m*x", "m.room.member"));
-        assert!(!type_glob("a*a", "a"), "the two a's may not overlap");
+        assert!(glob_match("m.room.message", "m.room.message"));
+        assert!(!glob_match("m.room.message", "m.room.message.x"));
+        assert!(glob_match("m.room.*", "m.room.message"));
+        assert!(glob_match("m.room.*", "m.room."));
+        assert!(!glob_match("m.room.*", "m.roo"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("*.member", "m.room.member"));
+        assert!(glob_match("m.*.m*r", "m.room.member"));
+        assert!(!glob_match("m.*.m*x", "m.room.member"));
+        assert!(!glob_match("a*a", "a"), "the two a's may not overlap");
     }
 
     #[test]

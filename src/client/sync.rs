@@ -82,29 +82,15 @@ struct Options {
 }
 
 fn options(filter: Filter, full_state: bool) -> Options {
-    let t = &filter.room.timeline;
-    let ids = |list: &Option<Vec<ruma_common::OwnedUserId>>| {
-        list.as_ref().map(|l| l.iter().map(ToString::to_string).collect::<Vec<_>>())
-    };
-    let timeline = EventSelection {
-        types: t.types.clone(),
-        not_types: t.not_types.clone().unwrap_or_default(),
-        senders: ids(&t.senders),
-        not_senders: ids(&t.not_senders).unwrap_or_default(),
-        contains_url: t.contains_url,
-        ..EventSelection::default()
-    };
-    let timeline_limit = t.limit_or(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    let timeline = filter.room.timeline.selection();
+    let timeline_limit = filter.room.timeline.limit_or(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
     Options { filter, timeline_limit, timeline, full_state }
 }
 
 impl Options {
     /// Whether the room filter and the timeline's room lists let this room through.
     fn includes_room(&self, room_id: &RoomId) -> bool {
-        let t = &self.filter.room.timeline;
-        self.filter.room.includes_room(room_id)
-            && !t.not_rooms.as_deref().is_some_and(|r| r.iter().any(|id| id == room_id))
-            && t.rooms.as_deref().is_none_or(|r| r.iter().any(|id| id == room_id))
+        self.filter.room.includes_room(room_id) && self.filter.room.timeline.includes_room(room_id)
     }
 
     /// The state filter, and with lazy loading only the members the timeline needs (and the
