@@ -8,6 +8,11 @@
 //! rate). After an eviction it does not know what it was told before, so it answers its first
 //! waiter [`Waited::Fresh`]: that sync reads D1 once more and then waits again, on an object that
 //! now hears every change.
+//!
+//! A waiter goes when its caller does: a client that disconnects cancels the worker's call, and
+//! the call's abort signal (compatibility flag `enable_request_signal`) removes the waiter. Where
+//! a disconnect goes unnoticed, each device holds at most [`MAX_WAITERS_PER_DEVICE`] waiters, and
+//! a new one supersedes the device's oldest.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,6 +22,7 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wasm_bindgen_futures::JsFuture;
 use worker::{durable_object, Delay, DurableObject, Env, Request, RequestInit, Response, State};
 
 use crate::error::{internal, Result};
@@ -24,26 +30,30 @@ use crate::http::Reply;
 
 /// The longest a sync may wait, whatever timeout it asks for.
 pub const MAX_WAIT_MS: u64 = 60_000;
+/// Waiters one device may hold at once; more than a client needs, few enough to bound leaks.
+pub const MAX_WAITERS_PER_DEVICE: usize = 8;
+/// The number of streams a sync token covers.
+pub const STREAMS: usize = 6;
 
 /// Positions in the streams a sync covers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Positions {
     pub events: u64,
     pub account_data: u64,
     pub to_device: u64,
-    #[serde(default)]
     pub receipts: u64,
-    #[serde(default)]
     pub typing: u64,
+    pub presence: u64,
 }
 
 impl Positions {
-    pub fn as_array(&self) -> [u64; 5] {
-        [self.events, self.account_data, self.to_device, self.receipts, self.typing]
+    pub fn as_array(&self) -> [u64; STREAMS] {
+        [self.events, self.account_data, self.to_device, self.receipts, self.typing, self.presence]
     }
 
-    pub fn from_array(p: [u64; 5]) -> Self {
-        Positions { events: p[0], account_data: p[1], to_device: p[2], receipts: p[3], typing: p[4] }
+    pub fn from_array(p: [u64; STREAMS]) -> Self {
+        Positions { events: p[0], account_data: p[1], to_device: p[2], receipts: p[3], typing: p[4], presence: p[5] }
     }
 
     fn any_beyond(&self, other: &Positions) -> bool {
@@ -55,10 +65,6 @@ impl Positions {
         let (a, b) = (self.as_array(), other.as_array());
         Positions::from_array(std::array::from_fn(|i| a[i].max(b[i])))
     }
-
-    fn merge(&mut self, other: &Positions) {
-        *self = self.max_with(other);
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,8 +72,9 @@ impl Positions {
 pub enum SyncRequest {
     /// Something at these positions concerns the user.
     Notify { positions: Positions },
-    /// Returns when something beyond `covered` concerns the user, or after `timeout_ms`.
-    Wait { covered: Positions, timeout_ms: u64 },
+    /// Returns when something beyond `covered` concerns the user, after `timeout_ms`, or when
+    /// the same device waits more than [`MAX_WAITERS_PER_DEVICE`] times at once.
+    Wait { covered: Positions, timeout_ms: u64, device: String },
 }
 
 /// Tells a user's waiters that something at `positions` concerns them.
@@ -91,11 +98,14 @@ pub enum Waited {
     TimedOut,
     /// The object was just (re)started and cannot tell what it missed: read D1 again, then wait.
     Fresh,
+    /// The same device waited too many times at once; this, its oldest wait, gives way.
+    Superseded,
 }
 
 /// Waits until something beyond `covered` concerns the user, or `timeout_ms` passes.
-pub async fn wait(env: &Env, user_id: &str, covered: Positions, timeout_ms: u64) -> Result<Waited> {
-    let reply = call(env, user_id, &SyncRequest::Wait { covered, timeout_ms }).await?;
+pub async fn wait(env: &Env, user_id: &str, device: &str, covered: Positions, timeout_ms: u64) -> Result<Waited> {
+    let request = SyncRequest::Wait { covered, timeout_ms, device: device.to_owned() };
+    let reply = call(env, user_id, &request).await?;
     serde_json::from_value(reply).map_err(|e| internal("user sync reply", e))
 }
 
@@ -112,27 +122,90 @@ async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<Value> 
     serde_json::from_str(&text).map_err(|e| internal("user sync reply", e))
 }
 
+/// A registered waiter.
+struct Waiter {
+    id: u64,
+    device: String,
+    covered: Positions,
+    wake: oneshot::Sender<Waited>,
+}
+
+/// How a wait request was taken.
+enum Registration {
+    /// Answered at once.
+    Answered(Waited),
+    /// Registered under this ID; the receiver hears how it ends, unless it times out first.
+    Waiting(u64, oneshot::Receiver<Waited>),
+}
+
+/// One user's waiters and the newest positions they were told of: the object's logic, apart
+/// from its clock and its requests.
 #[derive(Default)]
-struct Inner {
+struct Waiters {
     /// The newest positions notified; `None` until the first request after a (re)start.
     latest: Option<Positions>,
-    waiters: Vec<(Positions, oneshot::Sender<()>)>,
+    next_id: u64,
+    waiting: Vec<Waiter>,
+}
+
+impl Waiters {
+    /// Compares `covered` with the newest positions and registers the waiter in one step, with
+    /// no await in between: nothing notified since can be missed.
+    fn register(&mut self, device: &str, covered: Positions) -> Registration {
+        let Some(latest) = self.latest else {
+            self.latest = Some(Positions::default());
+            return Registration::Answered(Waited::Fresh);
+        };
+        if latest.any_beyond(&covered) {
+            return Registration::Answered(Waited::Woken);
+        }
+        let mine: Vec<usize> =
+            self.waiting.iter().enumerate().filter(|(_, w)| w.device == device).map(|(i, _)| i).collect();
+        if let Some(&oldest) = mine.first().filter(|_| mine.len() >= MAX_WAITERS_PER_DEVICE) {
+            let _ = self.waiting.remove(oldest).wake.send(Waited::Superseded);
+        }
+        let (wake, woken) = oneshot::channel();
+        self.next_id += 1;
+        self.waiting.push(Waiter { id: self.next_id, device: device.to_owned(), covered, wake });
+        Registration::Waiting(self.next_id, woken)
+    }
+
+    /// Wakes the waiters that `positions` tells something new.
+    fn notify(&mut self, positions: &Positions) {
+        self.latest = Some(self.latest.unwrap_or_default().max_with(positions));
+        let (woken, waiting) =
+            std::mem::take(&mut self.waiting).into_iter().partition::<Vec<_>, _>(|w| positions.any_beyond(&w.covered));
+        self.waiting = waiting;
+        for waiter in woken {
+            let _ = waiter.wake.send(Waited::Woken);
+        }
+    }
+
+    /// Forgets a waiter whose wait ended.
+    fn remove(&mut self, id: u64) {
+        self.waiting.retain(|w| w.id != id);
+    }
 }
 
 #[durable_object]
 pub struct UserSync {
-    inner: Rc<RefCell<Inner>>,
+    waiters: Rc<RefCell<Waiters>>,
 }
 
 impl DurableObject for UserSync {
     fn new(_state: State, _env: Env) -> Self {
-        Self { inner: Rc::default() }
+        Self { waiters: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let outcome = match serde_json::from_str::<SyncRequest>(&req.text().await?) {
-            Ok(SyncRequest::Notify { positions }) => Reply::json(&self.notified(positions)),
-            Ok(SyncRequest::Wait { covered, timeout_ms }) => Reply::json(&self.wait(covered, timeout_ms).await),
+            Ok(SyncRequest::Notify { positions }) => {
+                self.waiters.borrow_mut().notify(&positions);
+                Reply::json(&true)
+            }
+            Ok(SyncRequest::Wait { covered, timeout_ms, device }) => {
+                Reply::json(&self.wait(&req, &device, covered, timeout_ms).await)
+            }
             Err(e) => Err(internal("sync request", e)),
         };
         match outcome {
@@ -143,41 +216,109 @@ impl DurableObject for UserSync {
 }
 
 impl UserSync {
-    fn notified(&self, positions: Positions) -> bool {
-        let mut inner = self.inner.borrow_mut();
-        inner.latest.get_or_insert_with(Positions::default).merge(&positions);
-        let waiters = std::mem::take(&mut inner.waiters);
-        let (woken, waiting): (Vec<_>, Vec<_>) =
-            waiters.into_iter().partition(|(covered, _)| positions.any_beyond(covered));
-        inner.waiters = waiting;
-        for (_, wake) in woken {
-            let _ = wake.send(());
-        }
-        true
-    }
-
-    async fn wait(&self, covered: Positions, timeout_ms: u64) -> Waited {
-        let (wake, woken) = oneshot::channel();
-        {
-            // Compared and registered in one step, with no await between: nothing notified
-            // since can be missed.
-            let mut inner = self.inner.borrow_mut();
-            let Some(latest) = inner.latest else {
-                inner.latest = Some(Positions::default());
-                return Waited::Fresh;
-            };
-            if latest.any_beyond(&covered) {
-                return Waited::Woken;
-            }
-            inner.waiters.push((covered, wake));
-        }
+    async fn wait(&self, req: &Request, device: &str, covered: Positions, timeout_ms: u64) -> Waited {
+        let registration = self.waiters.borrow_mut().register(device, covered);
+        let (id, woken) = match registration {
+            Registration::Answered(waited) => return waited,
+            Registration::Waiting(id, woken) => (id, woken),
+        };
         let timeout = Delay::from(Duration::from_millis(timeout_ms.min(MAX_WAIT_MS)));
-        let waited = match select(woken, timeout).await {
-            Either::Left((Ok(()), _)) => Waited::Woken,
+        let waited = match select(woken, select(timeout, caller_gone(req))).await {
+            Either::Left((Ok(waited), _)) => waited,
             Either::Left((Err(_), _)) | Either::Right(_) => Waited::TimedOut,
         };
-        // Drop the waiters of syncs that timed out, this one included.
-        self.inner.borrow_mut().waiters.retain(|(_, w)| !w.is_canceled());
+        self.waiters.borrow_mut().remove(id);
         waited
+    }
+}
+
+/// Resolves when the caller of `req` goes away: its abort signal fires when the worker's call is
+/// cancelled, as it is when the client disconnects.
+fn caller_gone(req: &Request) -> JsFuture {
+    let signal = req.inner().signal();
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if signal.aborted() {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+        } else {
+            signal.set_onabort(Some(&resolve));
+        }
+    });
+    JsFuture::from(promise)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(events: u64) -> Positions {
+        Positions { events, ..Positions::default() }
+    }
+
+    fn waiting(r: Registration) -> (u64, oneshot::Receiver<Waited>) {
+        match r {
+            Registration::Waiting(id, rx) => (id, rx),
+            Registration::Answered(w) => panic!("answered {w:?}"),
+        }
+    }
+
+    fn answered(r: Registration) -> Waited {
+        match r {
+            Registration::Answered(w) => w,
+            Registration::Waiting(..) => panic!("waiting"),
+        }
+    }
+
+    #[test]
+    fn a_fresh_object_answers_fresh_once_then_waits() {
+        let mut w = Waiters::default();
+        assert_eq!(answered(w.register("D", at(5))), Waited::Fresh);
+        let (_, mut rx) = waiting(w.register("D", at(5)));
+        assert_eq!(rx.try_recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_change_before_registration_is_not_missed() {
+        let mut w = Waiters { latest: Some(at(0)), ..Waiters::default() };
+        w.notify(&Positions { typing: 3, ..at(7) });
+        assert_eq!(answered(w.register("D", at(6))), Waited::Woken);
+        assert_eq!(answered(w.register("D", Positions { typing: 2, ..at(7) })), Waited::Woken);
+        let _still = waiting(w.register("D", Positions { typing: 3, ..at(7) }));
+    }
+
+    #[test]
+    fn only_waiters_behind_the_change_wake() {
+        let mut w = Waiters { latest: Some(at(0)), ..Waiters::default() };
+        let (_, mut behind) = waiting(w.register("A", at(1)));
+        let (_, mut ahead) = waiting(w.register("B", Positions { presence: 4, ..at(1) }));
+        w.notify(&Positions { presence: 4, ..at(0) });
+        assert_eq!(behind.try_recv().unwrap(), Some(Waited::Woken));
+        assert_eq!(ahead.try_recv().unwrap(), None);
+        assert_eq!(w.waiting.len(), 1);
+    }
+
+    #[test]
+    fn a_device_over_its_limit_supersedes_its_oldest_waiter_only() {
+        let mut w = Waiters { latest: Some(at(0)), ..Waiters::default() };
+        let (_, mut other) = waiting(w.register("OTHER", at(0)));
+        let mut mine: Vec<_> = (0..MAX_WAITERS_PER_DEVICE).map(|_| waiting(w.register("D", at(0))).1).collect();
+        let _newest = waiting(w.register("D", at(0)));
+        assert_eq!(mine[0].try_recv().unwrap(), Some(Waited::Superseded));
+        for rx in &mut mine[1..] {
+            assert_eq!(rx.try_recv().unwrap(), None);
+        }
+        assert_eq!(other.try_recv().unwrap(), None);
+        assert_eq!(w.waiting.len(), MAX_WAITERS_PER_DEVICE + 1);
+    }
+
+    #[test]
+    fn a_removed_waiter_frees_its_place() {
+        let mut w = Waiters { latest: Some(at(0)), ..Waiters::default() };
+        let mut mine: Vec<_> = (0..MAX_WAITERS_PER_DEVICE).map(|_| waiting(w.register("D", at(0)))).collect();
+        let (gone, _) = mine.pop().unwrap();
+        w.remove(gone);
+        let _replacement = waiting(w.register("D", at(0)));
+        for (_, rx) in &mut mine {
+            assert_eq!(rx.try_recv().unwrap(), None);
+        }
     }
 }

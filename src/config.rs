@@ -19,6 +19,8 @@ pub struct Config {
     pub public_baseurl: Option<String>,
     pub enable_registration: bool,
     pub allow_guest_access: bool,
+    /// Whether presence is tracked and shared; it costs a wake-up of every co-member per change.
+    pub enable_presence: bool,
     pub admin_contact: Option<AdminContact>,
     /// The largest request body we read, in bytes.
     pub max_request_bytes: usize,
@@ -68,6 +70,7 @@ impl Config {
             public_baseurl,
             enable_registration: flag(&var, "ENABLE_REGISTRATION", false)?,
             allow_guest_access: flag(&var, "ALLOW_GUEST_ACCESS", false)?,
+            enable_presence: flag(&var, "ENABLE_PRESENCE", true)?,
             admin_contact,
             max_request_bytes: number(&var, "MAX_REQUEST_BYTES", 1 << 20)?,
             // Synapse's defaults: rc_login.address and rc_registration.
@@ -134,6 +137,7 @@ mod tests {
         assert_eq!(c.server_name.as_str(), "localhost");
         assert!(!c.enable_registration);
         assert!(!c.allow_guest_access);
+        assert!(c.enable_presence);
         assert_eq!(c.max_request_bytes, 1 << 20);
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
@@ -146,6 +150,7 @@ mod tests {
             ("PUBLIC_BASEURL", "https://matrix.example.org/"),
             ("ENABLE_REGISTRATION", "true"),
             ("ALLOW_GUEST_ACCESS", "true"),
+            ("ENABLE_PRESENCE", "false"),
             ("ADMIN_CONTACT", "@admin:example.org"),
             ("MAX_REQUEST_BYTES", "2048"),
             ("RC_LOGIN_PER_SECOND", "10"),
@@ -155,7 +160,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.public_baseurl.as_deref(), Some("https://matrix.example.org"));
-        assert!(c.enable_registration && c.allow_guest_access);
+        assert!(c.enable_registration && c.allow_guest_access && !c.enable_presence);
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
         assert_eq!(c.max_request_bytes, 2048);
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });

@@ -11,8 +11,8 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, profile,
-    receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, presence,
+    profile, receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -156,6 +156,9 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}" User => receipts::post_receipt;
     POST "/_matrix/client/v3/rooms/{roomId}/read_markers" User => receipts::set_read_marker;
     PUT "/_matrix/client/v3/rooms/{roomId}/typing/{userId}" User => typing::set_typing;
+    // Presence
+    GET "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::get_presence;
+    PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };
@@ -168,9 +171,15 @@ pub struct Ctx {
     pub req: Incoming,
     params: Vec<(&'static str, String)>,
     requester: Option<Requester>,
+    worker_ctx: Rc<worker::Context>,
 }
 
 impl Ctx {
+    /// Runs `work` after the response, which does not wait for it.
+    pub fn in_background(&self, work: impl Future<Output = ()> + 'static) {
+        self.worker_ctx.wait_until(work);
+    }
+
     /// A path parameter by its name in the route table.
     pub fn param(&self, name: &str) -> &str {
         self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
@@ -268,13 +277,13 @@ pub async fn handle(req: worker::Request, env: Env, worker_ctx: worker::Context)
         Some(ErrorKind::LimitExceeded { retry_after_ms }) => Some(retry_after_ms),
         _ => None,
     };
-    match dispatch(req, env, &worker_ctx).await {
+    match dispatch(req, env, Rc::new(worker_ctx)).await {
         Ok(reply) => reply.into_response(None),
         Err(e) => Reply::error(&e).into_response(retry_after(&e)),
     }
 }
 
-async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) -> Result<Reply> {
+async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context>) -> Result<Reply> {
     let config = Config::get(&env).map_err(|message| {
         // Not a storage detail: the operator needs to see which setting is wrong.
         crate::log::error(&format!("configuration: {message}"));
@@ -316,7 +325,7 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: &worker::Context) 
             Some(requester)
         }
     };
-    (route.handler)(Ctx { config, env, db, req, params, requester }).await
+    (route.handler)(Ctx { config, env, db, req, params, requester, worker_ctx }).await
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 //!
 //! # Tokens
 //!
-//! `s<events>_<account data>_<to-device>`: one position per stream. The first part is also a
-//! room-history token (see [`super::room_access`]), so `next_batch` works as a `from` of
-//! `/messages`.
+//! `s<events>_<account data>_<to-device>_<receipts>_<typing>_<presence>`: one position per
+//! stream. The first part is also a room-history token (see [`super::room_access`]), so
+//! `next_batch` works as a `from` of `/messages`. A token may end early; the streams it leaves out
+//! are at 0.
 
 use std::collections::BTreeMap;
 
@@ -17,18 +18,20 @@ use futures::future::{try_join_all, LocalBoxFuture};
 use ruma_common::RoomId;
 use serde_json::{json, Map, Value};
 
-use crate::durable_objects::user_sync::{self, Positions, Waited};
+use crate::durable_objects::user_sync::{self, Positions, Waited, STREAMS};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
 use crate::room::client_format::client_event;
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
-use crate::storage::{account_data, current_state, receipts, to_device, typing};
+use crate::storage::{account_data, current_state, presence, receipts, to_device, typing};
 use crate::time::now_ms;
 
 use super::filter::{self, Filter};
+use super::presence::presence_event;
 use super::room_access::{parse_bool, parse_limit, RoomView};
 use super::rooms::{parse_room_id, reader};
+use super::sent_members;
 
 /// The timeline length when the filter sets none, as Synapse.
 const DEFAULT_TIMELINE_LIMIT: u64 = 10;
@@ -53,16 +56,17 @@ const MAX_TO_DEVICE: u64 = 100;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
-    format!("s{}_{}_{}_{}_{}", p.events, p.account_data, p.to_device, p.receipts, p.typing)
+    let [events, account_data, to_device, receipts, typing, presence] = p.as_array();
+    format!("s{events}_{account_data}_{to_device}_{receipts}_{typing}_{presence}")
 }
 
 pub fn parse_sync_token(raw: &str) -> Result<Positions> {
     let bad = || invalid_param(format!("Unknown sync token {raw:?}"));
     let parts: Vec<&str> = raw.strip_prefix('s').ok_or_else(bad)?.split('_').collect();
-    if parts.is_empty() || parts.len() > 5 {
+    if parts.is_empty() || parts.len() > STREAMS {
         return Err(bad());
     }
-    let mut numbers = [0u64; 5];
+    let mut numbers = [0u64; STREAMS];
     for (slot, part) in numbers.iter_mut().zip(&parts) {
         if part.is_empty() || part.len() > 16 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
@@ -181,17 +185,20 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     let since = cx.req.query("since").map(parse_sync_token).transpose()?;
     let full_state = parse_bool("full_state", cx.req.query("full_state"))?.unwrap_or(false);
     let timeout_ms = parse_limit(cx.req.query("timeout"), 0, u64::MAX >> 11)?;
-    if let Some(presence) = cx.req.query("set_presence") {
-        if !matches!(presence, "online" | "offline" | "unavailable") {
-            return Err(invalid_param("set_presence must be online, offline or unavailable"));
-        }
+    let set_presence = cx.req.query("set_presence");
+    if let Some(state) = set_presence {
+        super::presence::valid_state(state)?;
     }
-    let filter = match cx.req.query("filter") {
-        Some(raw) => filter::load(&cx, raw).await?,
-        None => Filter::default(),
+    let requester = cx.requester()?;
+    let (user, device) = (requester.user_id.to_string(), requester.device_id.clone());
+    let filter = async {
+        match cx.req.query("filter") {
+            Some(raw) => filter::load(&cx, raw).await,
+            None => Ok(Filter::default()),
+        }
     };
+    let (filter, ()) = futures::try_join!(filter, super::presence::on_sync(&cx, &user, set_presence))?;
     let options = options(filter, full_state);
-    let user = cx.requester()?.user_id.to_string();
 
     let mut response = sync_once(&cx, &user, since, &options).await?;
     if let (Some(since), true) = (since, timeout_ms > 0 && response.is_empty()) {
@@ -203,8 +210,8 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             let now = now_ms();
             let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
             let until = expiry.map_or(deadline, |at| deadline.min(at + EXPIRY_SLACK_MS));
-            let waited = user_sync::wait(&cx.env, &user, covered, until.saturating_sub(now)).await?;
-            if waited == Waited::TimedOut && until >= deadline {
+            let waited = user_sync::wait(&cx.env, &user, &device, covered, until.saturating_sub(now)).await?;
+            if waited == Waited::Superseded || (waited == Waited::TimedOut && until >= deadline) {
                 break;
             }
             response = sync_once(&cx, &user, Some(since), &options).await?;
@@ -222,18 +229,20 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     expire_typing(cx).await?;
     // The heads first, then what they bound: anything read after them that is newer is left for
     // the next sync (memberships are filtered below), never missed.
-    let (events_head, account_data_head, receipts_head, typing_head, to_device_head) = futures::try_join!(
+    let (events_head, account_data_head, receipts_head, typing_head, to_device_head, presence_head) = futures::try_join!(
         events::max_stream_ordering(&cx.db),
         account_data::max_stream_id(&cx.db),
         receipts::max_stream_id(&cx.db),
         typing::max_stream_id(&cx.db),
         to_device::max_stream_id(&cx.db),
+        presence::max_stream_id(&cx.db),
     )?;
     let upto = Positions {
         events: events_head,
         account_data: account_data_head,
         receipts: receipts_head,
         typing: typing_head,
+        presence: presence_head,
         ..Positions::default()
     };
     let from = since.unwrap_or_default();
@@ -254,12 +263,30 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         }
         account_data::changed_since(&cx.db, user, from.account_data, upto.account_data).await
     };
-    let (memberships, account_data, to_device, ignored) = futures::try_join!(
+    let (memberships, account_data, to_device, ignored, presence_changes) = futures::try_join!(
         current_state::memberships_of_user(&cx.db, user),
         account_data,
         device_messages,
         ignored_users(cx, user),
+        async {
+            match cx.config.enable_presence {
+                true => presence::visible_changes(&cx.db, user, from.presence, upto.presence).await,
+                false => Ok(Vec::new()),
+            }
+        },
     )?;
+    let now = now_ms();
+    let filter = &options.filter.presence;
+    let mut presence: Vec<Value> = presence_changes
+        .iter()
+        .filter(|row| !ignored.contains(&row.user_id))
+        .filter(|row| filter.matches("m.presence", <&ruma_common::UserId>::try_from(row.user_id.as_str()).ok()))
+        .map(|row| presence_event(row, now))
+        .collect();
+    if let Some(limit) = filter.limit {
+        // The newest changes: presence is a state, and older ones are superseded.
+        presence.drain(..presence.len().saturating_sub(limit.get() as usize));
+    }
     // Committed after this sync's snapshot: the next sync reports those.
     let memberships: Vec<_> = memberships.into_iter().filter(|m| m.position() <= upto.events).collect();
     let joined: Vec<String> =
@@ -403,7 +430,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         to_device: delivered.unwrap_or(since.map_or(0, |s| s.to_device)),
         ..upto.max_with(&since.unwrap_or_default())
     };
-    Ok(SyncResponse { next, rooms, account_data: global_account_data, to_device, joined })
+    Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, joined })
 }
 
 /// Typing that ran out becomes a change at a new position, and the rooms' members are woken.
@@ -461,6 +488,7 @@ struct SyncResponse {
     next: Positions,
     rooms: Rooms,
     account_data: Vec<Value>,
+    presence: Vec<Value>,
     to_device: Vec<Value>,
     /// The rooms the user is joined to.
     joined: Vec<String>,
@@ -473,6 +501,7 @@ impl SyncResponse {
             && self.rooms.leave.is_empty()
             && self.rooms.knock.is_empty()
             && self.account_data.is_empty()
+            && self.presence.is_empty()
             && self.to_device.is_empty()
     }
 
@@ -486,7 +515,7 @@ impl SyncResponse {
                 "knock": self.rooms.knock,
             },
             "account_data": {"events": self.account_data},
-            "presence": {"events": []},
+            "presence": {"events": self.presence},
             "to_device": {"events": self.to_device},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
@@ -526,7 +555,8 @@ async fn joined_room(
     let mut timeline = timeline(cx, &view, from, upto, options).await?;
     // Ignored users' messages are hidden; their state changes still count.
     timeline.events.retain(|e| e.state_key.is_some() || !ignored.contains(&e.sender));
-    let state = if newly_joined || options.full_state {
+    let full = newly_joined || options.full_state;
+    let mut state = if full {
         events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?
     } else if timeline.limited {
         // What changed in the gap between `since` and the timeline.
@@ -540,7 +570,35 @@ async fn joined_room(
     let limited = timeline.limited || (newly_joined && after.is_some());
     let reader = reader(cx)?;
     let members_changed = newly_joined || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
-    let (timeline_json, state) = render(cx, &view, options, room_id, &timeline, state, limited)?;
+    let lazy = options.filter.room.state.lazy_load_members;
+    if lazy && !full {
+        // The timeline's senders come with their members, changed or not: the device may never
+        // have been sent them.
+        let mut missing: Vec<String> = timeline.events.iter().map(|e| e.sender.clone()).collect();
+        missing.sort();
+        missing.dedup();
+        missing.retain(|m| !state.iter().any(|e| e.kind == "m.room.member" && e.state_key.as_deref() == Some(m)));
+        state.extend(events::members_at(&cx.db, room_id.as_str(), &missing, timeline.prev_batch).await?);
+        state.sort_by_key(StoredEvent::position);
+    }
+    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+    state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
+    if lazy {
+        let device = reader.device_id.unwrap_or_default();
+        sent_members::with(|sent| {
+            if let (Some(since), false) = (after, full || options.filter.room.state.include_redundant_members) {
+                state.retain(|e| {
+                    let member = e.state_key.as_deref().unwrap_or_default();
+                    e.kind != "m.room.member"
+                        || !sent.holds(reader.user_id, device, room_id.as_str(), member, &e.event_id, since)
+                });
+            }
+            let members = state.iter().chain(&timeline.events).filter(|e| e.kind == "m.room.member");
+            let sent_now = members.map(|e| (e.state_key.as_deref().unwrap_or_default(), e.event_id.as_str()));
+            sent.record(reader.user_id, device, room_id.as_str(), sent_now, upto);
+        });
+    }
+    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, limited)?;
     let mut room = Map::new();
     if members_changed {
         room.insert("summary".into(), summary(cx, room_id.as_str(), reader.user_id).await?);
@@ -557,8 +615,11 @@ async fn joined_room(
 async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
-    let state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
-    let (timeline_json, state) = render(cx, &view, options, room_id, &timeline, state, timeline.limited)?;
+    let mut state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
+    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+    let reader = reader(cx)?;
+    state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
+    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited)?;
     Ok(json!({
         "timeline": timeline_json,
         "state": {"events": state},
@@ -566,28 +627,25 @@ async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64,
     }))
 }
 
-/// A room's timeline section and its state events, in the client format and narrowed by the
-/// filter (the state filter, lazy-loaded members, `event_fields`).
+/// A room's timeline section and its state events, in the client format and narrowed to the
+/// filter's `event_fields`.
 fn render(
     cx: &Ctx,
     view: &RoomView,
     options: &Options,
-    room_id: &RoomId,
     timeline: &Timeline,
-    state: Vec<StoredEvent>,
+    state: &[StoredEvent],
     limited: bool,
 ) -> Result<(Value, Vec<Value>)> {
     let reader = reader(cx)?;
     let now = now_ms();
     let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
-    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
-    let state = state.iter().filter(|e| options.keep_state(room_id, e, &senders, reader.user_id)).map(serve).collect();
     let timeline = json!({
         "events": timeline.events.iter().map(serve).collect::<Vec<_>>(),
         "limited": limited,
         "prev_batch": super::room_access::stream_token(timeline.prev_batch),
     });
-    Ok((timeline, state))
+    Ok((timeline, state.iter().map(serve).collect()))
 }
 
 /// `m.heroes` and the member counts.
@@ -635,10 +693,10 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_bad_ones_are_refused() {
-        let p = Positions { events: 42, account_data: 7, to_device: 3, receipts: 2, typing: 1 };
+        let p = Positions { events: 42, account_data: 7, to_device: 3, receipts: 2, typing: 1, presence: 9 };
         assert_eq!(parse_sync_token(&sync_token(&p)).unwrap(), p);
         assert_eq!(parse_sync_token("s42").unwrap(), Positions { events: 42, ..Positions::default() });
-        for bad in ["", "s", "42", "s1_2_3_4_5_6", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
+        for bad in ["", "s", "42", "s1_2_3_4_5_6_7", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
             assert!(parse_sync_token(bad).is_err(), "{bad}");
         }
     }

@@ -13,6 +13,7 @@ pub mod event_txns;
 pub mod events;
 pub mod filters;
 pub mod forgotten_rooms;
+pub mod presence;
 pub mod profiles;
 pub mod rate_limits;
 pub mod receipts;

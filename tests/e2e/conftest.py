@@ -29,6 +29,7 @@ NAMED_SERVERS = {
     "guests_disabled_url": {"ALLOW_GUEST_ACCESS": "false"},
     "support_email_url": {"ADMIN_CONTACT": "admin@example.org"},
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
+    "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
 }
 
 
@@ -346,6 +347,11 @@ def support_email_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def support_mxid_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["support_mxid_url"])
+
+
+@pytest.fixture(scope="session")
+def presence_disabled_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["presence_disabled_url"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
 
 
 def test_bad_tokens_and_parameters(user):
-    for token in ["nonsense", "s", "s1_2_3_4_5_6", "s-5", "x1"]:
+    for token in ["nonsense", "s", "s1_2_3_4_5_6_7", "s-5", "x1"]:
         assert_error(user.get(f"{V3}/sync", params={"since": token}), 400, "M_INVALID_PARAM")
     assert_error(user.get(f"{V3}/sync", params={"set_presence": "busy"}), 400, "M_INVALID_PARAM")
     assert_error(user.get(f"{V3}/sync", params={"timeout": "soon"}), 400, "M_INVALID_PARAM")
@@ -237,6 +237,60 @@ def test_filter_by_id_lazy_loading_rooms_and_event_fields(user, new_user):
     members = {e["state_key"] for e in room["state"]["events"] if e.get("type") == "m.room.member"}
     assert members == {bob.user_id, user.user_id}, "only the timeline's senders and the reader"
     assert_error(user.get(f"{V3}/sync", params={"filter": "999999"}), 404, "M_NOT_FOUND")
+
+
+def lazy(limit: int, redundant: bool = False) -> str:
+    return json.dumps({"room": {"timeline": {"limit": limit},
+                                "state": {"lazy_load_members": True, "include_redundant_members": redundant}}})
+
+
+def state_members(room: dict) -> set[str]:
+    return {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+
+
+def test_lazy_loading_sends_a_devices_missing_members_once(user, new_user):
+    bob, carol = new_user(), new_user()
+    room_id = create_room(user, preset="public_chat")
+    for member in (bob, carol):
+        join(member, room_id)
+    before = sync(user)["next_batch"]  # no lazy loading: nothing is noted as sent
+    b1 = send_message(bob, room_id, "b1")
+    first = sync(user, filter=lazy(1))
+    assert [e["event_id"] for e in joined(first, room_id)["timeline"]["events"]] == [b1]
+    assert state_members(joined(first, room_id)) == {bob.user_id, user.user_id}
+    b2, c1 = send_message(bob, room_id, "b2"), send_message(carol, room_id, "c1")
+
+    # Carol's member was never sent, though it did not change; Bob's was, so it is left out.
+    room = joined(sync(user, first["next_batch"], filter=lazy(10)), room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [b2, c1]
+    assert room["timeline"]["limited"] is False
+    assert state_members(room) == {carol.user_id}
+    carol_member = next(e for e in room["state"]["events"] if e["state_key"] == carol.user_id)
+    assert carol_member["content"]["membership"] == "join"
+    # include_redundant_members sends both again.
+    room = joined(sync(user, first["next_batch"], filter=lazy(10, redundant=True)), room_id)
+    assert state_members(room) == {bob.user_id, carol.user_id}
+    # From a token older than the response that carried Bob's member, the device may lack it.
+    room = joined(sync(user, before, filter=lazy(10)), room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [b1, b2, c1]
+    assert state_members(room) == {bob.user_id, carol.user_id}
+    # Another device of the same user was sent nothing.
+    laptop = user.login()["access_token"]
+    query = {"since": first["next_batch"], "filter": lazy(10)}
+    room = joined(assert_ok(user.get(f"{V3}/sync", params=query, token=laptop)), room_id)
+    assert state_members(room) == {bob.user_id, carol.user_id}
+
+    # A new member event in the timeline counts as sent: Bob's next message needs nothing.
+    token = sync(user, first["next_batch"], filter=lazy(10))["next_batch"]
+    rename = send_state(bob, room_id, "m.room.member", {"membership": "join", "displayname": "Bobby"}, bob.user_id)
+    room = joined(sync(user, token, filter=lazy(10)), room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [rename]
+    token = sync(user, token, filter=lazy(10))["next_batch"]
+    b3 = send_message(bob, room_id, "b3")
+    response = sync(user, token, filter=lazy(10))
+    room = joined(response, room_id)
+    assert [e["event_id"] for e in room["timeline"]["events"]] == [b3]
+    assert state_members(room) == set()
 
 
 def test_account_data_global_and_per_room(user):

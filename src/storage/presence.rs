@@ -1,0 +1,95 @@
+//! `presence`: each user's presence state, status message and last active time. Every change
+//! takes a new stream position; `/sync` serves the changes of the users who share a joined room
+//! with the reader, and of the reader.
+
+use serde::Deserialize;
+
+use super::{Db, Statement};
+use crate::error::Result;
+
+/// Sets the whole presence of a user, at a new position.
+const SET: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
+     VALUES (?1, ?2, ?3, ?4)";
+/// Sets the state a sync asks for, at a new position, unless the user is in it already; the
+/// status message stays.
+const SET_STATE_IF_CHANGED: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
+     SELECT ?1, ?2, (SELECT status_msg FROM presence WHERE user_id = ?1), \
+       CASE WHEN ?2 = 'online' THEN ?3 ELSE coalesce((SELECT last_active_ts FROM presence WHERE user_id = ?1), ?3) END \
+     WHERE NOT EXISTS (SELECT 1 FROM presence WHERE user_id = ?1 AND presence = ?2)";
+const GET: &str = "SELECT user_id, presence, status_msg, last_active_ts FROM presence WHERE user_id = ?1";
+/// The users who share a joined room with ?1.
+const CO_MEMBERS: &str = "SELECT DISTINCT o.state_key AS user_id FROM current_state m \
+     JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.membership = 'join' \
+     WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join'";
+/// Changes in `(?2, ?3]` of ?1's presence and of the users who share a joined room with ?1.
+const VISIBLE_CHANGES: &str = "SELECT user_id, presence, status_msg, last_active_ts FROM presence \
+     WHERE stream_id > ?2 AND stream_id <= ?3 AND (user_id = ?1 OR user_id IN (\
+       SELECT o.state_key FROM current_state m \
+       JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.membership = 'join' \
+       WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join')) \
+     ORDER BY stream_id";
+const SHARE_A_ROOM: &str = "SELECT 1 AS shared FROM current_state m \
+     JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.state_key = ?2 \
+       AND o.membership = 'join' \
+     WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join' LIMIT 1";
+const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM presence";
+
+/// The states a user can be in.
+pub const STATES: &[&str] = &["online", "unavailable", "offline"];
+
+/// One user's stored presence.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PresenceRow {
+    pub user_id: String,
+    pub presence: String,
+    pub status_msg: Option<String>,
+    pub last_active_ts: f64,
+}
+
+/// Sets a user's state and status message (`None` clears it); `last_active_ts` is when the user
+/// was last active.
+pub fn set(db: &Db, user_id: &str, presence: &str, status_msg: Option<&str>, last_active_ts: u64) -> Result<Statement> {
+    db.prepare(SET, &[&user_id, &presence, &status_msg, &last_active_ts])
+}
+
+/// Puts a user in `presence` unless it is there already (the statement then changes no row).
+/// Going online counts as activity at `now_ms`.
+pub fn set_state_if_changed(db: &Db, user_id: &str, presence: &str, now_ms: u64) -> Result<Statement> {
+    db.prepare(SET_STATE_IF_CHANGED, &[&user_id, &presence, &now_ms])
+}
+
+pub async fn get(db: &Db, user_id: &str) -> Result<Option<PresenceRow>> {
+    db.first(GET, &[&user_id]).await
+}
+
+/// Who sees `user_id`'s presence: the users who share a joined room with it. The user is among
+/// them if it is joined anywhere.
+pub async fn co_members(db: &Db, user_id: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let rows: Vec<Row> = db.all(CO_MEMBERS, &[&user_id]).await?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
+}
+
+/// Whether two users share a joined room.
+pub async fn share_a_room(db: &Db, a: &str, b: &str) -> Result<bool> {
+    Ok(db.first::<serde_json::Value>(SHARE_A_ROOM, &[&a, &b]).await?.is_some())
+}
+
+/// The presence changes at positions in `(after, upto]` that `reader` may see, oldest first.
+pub async fn visible_changes(db: &Db, reader: &str, after: u64, upto: u64) -> Result<Vec<PresenceRow>> {
+    if upto <= after {
+        return Ok(Vec::new());
+    }
+    db.all(VISIBLE_CHANGES, &[&reader, &after, &upto]).await
+}
+
+pub async fn max_stream_id(db: &Db) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Row {
+        stream_id: u64,
+    }
+    Ok(db.first::<Row>(MAX_STREAM_ID, &[]).await?.map_or(0, |r| r.stream_id))
+}
