@@ -39,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sync-rooms", type=int, default=50, help="rooms of the initial-sync user")
     parser.add_argument("--sync-events", type=int, default=100, help="events per room of the initial-sync user")
     parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
+    parser.add_argument("--no-presence", action="store_true",
+                        help="skip the presence fan-out (for a server with presence off)")
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
@@ -229,14 +231,15 @@ def rooms_bench(url: str, args: argparse.Namespace) -> None:
 
 
 def sync_bench(url: str, args: argparse.Namespace) -> None:
-    """Wake-up latency, initial and incremental sync times, and wake-up fan-out."""
+    """Wake-up latency, initial and incremental sync times, and wake-up fan-out. Syncs pass
+    `set_presence=offline`, so that presence is only measured where named."""
     print("Sync")
     with httpx.Client(base_url=url, timeout=120) as client:
         def new_user() -> dict:
             return {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
 
         def sync(headers, since=None, timeout=0, client=client) -> dict:
-            params = {"timeout": timeout, **({"since": since} if since else {})}
+            params = {"timeout": timeout, "set_presence": "offline", **({"since": since} if since else {})}
             response = client.get("/_matrix/client/v3/sync", params=params, headers=headers)
             response.raise_for_status()
             return response.json()
@@ -249,6 +252,9 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
         def create(headers) -> str:
             return client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
                                headers=headers).json()["room_id"]
+
+        def whoami(headers) -> str:
+            return client.get("/_matrix/client/v3/account/whoami", headers=headers).json()["user_id"]
 
         def join(headers, room_id) -> None:
             client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
@@ -287,10 +293,11 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
             for n in range(args.sync_events):
                 send(carol, room, f"e{n}")
         latency(f"GET /sync, initial, {args.sync_rooms} rooms x {args.sync_events} events",
-                lambda: client.get("/_matrix/client/v3/sync", headers=carol), 10, 1)
+                lambda: client.get("/_matrix/client/v3/sync", params={"set_presence": "offline"}, headers=carol), 10, 1)
         token = sync(carol)["next_batch"]
         latency("GET /sync, incremental, nothing new",
-                lambda: client.get("/_matrix/client/v3/sync", params={"since": token, "timeout": 0}, headers=carol),
+                lambda: client.get("/_matrix/client/v3/sync", params={"since": token, "timeout": 0,
+                                                                      "set_presence": "offline"}, headers=carol),
                 50, 5)
 
         token_box = {"token": token}
@@ -299,7 +306,8 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
             before = token_box["token"]
             send(carol, room)
             started = time.perf_counter()
-            response = client.get("/_matrix/client/v3/sync", params={"since": before, "timeout": 0}, headers=carol)
+            response = client.get("/_matrix/client/v3/sync", params={"since": before, "timeout": 0,
+                                                                     "set_presence": "offline"}, headers=carol)
             ms.append(1000 * (time.perf_counter() - started))
             token_box["token"] = response.json()["next_batch"]
         cuts = statistics.quantiles(ms, n=100, method="inclusive")
@@ -316,18 +324,26 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
 
         def wait_member(i: int) -> None:
             with httpx.Client(base_url=url, timeout=120) as own:
-                sync(members[i], tokens[i], 60_000, client=own)
+                tokens[i] = sync(members[i], tokens[i], 60_000, client=own)["next_batch"]
             returned[i] = time.perf_counter()
 
-        with ThreadPoolExecutor(len(members)) as pool:
-            futures = [pool.submit(wait_member, i) for i in range(len(members))]
-            time.sleep(3)
-            started = time.perf_counter()
-            send(owner, room_id, "to everyone")
-            for future in futures:
-                future.result()
-        print(f"  fan-out: one message into a room of {args.fanout} waiting members; the last waiter "
-              f"returned after {1000 * (max(returned) - started):,.0f} ms")
+        def fan_out(what: str, change) -> None:
+            with ThreadPoolExecutor(len(members)) as pool:
+                futures = [pool.submit(wait_member, i) for i in range(len(members))]
+                time.sleep(3)
+                started = time.perf_counter()
+                change()
+                for future in futures:
+                    future.result()
+            print(f"  fan-out: {what} of {args.fanout} waiting members; the last waiter "
+                  f"returned after {1000 * (max(returned) - started):,.0f} ms")
+
+        fan_out("one message into a room", lambda: send(owner, room_id, "to everyone"))
+        if not args.no_presence:
+            def set_presence() -> None:
+                client.put(f"/_matrix/client/v3/presence/{quote(whoami(owner))}/status",
+                           json={"presence": "unavailable", "status_msg": "bench"}, headers=owner).raise_for_status()
+            fan_out("one presence change, seen by a room", set_presence)
 
 
 def login_cost(no_hash: dict, hashed: dict) -> None:

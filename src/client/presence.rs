@@ -58,16 +58,22 @@ pub async fn set_presence(cx: Ctx) -> Result<Reply> {
     Ok(Reply::empty())
 }
 
-/// What a sync's `set_presence` does: `online` (also when absent) and `unavailable` put the user
-/// in that state, `offline` leaves the presence alone. Only a change is written and announced.
-pub async fn on_sync(cx: &Ctx, user_id: &str, set_presence: Option<&str>) -> Result<()> {
+/// What a sync's `set_presence` does: `online` (also when absent) and `unavailable` are what the
+/// device asks for, and `offline` leaves the presence alone. When a device asks for something
+/// new, the user takes the most available state its devices ask for: two devices that differ
+/// settle, and a state set with `PUT` stays until a device changes its mind. Only a change is
+/// written and announced.
+pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Option<&str>) -> Result<()> {
     let state = match set_presence {
         _ if !cx.config.enable_presence => return Ok(()),
         None => "online",
         Some("offline") => return Ok(()),
         Some(other) => valid_state(other)?,
     };
-    if cx.db.run(presence::set_state_if_changed(&cx.db, user_id, state, now_ms())?).await? > 0 {
+    if cx.db.run(presence::set_device_state(&cx.db, user_id, device_id, state)?).await? == 0 {
+        return Ok(());
+    }
+    if cx.db.run(presence::follow_devices(&cx.db, user_id, now_ms())?).await? > 0 {
         announce(cx, user_id).await?;
     }
     Ok(())

@@ -197,7 +197,7 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             None => Ok(Filter::default()),
         }
     };
-    let (filter, ()) = futures::try_join!(filter, super::presence::on_sync(&cx, &user, set_presence))?;
+    let (filter, ()) = futures::try_join!(filter, super::presence::on_sync(&cx, &user, &device, set_presence))?;
     let options = options(filter, full_state);
 
     let mut response = sync_once(&cx, &user, since, &options).await?;

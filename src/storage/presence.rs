@@ -1,6 +1,6 @@
 //! `presence`: each user's presence state, status message and last active time. Every change
 //! takes a new stream position; `/sync` serves the changes of the users who share a joined room
-//! with the reader, and of the reader.
+//! with the reader, and of the reader. `presence_devices`: the state each device's syncs ask for.
 
 use serde::Deserialize;
 
@@ -10,12 +10,22 @@ use crate::error::Result;
 /// Sets the whole presence of a user, at a new position.
 const SET: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
      VALUES (?1, ?2, ?3, ?4)";
-/// Sets the state a sync asks for, at a new position, unless the user is in it already; the
-/// status message stays.
-const SET_STATE_IF_CHANGED: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
-     SELECT ?1, ?2, (SELECT status_msg FROM presence WHERE user_id = ?1), \
-       CASE WHEN ?2 = 'online' THEN ?3 ELSE coalesce((SELECT last_active_ts FROM presence WHERE user_id = ?1), ?3) END \
-     WHERE NOT EXISTS (SELECT 1 FROM presence WHERE user_id = ?1 AND presence = ?2)";
+/// Records the state a device's syncs ask for, unless it asked for it already.
+const SET_DEVICE_STATE: &str = "INSERT OR REPLACE INTO presence_devices (user_id, device_id, presence) \
+     SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM presence_devices \
+     WHERE user_id = ?1 AND device_id = ?2 AND presence = ?3)";
+/// Puts a user, at a new position, in the most available state its existing devices ask for,
+/// unless it is in it already; the status message stays, and going online is activity at ?2.
+const FOLLOW_DEVICES: &str = "WITH wanted AS (SELECT CASE max(CASE p.presence WHEN 'online' THEN 2 ELSE 1 END) \
+       WHEN 2 THEN 'online' WHEN 1 THEN 'unavailable' END AS presence \
+     FROM presence_devices p JOIN devices d ON d.user_id = p.user_id AND d.device_id = p.device_id \
+     WHERE p.user_id = ?1) \
+     INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
+     SELECT ?1, w.presence, (SELECT status_msg FROM presence WHERE user_id = ?1), \
+       CASE WHEN w.presence = 'online' THEN ?2 \
+         ELSE coalesce((SELECT last_active_ts FROM presence WHERE user_id = ?1), ?2) END \
+     FROM wanted w WHERE w.presence IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM presence WHERE user_id = ?1 AND presence = w.presence)";
 const GET: &str = "SELECT user_id, presence, status_msg, last_active_ts FROM presence WHERE user_id = ?1";
 /// The users who share a joined room with ?1.
 const CO_MEMBERS: &str = "SELECT DISTINCT o.state_key AS user_id FROM current_state m \
@@ -52,10 +62,16 @@ pub fn set(db: &Db, user_id: &str, presence: &str, status_msg: Option<&str>, las
     db.prepare(SET, &[&user_id, &presence, &status_msg, &last_active_ts])
 }
 
-/// Puts a user in `presence` unless it is there already (the statement then changes no row).
-/// Going online counts as activity at `now_ms`.
-pub fn set_state_if_changed(db: &Db, user_id: &str, presence: &str, now_ms: u64) -> Result<Statement> {
-    db.prepare(SET_STATE_IF_CHANGED, &[&user_id, &presence, &now_ms])
+/// Records that a device's syncs ask for `presence`; the statement changes no row when the
+/// device asked for it already.
+pub fn set_device_state(db: &Db, user_id: &str, device_id: &str, presence: &str) -> Result<Statement> {
+    db.prepare(SET_DEVICE_STATE, &[&user_id, &device_id, &presence])
+}
+
+/// Puts a user in the most available state its devices ask for; the statement changes no row
+/// when the user is in it already. Going online counts as activity at `now_ms`.
+pub fn follow_devices(db: &Db, user_id: &str, now_ms: u64) -> Result<Statement> {
+    db.prepare(FOLLOW_DEVICES, &[&user_id, &now_ms])
 }
 
 pub async fn get(db: &Db, user_id: &str) -> Result<Option<PresenceRow>> {

@@ -109,6 +109,36 @@ def test_set_presence_on_sync(user, new_user):
     assert_error(other.get(f"{V3}/sync", params={"set_presence": "away"}), 400, "M_INVALID_PARAM")
 
 
+def test_two_devices_that_ask_for_different_states_settle(user, new_user):
+    """The most available device wins, and syncs that ask for the same again change nothing: no
+    device's sync undoes the other's, which would wake both for ever."""
+    other = sharing(user, new_user)
+    phone = other.login()["access_token"]
+
+    def other_sync(token: str, state: str) -> None:
+        assert_ok(other.get(f"{V3}/sync", params={"set_presence": state}, token=token))
+
+    other_sync(phone, "unavailable")
+    assert get_status(user, other)["presence"] == "unavailable"
+    other_sync(other.access_token, "online")
+    assert get_status(user, other)["presence"] == "online"
+    token = sync(user, set_presence="offline")["next_batch"]
+    for _ in range(2):
+        other_sync(phone, "unavailable")
+        other_sync(other.access_token, "online")
+    assert presence_of(sync(user, token, set_presence="offline")) == {}, "no change, no presence event"
+    assert get_status(user, other)["presence"] == "online"
+    # A state set explicitly stays until a device asks for something new.
+    set_status(other, "unavailable", status_msg="away")
+    other_sync(other.access_token, "online")
+    assert get_status(user, other)["presence"] == "unavailable"
+    # Only existing devices count: with the online one gone, the phone's choice holds.
+    assert_ok(other.with_password("DELETE", f"{V3}/devices/{other.device_id}", token=phone))
+    other_sync(phone, "online")
+    other_sync(phone, "unavailable")
+    assert get_status(user, other)["presence"] == "unavailable"
+
+
 def test_sync_serves_presence_of_those_who_share_a_room(user, new_user):
     other, stranger = sharing(user, new_user), new_user()
     set_status(other, "unavailable", status_msg="brb")
