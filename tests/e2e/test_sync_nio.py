@@ -1,9 +1,18 @@
 """Sync through a real client library: matrix-nio's initial and incremental `sync`, and its view of
-rooms, members and timelines afterwards."""
+rooms, members, timelines and presence afterwards."""
 
 import asyncio
 
-from nio import JoinResponse, RoomCreateResponse, RoomMessageText, RoomSendResponse, SyncResponse
+from nio import (
+    JoinResponse,
+    PresenceEvent,
+    PresenceGetResponse,
+    PresenceSetResponse,
+    RoomCreateResponse,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+)
 
 from test_client_nio import expect
 from test_rooms_nio import registered
@@ -37,6 +46,15 @@ async def sync_path(base_url):
         woken = expect(await bob.sync(timeout=10_000, since=incremental.next_batch), SyncResponse)
         events = woken.rooms.join[room_id].timeline.events
         assert [e.event_id for e in events] == [more] and events[0].body == "later"
+
+        # Presence: set by one, seen by the other in sync and on request.
+        expect(await alice.set_presence("unavailable", "nio away"), PresenceSetResponse)
+        seen = expect(await bob.sync(timeout=10_000, since=woken.next_batch, set_presence="offline"), SyncResponse)
+        mine = [e for e in seen.presence_events if isinstance(e, PresenceEvent) and e.user_id == alice.user_id]
+        assert [(e.presence, e.status_msg) for e in mine] == [("unavailable", "nio away")]
+        assert bob.rooms[room_id].users[alice.user_id].presence == "unavailable"
+        status = expect(await bob.get_presence(alice.user_id), PresenceGetResponse)
+        assert (status.presence, status.status_msg) == ("unavailable", "nio away")
     finally:
         await alice.close()
         await bob.close()
