@@ -24,7 +24,7 @@ use crate::http::Reply;
 use crate::room::client_format::client_event;
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
-use crate::storage::{account_data, current_state, presence, receipts, to_device, typing};
+use crate::storage::{account_data, current_state, presence, receipts, streams, to_device, typing};
 use crate::time::now_ms;
 
 use super::filter::{self, Filter};
@@ -226,25 +226,18 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
 async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
     let device = cx.requester()?.device_id.clone();
-    expire_typing(cx).await?;
     // The heads first, then what they bound: anything read after them that is newer is left for
     // the next sync (memberships are filtered below), never missed.
-    let (events_head, account_data_head, receipts_head, typing_head, to_device_head, presence_head) = futures::try_join!(
-        events::max_stream_ordering(&cx.db),
-        account_data::max_stream_id(&cx.db),
-        receipts::max_stream_id(&cx.db),
-        typing::max_stream_id(&cx.db),
-        to_device::max_stream_id(&cx.db),
-        presence::max_stream_id(&cx.db),
-    )?;
+    let (heads, expired_typing) = futures::try_join!(streams::heads(&cx.db), expire_typing(cx))?;
+    let heads = Positions::from_array(heads);
     let upto = Positions {
-        events: events_head,
-        account_data: account_data_head,
-        receipts: receipts_head,
-        typing: typing_head,
-        presence: presence_head,
-        ..Positions::default()
+        // Typing that ran out just now is a change at a position past the heads read with it.
+        typing: expired_typing.unwrap_or(heads.typing),
+        // To-device messages are read up to what the limit lets through: see `next` below.
+        to_device: 0,
+        ..heads
     };
+    let to_device_head = heads.to_device;
     let from = since.unwrap_or_default();
     let after = since.map(|s| s.events);
     let device_messages = async {
@@ -433,17 +426,19 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, joined })
 }
 
-/// Typing that ran out becomes a change at a new position, and the rooms' members are woken.
-async fn expire_typing(cx: &Ctx) -> Result<()> {
+/// Marks typing that ran out as stopped, a change at a new position of which the rooms' members
+/// are told; returns the typing stream's head after it, if there was any.
+async fn expire_typing(cx: &Ctx) -> Result<Option<u64>> {
     let now = now_ms();
-    let rooms = typing::expired_rooms(&cx.db, now).await?;
-    if rooms.is_empty() {
-        return Ok(());
+    let expired = typing::expired_rooms(&cx.db, now).await?;
+    if expired.is_empty() {
+        return Ok(None);
     }
     cx.db.run(typing::expire(&cx.db, now)?).await?;
-    let positions = Positions { typing: typing::max_stream_id(&cx.db).await?, ..Positions::default() };
-    let wakes = rooms.iter().map(|room| user_sync::notify_room(&cx.env, &cx.db, room, positions));
-    try_join_all(wakes).await.map(|_| ())
+    let head = typing::max_stream_id(&cx.db).await?;
+    let positions = Positions { typing: head, ..Positions::default() };
+    try_join_all(expired.iter().map(|room| user_sync::notify_room(&cx.env, &cx.db, room, positions))).await?;
+    Ok(Some(head))
 }
 
 /// The room's account data that the filter lets through.

@@ -17,7 +17,7 @@ const SELECT_ONE: &str =
     "SELECT stream_id, content FROM account_data WHERE user_id = ?1 AND room_id = ?2 AND type = ?3";
 const CHANGED_SINCE: &str = "SELECT room_id, type, content FROM account_data \
      WHERE user_id = ?1 AND stream_id > ?2 AND stream_id <= ?3 ORDER BY stream_id";
-const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM account_data";
+pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM account_data";
 
 /// The room ID of global account data.
 pub const GLOBAL: &str = "";

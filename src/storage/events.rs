@@ -443,18 +443,10 @@ pub fn redact_prev_state(
     db.prepare(REDACT_PREV_STATE, &[&room_id, &event_id, &kind, &state_key, &redacted_content_json])
 }
 
-const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
+/// The highest stream position committed (see [`super::streams`]).
+pub(super) const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
 const ROOMS_WITH_EVENTS_BETWEEN: &str = "SELECT DISTINCT room_id FROM events INDEXED BY events_by_room \
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND stream_ordering > ?2 AND stream_ordering <= ?3";
-
-/// The highest stream position committed.
-pub async fn max_stream_ordering(db: &Db) -> Result<u64> {
-    #[derive(Deserialize)]
-    struct Row {
-        pos: f64,
-    }
-    Ok(db.first::<Row>(MAX_STREAM, &[]).await?.map_or(0, |r| r.pos as u64))
-}
 
 /// Which of the rooms have events in the stream range `(after, upto]`: one index range per room,
 /// however old `after` is.
@@ -462,6 +454,9 @@ pub async fn rooms_with_events_between(db: &Db, room_ids: &[String], after: u64,
     #[derive(Deserialize)]
     struct Row {
         room_id: String,
+    }
+    if room_ids.is_empty() || upto <= after {
+        return Ok(Vec::new());
     }
     let ids = serde_json::to_string(room_ids).map_err(|e| crate::error::internal("room list", e))?;
     let rows: Vec<Row> = db.all(ROOMS_WITH_EVENTS_BETWEEN, &[&ids, &after, &upto]).await?;

@@ -19,6 +19,7 @@ pub mod rate_limits;
 pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
+pub mod streams;
 pub mod to_device;
 pub mod typing;
 pub mod uia_sessions;

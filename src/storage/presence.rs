@@ -42,7 +42,7 @@ const SHARE_A_ROOM: &str = "SELECT 1 AS shared FROM current_state m \
      JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.state_key = ?2 \
        AND o.membership = 'join' \
      WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join' LIMIT 1";
-const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM presence";
+pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM presence";
 
 /// The states a user can be in.
 pub const STATES: &[&str] = &["online", "unavailable", "offline"];

@@ -21,7 +21,7 @@ const SINCE: &str = "SELECT room_id, receipt_type, user_id, thread_id, event_id,
      INDEXED BY receipts_by_room WHERE room_id IN (SELECT value FROM json_each(?1)) \
      AND stream_id > ?2 AND stream_id <= ?3 AND (receipt_type != 'm.read.private' OR user_id = ?4) \
      ORDER BY stream_id";
-const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM receipts";
+pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM receipts";
 
 /// The receipt types stored here. `m.fully_read` is room account data.
 pub const READ: &str = "m.read";

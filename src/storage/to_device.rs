@@ -18,7 +18,7 @@ const INSERT_TXN: &str = "INSERT INTO to_device_txns (user_id, device_id, txn_id
 const PENDING: &str = "SELECT stream_id, sender, type, content FROM to_device \
      WHERE user_id = ?1 AND device_id = ?2 AND stream_id > ?3 ORDER BY stream_id LIMIT ?4";
 const DELETE_UPTO: &str = "DELETE FROM to_device WHERE user_id = ?1 AND device_id = ?2 AND stream_id <= ?3";
-const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM to_device";
+pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM to_device";
 
 /// A message waiting for a device, as `/sync` reads it.
 #[derive(Debug, Clone, Deserialize)]

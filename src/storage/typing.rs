@@ -29,7 +29,7 @@ const CHANGED_SINCE: &str = "SELECT DISTINCT room_id FROM typing INDEXED BY typi
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND stream_id > ?2 AND stream_id <= ?3 ORDER BY room_id";
 const NEXT_EXPIRY: &str = "SELECT min(expires_ms) AS expires_ms FROM typing \
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND expires_ms > ?2";
-const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM typing";
+pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM typing";
 /// Rooms with entries past their expiry that no position marks as stopped yet.
 const EXPIRED_ROOMS: &str = "SELECT DISTINCT room_id FROM typing WHERE expires_ms > 0 AND expires_ms <= ?1";
 /// Marks those entries stopped, each with a new position, so that syncs see the change.
