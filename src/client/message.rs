@@ -15,7 +15,7 @@ use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 
 use super::filter::glob_match;
-use super::relations::serve_with_threads;
+use super::relations::serve_bundled;
 use super::room_access::{dir_param, event_id_param, parse_limit, stream_token, token_param, RoomView};
 use super::rooms::room_id_param;
 
@@ -124,7 +124,7 @@ pub async fn get_message_events(cx: Ctx) -> Result<Reply> {
         false => crate::client::room_access::Page { events: Vec::new(), next: None },
     };
     let mut body = Map::new();
-    body.insert("chunk".into(), Value::Array(serve_with_threads(&cx, &view, &page.events).await?));
+    body.insert("chunk".into(), Value::Array(serve_bundled(&cx, &view, &page.events).await?));
     body.insert("start".into(), stream_token(start).into());
     if let Some(next) = page.next {
         body.insert("end".into(), stream_token(next).into());
@@ -172,7 +172,7 @@ pub async fn get_context(cx: Ctx) -> Result<Reply> {
     };
     let state: Vec<StoredEvent> = state.into_iter().filter(|e| filter.matches(e)).collect();
     let mut served =
-        serve_with_threads(&cx, &view, &[before.as_slice(), std::slice::from_ref(&event), after.as_slice()].concat())
+        serve_bundled(&cx, &view, &[before.as_slice(), std::slice::from_ref(&event), after.as_slice()].concat())
             .await?
             .into_iter();
     let events_before: Vec<Value> = served.by_ref().take(before.len()).collect();

@@ -1,6 +1,6 @@
 //! Relations and threads: `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]` and
-//! `GET /rooms/{roomId}/threads`, and the `m.thread` aggregation that thread roots carry wherever
-//! they are served.
+//! `GET /rooms/{roomId}/threads`, and the aggregations that events carry wherever they are served:
+//! `m.thread` on thread roots, `m.replace` (the most recent valid edit) on edited events.
 //!
 //! A redacted event has lost its `m.relates_to`, so it is no longer a relation nor a thread reply.
 //! Counts and latest replies only take in the replies the reader may see.
@@ -72,7 +72,7 @@ async fn relating_events(cx: Ctx, rel_type: Option<String>, event_type: Option<S
     let chunk: Vec<StoredEvent> =
         page.events.into_iter().filter(|e| event_type.as_ref().is_none_or(|t| *t == e.kind)).collect();
     let mut body = Map::new();
-    body.insert("chunk".into(), Value::Array(serve_with_threads(&cx, &view, &chunk).await?));
+    body.insert("chunk".into(), Value::Array(serve_bundled(&cx, &view, &chunk).await?));
     if let Some(next) = page.next {
         body.insert("next_batch".into(), stream_token(next).into());
     }
@@ -127,8 +127,8 @@ pub async fn get_threads(cx: Ctx) -> Result<Reply> {
     Reply::json(&body)
 }
 
-/// The client format of events, with the `m.thread` aggregation on those that are thread roots.
-pub async fn serve_with_threads(cx: &Ctx, view: &RoomView, events: &[StoredEvent]) -> Result<Vec<Value>> {
+/// The client format of events, with their aggregations.
+pub async fn serve_bundled(cx: &Ctx, view: &RoomView, events: &[StoredEvent]) -> Result<Vec<Value>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -147,7 +147,8 @@ pub async fn serve_with_threads(cx: &Ctx, view: &RoomView, events: &[StoredEvent
     bundle(cx, view, events, summaries).await
 }
 
-/// Serves `events`, adding to each root of `summaries` its `m.thread` aggregation.
+/// Serves `events`, adding to each root of `summaries` its `m.thread` aggregation and to each
+/// edited event its `m.replace` one.
 async fn bundle(
     cx: &Ctx,
     view: &RoomView,
@@ -155,16 +156,25 @@ async fn bundle(
     summaries: Vec<ThreadSummary>,
 ) -> Result<Vec<Value>> {
     let latest_ids: Vec<String> = summaries.iter().map(|s| s.latest_id.clone()).collect();
-    let latest: BTreeMap<String, StoredEvent> = match latest_ids.is_empty() {
-        true => BTreeMap::new(),
-        false => events::get_many(&cx.db, &latest_ids).await?.into_iter().map(|e| (e.event_id.clone(), e)).collect(),
+    let ids: Vec<String> = events.iter().filter(|e| e.state_key.is_none()).map(|e| e.event_id.clone()).collect();
+    let latest = async {
+        match latest_ids.is_empty() {
+            true => Ok(Vec::new()),
+            false => events::get_many(&cx.db, &latest_ids).await,
+        }
     };
-    let mut threads: BTreeMap<&str, Value> = BTreeMap::new();
+    let (latest, replacements) =
+        futures::try_join!(latest, events::replacements(&cx.db, &view.room_id, &ids, view.head()))?;
+    let latest: BTreeMap<String, StoredEvent> = latest.into_iter().map(|e| (e.event_id.clone(), e)).collect();
+    let mut aggregations: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for (target, edit) in latest_edits(view, &replacements) {
+        aggregations.entry(target).or_default().insert("m.replace".into(), view.serve(cx, edit)?);
+    }
     for summary in &summaries {
         // Checked again: past many visibility ranges the query only bounds their hull.
         let Some(latest_event) = latest.get(&summary.latest_id).filter(|e| view.can_see(e)) else { continue };
-        threads.insert(
-            summary.root.as_str(),
+        aggregations.entry(summary.root.clone()).or_default().insert(
+            "m.thread".into(),
             json!({
                 "latest_event": view.serve(cx, latest_event)?,
                 "count": summary.count as u64,
@@ -175,15 +185,37 @@ async fn bundle(
     let mut served = Vec::with_capacity(events.len());
     for e in events {
         let mut value = view.serve(cx, e)?;
-        if let Some(thread) = threads.get(e.event_id.as_str()) {
+        if let Some(bundled) = aggregations.get(e.event_id.as_str()) {
             if let Some(unsigned) = value.get_mut("unsigned").and_then(Value::as_object_mut) {
                 let relations = unsigned.entry("m.relations").or_insert_with(|| json!({}));
                 if let Some(relations) = relations.as_object_mut() {
-                    relations.insert("m.thread".into(), thread.clone());
+                    relations.extend(bundled.clone());
                 }
             }
         }
         served.push(value);
     }
     Ok(served)
+}
+
+/// The most recent visible replacement of each edited event, by `origin_server_ts` and then event
+/// ID as the spec orders them. One without `m.new_content` is no valid edit (an encrypted one
+/// cannot be checked).
+fn latest_edits<'a>(view: &RoomView, replacements: &'a [StoredEvent]) -> BTreeMap<String, &'a StoredEvent> {
+    let mut latest: BTreeMap<String, &StoredEvent> = BTreeMap::new();
+    for edit in replacements.iter().filter(|e| view.can_see(e)) {
+        let Ok(pdu) = serde_json::from_str::<Value>(&edit.json) else { continue };
+        let content = &pdu["content"];
+        let Some(target) = content["m.relates_to"]["event_id"].as_str() else { continue };
+        if edit.kind != "m.room.encrypted" && !content["m.new_content"].is_object() {
+            continue;
+        }
+        let newer = |current: &&StoredEvent| {
+            (edit.origin_server_ts, &edit.event_id) > (current.origin_server_ts, &current.event_id)
+        };
+        if latest.get(target).is_none_or(newer) {
+            latest.insert(target.to_owned(), edit);
+        }
+    }
+    latest
 }

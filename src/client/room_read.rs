@@ -13,7 +13,7 @@ use crate::router::Ctx;
 use crate::storage::current_state;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 
-use super::relations::serve_with_threads;
+use super::relations::serve_bundled;
 use super::room_access::{event_id_param, token_param, RoomView};
 use super::rooms::room_id_param;
 
@@ -54,7 +54,7 @@ pub async fn get_room_event(cx: Ctx) -> Result<Reply> {
     let event_id = event_id_param(&cx)?;
     let view = RoomView::open(&cx, &room_id).await?;
     let event = view.event(&cx, &event_id).await?;
-    let served = serve_with_threads(&cx, &view, std::slice::from_ref(&event)).await?;
+    let served = serve_bundled(&cx, &view, std::slice::from_ref(&event)).await?;
     Reply::json(&served.into_iter().next().unwrap_or(Value::Null))
 }
 

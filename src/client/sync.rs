@@ -29,6 +29,7 @@ use crate::time::now_ms;
 
 use super::filter::{self, Filter};
 use super::presence::presence_event;
+use super::relations::serve_bundled;
 use super::room_access::{parse_bool, parse_limit, RoomView};
 use super::rooms::{parse_room_id, reader};
 use super::sent_members;
@@ -593,7 +594,7 @@ async fn joined_room(
             sent.record(reader.user_id, device, room_id.as_str(), sent_now, upto);
         });
     }
-    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, limited)?;
+    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, limited).await?;
     let mut room = Map::new();
     if members_changed {
         room.insert("summary".into(), summary(cx, room_id.as_str(), reader.user_id).await?);
@@ -614,7 +615,7 @@ async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64,
     let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
     let reader = reader(cx)?;
     state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
-    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited)?;
+    let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited).await?;
     Ok(json!({
         "timeline": timeline_json,
         "state": {"events": state},
@@ -623,8 +624,9 @@ async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64,
 }
 
 /// A room's timeline section and its state events, in the client format and narrowed to the
-/// filter's `event_fields`.
-fn render(
+/// filter's `event_fields`. A limited timeline's events carry their aggregations, as the spec
+/// asks: an unlimited one holds the edits and replies that came after them anyway.
+async fn render(
     cx: &Ctx,
     view: &RoomView,
     options: &Options,
@@ -635,8 +637,12 @@ fn render(
     let reader = reader(cx)?;
     let now = now_ms();
     let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
+    let events: Vec<Value> = match limited {
+        true => serve_bundled(cx, view, &timeline.events).await?.into_iter().map(|e| options.fields(e)).collect(),
+        false => timeline.events.iter().map(serve).collect(),
+    };
     let timeline = json!({
-        "events": timeline.events.iter().map(serve).collect::<Vec<_>>(),
+        "events": events,
         "limited": limited,
         "prev_batch": super::room_access::stream_token(timeline.prev_batch),
     });

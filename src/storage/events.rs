@@ -427,6 +427,25 @@ pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<Thread
     db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
 }
 
+/// The replacements (`m.replace`) of some events at or before stream position `up_to` that the
+/// spec counts as valid, oldest first: from the original's sender, of its type, neither of them a
+/// state event nor redacted, the original no replacement itself.
+pub async fn replacements(db: &Db, room_id: &str, targets: &[String], up_to: u64) -> Result<Vec<StoredEvent>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e INDEXED BY events_relations LEFT JOIN events r ON r.event_id = e.redacted_by \
+         CROSS JOIN events o ON o.event_id = e.relates_to \
+         WHERE e.relates_to IN (SELECT value FROM json_each(?2)) AND e.rel_type = 'm.replace' \
+         AND e.room_id = ?1 AND e.state_key IS NULL AND e.redacted_by IS NULL AND e.stream_ordering <= ?3 \
+         AND o.room_id = ?1 AND o.sender = e.sender AND o.type = e.type AND o.state_key IS NULL \
+         AND o.redacted_by IS NULL AND o.rel_type IS NOT 'm.replace' ORDER BY e.stream_ordering"
+    );
+    let targets = serde_json::Value::from(targets.to_vec()).to_string();
+    db.all(&sql, &[&room_id, &targets, &up_to]).await
+}
+
 const REDACT_PREV_STATE: &str = "UPDATE events SET prev_state = json_set(prev_state, '$.content', json(?5)) \
      WHERE room_id = ?1 AND type = ?3 AND state_key = ?4 AND json_extract(prev_state, '$.event_id') = ?2";
 

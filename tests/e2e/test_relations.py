@@ -1,5 +1,6 @@
 """Relations and threads: `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`,
-`GET /rooms/{roomId}/threads`, and the `m.thread` aggregation on thread roots."""
+`GET /rooms/{roomId}/threads`, and the aggregations bundled with events: `m.thread` on thread
+roots, `m.replace` on edited events."""
 
 import json
 import secrets
@@ -261,3 +262,77 @@ def test_threads_respect_history_visibility_and_redactions(user, new_user):
     assert summary(root)["latest_event"]["event_id"] == early
     # Non-members of a room that is not world readable see no threads at all.
     assert_error(new_user().get(f"{V1}/rooms/{path_quote(room_id)}/threads"), 403, "M_FORBIDDEN")
+
+
+# ---------------------------------------------------------------------------------------------
+# Edits: the m.replace aggregation
+
+
+def edit(user, room_id, original, body, event_type="m.room.message", new_content=True) -> str:
+    content = {"msgtype": "m.text", "body": f"* {body}", "m.relates_to": {"rel_type": "m.replace", "event_id": original}}
+    if new_content:
+        content["m.new_content"] = {"msgtype": "m.text", "body": body}
+    return assert_ok(user.put(room_path(room_id, "send", event_type, secrets.token_hex(8)), json=content))["event_id"]
+
+
+def replacement(event) -> dict | None:
+    return event["unsigned"].get("m.relations", {}).get("m.replace")
+
+
+def test_an_edited_event_carries_its_latest_edit_everywhere(user):
+    room_id = create_room(user)
+    original = send_message(user, room_id, "I like cake")
+    edit(user, room_id, original, "I like chocolate cake")
+    latest = edit(user, room_id, original, "I like chocolate cake a lot")
+    plain = send_message(user, room_id, "plain")
+    event = assert_ok(user.get(room_path(room_id, "event", original)))
+    bundled = replacement(event)
+    assert bundled["event_id"] == latest and bundled["sender"] == user.user_id
+    assert bundled["content"]["m.new_content"]["body"] == "I like chocolate cake a lot"
+    assert event["content"]["body"] == "I like cake", "the original's content is left intact"
+    chunk = assert_ok(user.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 10}))["chunk"]
+    served = {e["event_id"]: e for e in chunk}
+    assert replacement(served[original])["event_id"] == latest
+    assert replacement(served[latest]) is None and replacement(served[plain]) is None
+    ctx = assert_ok(user.get(room_path(room_id, "context", plain)))
+    assert replacement({e["event_id"]: e for e in ctx["events_before"]}[original])["event_id"] == latest
+    # /sync bundles only in a limited timeline; an unlimited one holds the edits themselves.
+    filter_ = json.dumps({"room": {"timeline": {"limit": 4}}})
+    timeline = assert_ok(user.get("/_matrix/client/v3/sync", params={"filter": filter_}))["rooms"]["join"][room_id]["timeline"]
+    assert timeline["limited"] is True
+    assert replacement({e["event_id"]: e for e in timeline["events"]}[original])["event_id"] == latest
+
+
+def test_invalid_and_redacted_edits_are_not_bundled(user, new_user):
+    other = new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(other, room_id)
+    original = send_message(user, room_id, "mine")
+    edit(other, room_id, original, "not yours to edit")
+    edit(user, room_id, original, "no new content", new_content=False)
+    edit(user, room_id, original, "another type", event_type="org.example.note")
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", original)))) is None
+    # A redacted edit no longer counts: the one before it is the latest again.
+    first = edit(user, room_id, original, "first")
+    second = edit(user, room_id, original, "second")
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", original))))["event_id"] == second
+    assert_ok(user.put(room_path(room_id, "redact", second, secrets.token_hex(8)), json={}))
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", original))))["event_id"] == first
+    # An edit of an edit is no valid edit; a redacted original carries none.
+    edit(user, room_id, first, "edit of an edit")
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", first)))) is None
+    assert_ok(user.put(room_path(room_id, "redact", original, secrets.token_hex(8)), json={}))
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", original)))) is None
+
+
+def test_an_edit_the_reader_may_not_see_is_not_bundled(user, new_user):
+    departed = new_user()
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "joined"})
+    join(departed, room_id)
+    original = send_message(user, room_id, "hello")
+    seen = edit(user, room_id, original, "seen")
+    assert_ok(departed.post(room_path(room_id, "leave"), json={}))
+    unseen = edit(user, room_id, original, "after the leave")
+    assert replacement(assert_ok(departed.get(room_path(room_id, "event", original))))["event_id"] == seen
+    assert replacement(assert_ok(user.get(room_path(room_id, "event", original))))["event_id"] == unseen
