@@ -118,7 +118,7 @@ pub async fn get_threads(cx: Ctx) -> Result<Reply> {
             chunk_events.push(root);
         }
     }
-    let chunk = bundle(&cx, &view, &chunk_events, summaries).await?;
+    let chunk = bundle(&cx, &view, &chunk_events, summaries, &ids).await?;
     let mut body = Map::new();
     body.insert("chunk".into(), Value::Array(chunk));
     if let Some(next) = next_batch {
@@ -127,36 +127,44 @@ pub async fn get_threads(cx: Ctx) -> Result<Reply> {
     Reply::json(&body)
 }
 
-/// The client format of events, with their aggregations.
+/// The client format of events, with their aggregations. One query finds which of them have
+/// any; most have none.
 pub async fn serve_bundled(cx: &Ctx, view: &RoomView, events: &[StoredEvent]) -> Result<Vec<Value>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let user_id = cx.requester()?.user_id.to_string();
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-    let query = ThreadQuery {
-        room_id: &view.room_id,
-        user_id: &user_id,
-        visible: &view.visible,
-        roots: Some(&ids),
-        up_to: Some(view.head()),
-        participated_only: false,
-        limit: ids.len() as u64,
+    let children = events::aggregated_children(&cx.db, &view.room_id, &ids).await?;
+    let with = |rel_type: &str| -> Vec<String> {
+        children.iter().filter(|(_, r)| r == rel_type).map(|(parent, _)| parent.clone()).collect()
     };
-    let summaries = events::thread_summaries(&cx.db, &query).await?;
-    bundle(cx, view, events, summaries).await
+    let (roots, edited) = (with("m.thread"), with("m.replace"));
+    let summaries = match roots.is_empty() {
+        true => Vec::new(),
+        false => {
+            let user_id = cx.requester()?.user_id.to_string();
+            let query = ThreadQuery {
+                room_id: &view.room_id,
+                user_id: &user_id,
+                visible: &view.visible,
+                roots: Some(&roots),
+                up_to: Some(view.head()),
+                participated_only: false,
+                limit: roots.len() as u64,
+            };
+            events::thread_summaries(&cx.db, &query).await?
+        }
+    };
+    bundle(cx, view, events, summaries, &edited).await
 }
 
-/// Serves `events`, adding to each root of `summaries` its `m.thread` aggregation and to each
-/// edited event its `m.replace` one.
+/// Serves `events`, adding to each root of `summaries` its `m.thread` aggregation and to each of
+/// `edited` that has a valid edit its `m.replace` one.
 async fn bundle(
     cx: &Ctx,
     view: &RoomView,
     events: &[StoredEvent],
     summaries: Vec<ThreadSummary>,
+    edited: &[String],
 ) -> Result<Vec<Value>> {
     let latest_ids: Vec<String> = summaries.iter().map(|s| s.latest_id.clone()).collect();
-    let ids: Vec<String> = events.iter().filter(|e| e.state_key.is_none()).map(|e| e.event_id.clone()).collect();
     let latest = async {
         match latest_ids.is_empty() {
             true => Ok(Vec::new()),
@@ -164,7 +172,7 @@ async fn bundle(
         }
     };
     let (latest, replacements) =
-        futures::try_join!(latest, events::replacements(&cx.db, &view.room_id, &ids, view.head()))?;
+        futures::try_join!(latest, events::replacements(&cx.db, &view.room_id, edited, view.head()))?;
     let latest: BTreeMap<String, StoredEvent> = latest.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     let mut aggregations: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (target, edit) in latest_edits(view, &replacements) {

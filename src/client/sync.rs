@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::durable_objects::user_sync::{self, Positions, Waited, STREAMS};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
-use crate::room::client_format::client_event;
+use crate::room::client_format::{client_event, Reader};
 use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 use crate::storage::{account_data, current_state, presence, receipts, streams, to_device, typing};
@@ -568,31 +568,14 @@ async fn joined_room(
     let members_changed = newly_joined || state.iter().chain(&timeline.events).any(|e| e.kind == "m.room.member");
     let lazy = options.filter.room.state.lazy_load_members;
     if lazy && !full {
-        // The timeline's senders come with their members, changed or not: the device may never
-        // have been sent them.
-        let mut missing: Vec<String> = timeline.events.iter().map(|e| e.sender.clone()).collect();
-        missing.sort();
-        missing.dedup();
-        missing.retain(|m| !state.iter().any(|e| e.kind == "m.room.member" && e.state_key.as_deref() == Some(m)));
-        state.extend(events::members_at(&cx.db, room_id.as_str(), &missing, timeline.prev_batch).await?);
-        state.sort_by_key(StoredEvent::position);
+        add_senders_members(cx, room_id, &timeline, &mut state).await?;
     }
     let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
     state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
     if lazy {
-        let device = reader.device_id.unwrap_or_default();
-        sent_members::with(|sent| {
-            if let (Some(since), false) = (after, full || options.filter.room.state.include_redundant_members) {
-                state.retain(|e| {
-                    let member = e.state_key.as_deref().unwrap_or_default();
-                    e.kind != "m.room.member"
-                        || !sent.holds(reader.user_id, device, room_id.as_str(), member, &e.event_id, since)
-                });
-            }
-            let members = state.iter().chain(&timeline.events).filter(|e| e.kind == "m.room.member");
-            let sent_now = members.map(|e| (e.state_key.as_deref().unwrap_or_default(), e.event_id.as_str()));
-            sent.record(reader.user_id, device, room_id.as_str(), sent_now, upto);
-        });
+        // Redundant: what the device holds since a response at or before `since`.
+        let since = after.filter(|_| !full && !options.filter.room.state.include_redundant_members);
+        leave_out_sent_members(&reader, room_id, since, &timeline, &mut state, upto);
     }
     let (timeline_json, state) = render(cx, &view, options, &timeline, &state, limited).await?;
     let mut room = Map::new();
@@ -606,6 +589,47 @@ async fn joined_room(
     room.insert("unread_notifications".into(), json!({"highlight_count": 0, "notification_count": 0}));
     room.insert("unread_thread_notifications".into(), json!({}));
     Ok(Value::Object(room))
+}
+
+/// With lazy loading, the timeline's senders come with their members, changed or not: the device
+/// may never have been sent them.
+async fn add_senders_members(
+    cx: &Ctx,
+    room_id: &RoomId,
+    timeline: &Timeline,
+    state: &mut Vec<StoredEvent>,
+) -> Result<()> {
+    let mut missing: Vec<String> = timeline.events.iter().map(|e| e.sender.clone()).collect();
+    missing.sort();
+    missing.dedup();
+    missing.retain(|m| !state.iter().any(|e| e.kind == "m.room.member" && e.state_key.as_deref() == Some(m)));
+    state.extend(events::members_at(&cx.db, room_id.as_str(), &missing, timeline.prev_batch).await?);
+    state.sort_by_key(StoredEvent::position);
+    Ok(())
+}
+
+/// Leaves out of `state` the member events that the device holds since a response at or before
+/// `since` (none without one), and notes the ones this response at `upto` sends.
+fn leave_out_sent_members(
+    reader: &Reader<'_>,
+    room_id: &RoomId,
+    since: Option<u64>,
+    timeline: &Timeline,
+    state: &mut Vec<StoredEvent>,
+    upto: u64,
+) {
+    let (user, device, room) = (reader.user_id, reader.device_id.unwrap_or_default(), room_id.as_str());
+    sent_members::with(|sent| {
+        if let Some(since) = since {
+            state.retain(|e| {
+                let member = e.state_key.as_deref().unwrap_or_default();
+                e.kind != "m.room.member" || !sent.holds(user, device, room, member, &e.event_id, since)
+            });
+        }
+        let members = state.iter().chain(&timeline.events).filter(|e| e.kind == "m.room.member");
+        let sent_now = members.map(|e| (e.state_key.as_deref().unwrap_or_default(), e.event_id.as_str()));
+        sent.record(user, device, room, sent_now, upto);
+    });
 }
 
 async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {

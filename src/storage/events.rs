@@ -427,6 +427,25 @@ pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<Thread
     db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
 }
 
+/// Which of some events have children that the served events aggregate (`m.thread` replies,
+/// `m.replace` edits): `(parent, rel_type)` pairs, each once.
+pub async fn aggregated_children(db: &Db, room_id: &str, parents: &[String]) -> Result<Vec<(String, String)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        relates_to: String,
+        rel_type: String,
+    }
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parents = serde_json::Value::from(parents.to_vec()).to_string();
+    let rows: Vec<Row> = db.all(AGGREGATED_CHILDREN, &[&parents, &room_id]).await?;
+    Ok(rows.into_iter().map(|r| (r.relates_to, r.rel_type)).collect())
+}
+
+const AGGREGATED_CHILDREN: &str = "SELECT DISTINCT relates_to, rel_type FROM events INDEXED BY events_relations \
+     WHERE relates_to IN (SELECT value FROM json_each(?1)) AND room_id = ?2 AND rel_type IN ('m.thread', 'm.replace')";
+
 /// The replacements (`m.replace`) of some events at or before stream position `up_to` that the
 /// spec counts as valid, oldest first: from the original's sender, of its type, neither of them a
 /// state event nor redacted, the original no replacement itself.
