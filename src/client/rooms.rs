@@ -1,6 +1,9 @@
 //! What the room endpoints share: reading room IDs from paths, and sending an event through the
 //! room's writer.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use ruma_common::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId};
 
 use crate::durable_objects::room::{self, Facts, RoomRequest, Sent};
@@ -34,10 +37,28 @@ pub fn parse_event_id(raw: &str) -> Result<OwnedEventId> {
     EventId::parse(raw).map_err(|_| invalid())
 }
 
+thread_local! {
+    /// Rooms whose version this isolate has read. A room's version never changes, so the cache
+    /// is never stale; it only forgets, when it grows past [`MAX_CACHED_VERSIONS`].
+    static VERSIONS: RefCell<BTreeMap<String, RoomVersion>> = const { RefCell::new(BTreeMap::new()) };
+}
+const MAX_CACHED_VERSIONS: usize = 4096;
+
 /// The version of a room this server has: `M_NOT_FOUND` for one it does not.
 pub async fn room_version(cx: &Ctx, room_id: &RoomId) -> Result<RoomVersion> {
+    if let Some(version) = VERSIONS.with(|v| v.borrow().get(room_id.as_str()).cloned()) {
+        return Ok(version);
+    }
     let room = rooms::get(&cx.db, room_id.as_str()).await?.ok_or_else(|| not_found("Room not found"))?;
-    RoomVersion::parse(&room.room_version)
+    let version = RoomVersion::parse(&room.room_version)?;
+    VERSIONS.with(|v| {
+        let mut versions = v.borrow_mut();
+        if versions.len() >= MAX_CACHED_VERSIONS {
+            versions.clear();
+        }
+        versions.insert(room_id.to_string(), version.clone());
+    });
+    Ok(version)
 }
 
 /// Sends one event through the room's writer and returns it once it is durable.
