@@ -2,7 +2,7 @@
 //! `PUT /rooms/{roomId}/state/{eventType}/{stateKey}` and
 //! `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`.
 
-use ruma_common::{CanonicalJsonValue, RoomId};
+use ruma_common::{CanonicalJsonObject, CanonicalJsonValue, RoomId};
 use serde_json::json;
 
 use crate::durable_objects::room::{Facts, RedactedState};
@@ -49,15 +49,34 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         let value = serde_json::to_value(&content).unwrap_or_default();
         validate_power_levels(value.as_object().unwrap_or(&serde_json::Map::new()))?;
     }
-    let template = EventTemplate {
-        kind,
-        state_key: Some(state_key),
-        sender: cx.requester()?.user_id.clone(),
-        content,
-        redacts: None,
-    };
+    let sender = cx.requester()?.user_id.clone();
+    if let Some(event_id) = same_state(&cx, &room_id, &kind, &state_key, sender.as_str(), &content).await? {
+        return Reply::json(&json!({ "event_id": event_id }));
+    }
+    let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
     let sent = send_event(&cx, &room_id, template, None, Facts::default()).await?;
     Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+/// The current state event at this key if the sender sent it with this very content: sending it
+/// again changes nothing, so, as Synapse does, no new event is made and its ID is returned.
+async fn same_state(
+    cx: &Ctx,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+    sender: &str,
+    content: &CanonicalJsonObject,
+) -> Result<Option<String>> {
+    let Some(current) = events::state_entry_at(&cx.db, room_id.as_str(), kind, state_key, u64::MAX >> 11).await? else {
+        return Ok(None);
+    };
+    if current.sender != sender || current.redaction_id.is_some() {
+        return Ok(None);
+    }
+    let pdu: serde_json::Value = serde_json::from_str(&current.json).unwrap_or_default();
+    let wanted = serde_json::to_value(content).unwrap_or_default();
+    Ok((pdu.get("content") == Some(&wanted)).then_some(current.event_id))
 }
 
 pub async fn redact_event(cx: Ctx) -> Result<Reply> {

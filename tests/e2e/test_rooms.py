@@ -171,6 +171,21 @@ def test_state_events_with_and_without_a_state_key(user):
     assert state_event(user, room_id, "org.example.custom", "key/with/slash") == {"k": 1}
 
 
+def test_the_same_state_again_is_the_same_event(user, new_user):
+    """As Synapse: the sender's identical state event changes nothing and makes no new event."""
+    other = new_user()
+    room_id = create_room(user, preset="public_chat", power_level_content_override={"state_default": 0})
+    join(other, room_id)
+    first = send_state(user, room_id, "m.room.topic", {"topic": "same", "n": 1})
+    assert send_state(user, room_id, "m.room.topic", {"n": 1, "topic": "same"}) == first
+    changed = send_state(user, room_id, "m.room.topic", {"topic": "same", "n": 2})
+    assert changed != first
+    assert send_state(other, room_id, "m.room.topic", {"topic": "same", "n": 2}) != changed, "another sender"
+    chunk = assert_ok(user.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 10}))["chunk"]
+    topics = [e["event_id"] for e in chunk if e["type"] == "m.room.topic"]
+    assert first in topics and len(topics) == len(set(topics)) == 3
+
+
 def test_others_state_keys_and_power_levels_are_enforced(user, new_user):
     room_id = create_room(user, preset="public_chat")
     member = new_user()
