@@ -159,10 +159,10 @@ impl Waiters {
         if latest.any_beyond(&covered) {
             return Registration::Answered(Waited::Woken);
         }
-        let mine: Vec<usize> =
-            self.waiting.iter().enumerate().filter(|(_, w)| w.device == device).map(|(i, _)| i).collect();
-        if let Some(&oldest) = mine.first().filter(|_| mine.len() >= MAX_WAITERS_PER_DEVICE) {
-            let _ = self.waiting.remove(oldest).wake.send(Waited::Superseded);
+        if self.waiting.iter().filter(|w| w.device == device).count() >= MAX_WAITERS_PER_DEVICE {
+            if let Some(oldest) = self.waiting.iter().position(|w| w.device == device) {
+                let _ = self.waiting.remove(oldest).wake.send(Waited::Superseded);
+            }
         }
         let (wake, woken) = oneshot::channel();
         self.next_id += 1;

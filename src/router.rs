@@ -192,12 +192,16 @@ impl Ctx {
             .ok_or_else(|| internal("router", "handler of an unauthenticated route asked for a requester"))
     }
 
+    /// The `userId` path parameter: `M_INVALID_PARAM` unless it is a user ID.
+    pub fn path_user(&self) -> Result<&UserId> {
+        <&UserId>::try_from(self.param("userId"))
+            .map_err(|_| MatrixError::new(ErrorKind::InvalidParam, "userId is not a valid user ID").into())
+    }
+
     /// The `userId` path parameter, which must name the requester.
     pub fn requester_as_path_user(&self) -> Result<&Requester> {
         let requester = self.requester()?;
-        let user_id = <&UserId>::try_from(self.param("userId"))
-            .map_err(|_| MatrixError::new(ErrorKind::InvalidParam, "userId is not a valid user ID"))?;
-        if user_id != requester.user_id {
+        if self.path_user()? != requester.user_id {
             return Err(MatrixError::new(ErrorKind::Forbidden, "You cannot act for another user").into());
         }
         Ok(requester)

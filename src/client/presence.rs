@@ -23,9 +23,7 @@ struct PresenceBody {
 
 pub async fn get_presence(cx: Ctx) -> Result<Reply> {
     let reader = cx.requester()?.user_id.as_str();
-    let user_id = <&ruma_common::UserId>::try_from(cx.param("userId"))
-        .map_err(|_| invalid_param("userId is not a valid user ID"))?
-        .as_str();
+    let user_id = cx.path_user()?.as_str();
     if user_id != reader && !presence::share_a_room(&cx.db, reader, user_id).await? {
         return Err(forbidden("You are not allowed to see their presence"));
     }
@@ -47,13 +45,7 @@ pub async fn set_presence(cx: Ctx) -> Result<Reply> {
     if !cx.config.enable_presence {
         return Ok(Reply::empty());
     }
-    let now = now_ms();
-    // Going online is activity; other states keep the last active time.
-    let last_active = match presence::get(&cx.db, &user_id).await? {
-        Some(row) if state != "online" => row.last_active_ts as u64,
-        _ => now,
-    };
-    cx.db.run(presence::set(&cx.db, &user_id, state, body.status_msg.as_deref(), last_active)?).await?;
+    cx.db.run(presence::set(&cx.db, &user_id, state, body.status_msg.as_deref(), now_ms())?).await?;
     announce(&cx, &user_id).await?;
     Ok(Reply::empty())
 }

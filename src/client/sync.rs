@@ -98,19 +98,22 @@ impl Options {
         self.filter.room.includes_room(room_id) && self.filter.room.timeline.includes_room(room_id)
     }
 
-    /// The state filter, and with lazy loading only the members the timeline needs (and the
-    /// reader).
-    fn keep_state(&self, room_id: &RoomId, e: &StoredEvent, senders: &[&str], reader: &str) -> bool {
-        let state = &self.filter.room.state;
-        let sender = <&ruma_common::UserId>::try_from(e.sender.as_str()).ok();
-        if !state.matches(room_id, &e.kind, sender, false) {
-            return false;
-        }
-        if state.lazy_load_members && e.kind == "m.room.member" {
-            let key = e.state_key.as_deref().unwrap_or_default();
-            return key == reader || senders.contains(&key);
-        }
-        true
+    /// Keeps the state that passes the state filter, and with lazy loading only the members the
+    /// timeline needs (and the reader).
+    fn retain_state(&self, room_id: &RoomId, state: &mut Vec<StoredEvent>, timeline: &Timeline, reader: &str) {
+        let filter = &self.filter.room.state;
+        let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
+        state.retain(|e| {
+            let sender = <&ruma_common::UserId>::try_from(e.sender.as_str()).ok();
+            if !filter.matches(room_id, &e.kind, sender, false) {
+                return false;
+            }
+            if filter.lazy_load_members && e.kind == "m.room.member" {
+                let key = e.state_key.as_deref().unwrap_or_default();
+                return key == reader || senders.contains(&key);
+            }
+            true
+        });
     }
 
     /// Narrows a served event to the filter's `event_fields`, if it names any.
@@ -570,8 +573,7 @@ async fn joined_room(
     if lazy && !full {
         add_senders_members(cx, room_id, &timeline, &mut state).await?;
     }
-    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
-    state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
+    options.retain_state(room_id, &mut state, &timeline, reader.user_id);
     if lazy {
         // Redundant: what the device holds since a response at or before `since`.
         let since = after.filter(|_| !full && !options.filter.room.state.include_redundant_members);
@@ -636,9 +638,7 @@ async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64,
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
     let mut state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
-    let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
-    let reader = reader(cx)?;
-    state.retain(|e| options.keep_state(room_id, e, &senders, reader.user_id));
+    options.retain_state(room_id, &mut state, &timeline, reader(cx)?.user_id);
     let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited).await?;
     Ok(json!({
         "timeline": timeline_json,

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use super::{Db, Statement};
 use crate::error::Result;
 
-/// Sets the whole presence of a user, at a new position.
+/// Sets the whole presence of a user, at a new position; going online is activity at ?4.
 const SET: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts) \
-     VALUES (?1, ?2, ?3, ?4)";
+     SELECT ?1, ?2, ?3, CASE WHEN ?2 = 'online' THEN ?4 \
+       ELSE coalesce((SELECT last_active_ts FROM presence WHERE user_id = ?1), ?4) END";
 /// Records the state a device's syncs ask for, unless it asked for it already.
 const SET_DEVICE_STATE: &str = "INSERT OR REPLACE INTO presence_devices (user_id, device_id, presence) \
      SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM presence_devices \
@@ -31,13 +32,10 @@ const GET: &str = "SELECT user_id, presence, status_msg, last_active_ts FROM pre
 const CO_MEMBERS: &str = "SELECT DISTINCT o.state_key AS user_id FROM current_state m \
      JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.membership = 'join' \
      WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join'";
-/// Changes in `(?2, ?3]` of ?1's presence and of the users who share a joined room with ?1.
+/// Changes in `(?2, ?3]` of ?1's presence and of the users who share a joined room with ?1
+/// ([`CO_MEMBERS`] follows).
 const VISIBLE_CHANGES: &str = "SELECT user_id, presence, status_msg, last_active_ts FROM presence \
-     WHERE stream_id > ?2 AND stream_id <= ?3 AND (user_id = ?1 OR user_id IN (\
-       SELECT o.state_key FROM current_state m \
-       JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.membership = 'join' \
-       WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join')) \
-     ORDER BY stream_id";
+     WHERE stream_id > ?2 AND stream_id <= ?3 AND (user_id = ?1 OR user_id IN";
 const SHARE_A_ROOM: &str = "SELECT 1 AS shared FROM current_state m \
      JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.state_key = ?2 \
        AND o.membership = 'join' \
@@ -56,10 +54,10 @@ pub struct PresenceRow {
     pub last_active_ts: f64,
 }
 
-/// Sets a user's state and status message (`None` clears it); `last_active_ts` is when the user
-/// was last active.
-pub fn set(db: &Db, user_id: &str, presence: &str, status_msg: Option<&str>, last_active_ts: u64) -> Result<Statement> {
-    db.prepare(SET, &[&user_id, &presence, &status_msg, &last_active_ts])
+/// Sets a user's state and status message (`None` clears it). Going online is activity at
+/// `now_ms`; other states keep the last active time.
+pub fn set(db: &Db, user_id: &str, presence: &str, status_msg: Option<&str>, now_ms: u64) -> Result<Statement> {
+    db.prepare(SET, &[&user_id, &presence, &status_msg, &now_ms])
 }
 
 /// Records that a device's syncs ask for `presence`; the statement changes no row when the
@@ -99,7 +97,7 @@ pub async fn visible_changes(db: &Db, reader: &str, after: u64, upto: u64) -> Re
     if upto <= after {
         return Ok(Vec::new());
     }
-    db.all(VISIBLE_CHANGES, &[&reader, &after, &upto]).await
+    db.all(&format!("{VISIBLE_CHANGES} ({CO_MEMBERS})) ORDER BY stream_id"), &[&reader, &after, &upto]).await
 }
 
 pub async fn max_stream_id(db: &Db) -> Result<u64> {
