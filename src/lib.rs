@@ -11,6 +11,7 @@ mod http;
 mod identifiers;
 mod log;
 mod password;
+mod push;
 mod ratelimit;
 mod room;
 mod router;

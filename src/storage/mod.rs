@@ -9,6 +9,7 @@ pub mod account_data;
 pub mod aliases;
 pub mod current_state;
 pub mod devices;
+pub mod event_push_actions;
 pub mod event_txns;
 pub mod events;
 pub mod filters;
