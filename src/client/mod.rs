@@ -12,6 +12,7 @@ pub mod membership;
 pub mod message;
 pub mod presence;
 pub mod profile;
+pub mod pushers;
 pub mod receipts;
 pub mod register;
 pub mod relations;
