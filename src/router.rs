@@ -11,8 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, presence,
-    profile, receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
+    notifications, presence, profile, receipts, register, relations, room_read, room_send, session, sync, tags,
+    to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -159,6 +160,8 @@ pub static ROUTES: &[Route] = routes! {
     // Presence
     GET "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::get_presence;
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
+    // Push notifications
+    GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };
