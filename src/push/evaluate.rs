@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::notification::EventNotification;
+use super::rules::Recipients;
 use crate::room::pdu::Pdu;
 use crate::room::state::{as_level, RoomState};
 
@@ -143,19 +144,18 @@ fn level(power: i64) -> Int {
     Int::new_saturating(power)
 }
 
-/// Evaluates `event` against each recipient's ruleset (the server defaults for one without).
-/// Only decisions that notify or highlight come back.
-pub async fn evaluate(
-    snapshot: &RoomSnapshot,
-    event: &PushEvent,
-    rulesets: &BTreeMap<OwnedUserId, Ruleset>,
-) -> Vec<Decision> {
+/// Evaluates `event` against each recipient's ruleset (the server defaults for one without),
+/// skipping recipients who ignore its sender. Only decisions that notify or highlight come back.
+pub async fn evaluate(snapshot: &RoomSnapshot, event: &PushEvent, recipients: &Recipients) -> Vec<Decision> {
     let Ok(raw) = RawValue::from_string(event.json.clone()) else { return Vec::new() };
     let raw: Raw<Value> = Raw::from_json(raw);
     let mut decisions = Vec::new();
     for user in snapshot.recipients(event) {
+        if recipients.ignored.get(&user).is_some_and(|ignored| ignored.contains(event.sender.as_str())) {
+            continue;
+        }
         let defaults;
-        let ruleset = match rulesets.get(&user) {
+        let ruleset = match recipients.rulesets.get(&user) {
             Some(ruleset) => ruleset,
             None => {
                 defaults = Ruleset::server_default(&user);
@@ -234,6 +234,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use std::collections::BTreeSet;
 
     const ALICE: &str = "@alice:hs";
     const BOB: &str = "@bob:hs";
@@ -281,9 +282,14 @@ mod tests {
 
     /// What bob's rules decide: `None` when nothing, else (notify, highlight).
     fn decide(snapshot: &RoomSnapshot, event: &PushEvent, ruleset: Option<Ruleset>) -> Option<(bool, bool)> {
-        let rulesets: BTreeMap<OwnedUserId, Ruleset> = ruleset.into_iter().map(|r| (user(BOB), r)).collect();
-        let decisions = futures::executor::block_on(evaluate(snapshot, event, &rulesets));
+        let rulesets = ruleset.into_iter().map(|r| (user(BOB), r)).collect();
+        let recipients = Recipients { rulesets, ignored: BTreeMap::new() };
+        let decisions = futures::executor::block_on(evaluate(snapshot, event, &recipients));
         decisions.into_iter().find(|d| d.user_id == BOB).map(|d| (d.notify, d.highlight))
+    }
+
+    fn nobody() -> Recipients {
+        Recipients { rulesets: BTreeMap::new(), ignored: BTreeMap::new() }
     }
 
     fn defaults() -> Ruleset {
@@ -429,6 +435,15 @@ mod tests {
     }
 
     #[test]
+    fn a_member_who_ignores_the_sender_is_not_notified() {
+        let ev = event("m.room.message", ALICE, None, text("hi"));
+        let ignored = BTreeMap::from([(user(BOB), BTreeSet::from([ALICE.to_owned()]))]);
+        let recipients = Recipients { rulesets: BTreeMap::new(), ignored };
+        let decisions = futures::executor::block_on(evaluate(&room(3), &ev, &recipients));
+        assert_eq!(decisions.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>(), vec!["@m2:hs"]);
+    }
+
+    #[test]
     fn the_sender_is_never_notified() {
         let ev = event(
             "m.room.message",
@@ -445,7 +460,7 @@ mod tests {
         let snapshot = RoomSnapshot { joined: vec![user(ALICE)], ..room(2) };
         let ev = event("m.room.member", ALICE, Some(BOB), json!({"membership": "invite"}));
         assert_eq!(snapshot.recipients(&ev), vec![user(BOB)]);
-        let decisions = futures::executor::block_on(evaluate(&snapshot, &ev, &BTreeMap::new()));
+        let decisions = futures::executor::block_on(evaluate(&snapshot, &ev, &nobody()));
         assert_eq!(decisions.len(), 1);
         assert_eq!(decisions[0].tweaks.get("sound"), Some(&json!("default")));
     }
@@ -534,12 +549,12 @@ mod tests {
             None,
             json!({"msgtype": "m.text", "body": "x", "m.mentions": {"user_ids": [BOB]}}),
         );
-        let decision = futures::executor::block_on(evaluate(&snapshot, &mention, &BTreeMap::new())).remove(0);
+        let decision = futures::executor::block_on(evaluate(&snapshot, &mention, &nobody())).remove(0);
         let n = notification(&snapshot, &mention, &decision);
         assert_eq!((n.prio.as_str(), n.room_name.as_deref(), n.event_stream), ("high", Some("Room"), 7));
         assert_eq!(n.tweaks, json!({"sound": "default", "highlight": true}).as_object().unwrap().clone());
         let plain = event("m.room.message", ALICE, None, text("x"));
-        let decision = futures::executor::block_on(evaluate(&snapshot, &plain, &BTreeMap::new())).remove(0);
+        let decision = futures::executor::block_on(evaluate(&snapshot, &plain, &nobody())).remove(0);
         assert_eq!(notification(&snapshot, &plain, &decision).prio, "low");
     }
 }

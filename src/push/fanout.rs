@@ -41,10 +41,10 @@ pub async fn record(db: &Db, snapshot: &RoomSnapshot, events: &[PushEvent]) -> R
     let users: BTreeSet<OwnedUserId> = events.iter().flat_map(|e| snapshot.recipients(e)).collect();
     let mut actions = Vec::new();
     if !users.is_empty() {
-        let rulesets = rules::load_many(db, &users.into_iter().collect::<Vec<_>>()).await?;
+        let recipients = rules::load_many(db, &users.into_iter().collect::<Vec<_>>()).await?;
         for event in events {
             let thread_id = evaluate::thread_id(&event.json);
-            for decision in evaluate::evaluate(snapshot, event, &rulesets).await {
+            for decision in evaluate::evaluate(snapshot, event, &recipients).await {
                 if decision.notify {
                     let notification = evaluate::notification(snapshot, event, &decision);
                     recorded.pushes.entry(decision.user_id.clone()).or_default().push(notification);

@@ -179,3 +179,13 @@ def test_a_redacted_notification_is_served_redacted(pair):
     assert_ok(alice.put(room_path(room_id, "redact", event_id, "r1"), json={}))
     event = notifications(bob)["notifications"][0]["event"]
     assert event["event_id"] == event_id and event["content"] == {}
+
+
+def test_a_member_who_ignores_the_sender_gets_no_notification(pair):
+    alice, bob, room_id = pair
+    path = f"{V3}/user/{bob.user_id}/account_data/m.ignored_user_list"
+    assert_ok(bob.put(path, json={"ignored_users": {alice.user_id: {}}}))
+    send_message(alice, room_id, "you can't hear me")
+    time.sleep(0.5)
+    assert unread(bob, room_id) == (0, 0)
+    assert [n["event"]["type"] for n in notifications(bob)["notifications"]] == ["m.room.member"]
