@@ -11,9 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, presence,
-    profile, pushers, receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing,
-    upgrade,
+    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
+    notifications, presence, profile, pushers, receipts, register, relations, room_read, room_send, session, sync,
+    tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -161,6 +161,7 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::get_presence;
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Push notifications
+    GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
     GET "/_matrix/client/v3/pushers" User => pushers::get_pushers;
     POST "/_matrix/client/v3/pushers/set" User => pushers::set_pusher;
     // Server keys

@@ -85,6 +85,9 @@ pub async fn users_with_pushers(db: &Db, users: &[&str]) -> Result<Vec<String>> 
     struct Row {
         user_id: String,
     }
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
     let list = serde_json::to_string(users).map_err(|e| internal("pusher users", e))?;
     Ok(db.all::<Row>(USERS_WITH_PUSHERS, &[&list]).await?.into_iter().map(|r| r.user_id).collect())
 }
