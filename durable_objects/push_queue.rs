@@ -239,9 +239,12 @@ impl PushQueue {
             }
             PushRequest::Badge => vec![None],
         };
+        if items.is_empty() {
+            return Ok(());
+        }
         let db = Db::new(&self.shared.env)?;
         let targets = pushers::for_user(&db, user).await?;
-        if targets.is_empty() || items.is_empty() {
+        if targets.is_empty() {
             return Ok(());
         }
         let now = now_ms() as i64;
