@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
-use ruma_common::{OwnedEventId, OwnedRoomId, RoomId};
+use ruma_common::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
@@ -20,6 +20,8 @@ use super::user_sync::{self, Positions};
 use crate::config::Config;
 use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
+use crate::push::evaluate::{PushEvent, RoomSnapshot};
+use crate::push::fanout;
 use crate::room::client_format::redacted_content;
 use crate::room::pdu::{BuildError, EventTemplate, Pdu};
 use crate::room::signing::ServerKey;
@@ -257,18 +259,22 @@ impl Room {
             Ok(results) => {
                 let room_id = room.room_id.clone();
                 self.inner.borrow_mut().room = Some(room);
-                let mut all_sent = Vec::new();
+                let mut committed = Vec::new();
                 for (job, plan) in planned {
-                    let outcome = plan.and_then(|p| p.finish(&results));
+                    let (outcome, staged) = match plan {
+                        Ok(plan) => (plan.finish(&results), plan.staged),
+                        Err(e) => (Err(e), Vec::new()),
+                    };
                     if let (Ok(sent), RoomRequest::Send { txn: Some(txn), .. }) = (&outcome, &job.request) {
                         self.remember_txn(txn, sent);
                     }
                     if let Ok(sent) = &outcome {
-                        all_sent.extend(sent.iter().cloned());
+                        // One position per staged event; what an earlier request sent has none here.
+                        committed.extend(sent.iter().cloned().zip(staged));
                     }
                     let _ = job.reply.send(outcome);
                 }
-                self.committed(&room_id, &all_sent);
+                self.committed(&room_id, committed);
                 Vec::new()
             }
             Err(failure) => {
@@ -308,37 +314,63 @@ impl Room {
         inner.recent_txns.insert(txn_key(txn), sent.clone());
     }
 
-    /// The hand-off after a commit: the one place where committed stream positions leave the
-    /// room for fan-out. It wakes the syncs of the users the events concern: the room's joined,
-    /// invited and knocking members, and whoever the batch's membership events are about.
-    /// (Application services and push will be handed off here too.)
-    fn committed(&self, room_id: &RoomId, sent: &[Sent]) {
-        let Some(newest) = sent.iter().map(|s| s.stream_ordering).max() else { return };
-        let mut users: Vec<String> = {
+    /// The hand-off after a commit: the one place where committed events leave the room for
+    /// fan-out, after the senders have their answers. Push rules are evaluated first, so that
+    /// the syncs it then wakes read the new unread counts with the events; the wake goes to the
+    /// users the events concern: the room's joined, invited and knocking members, and whoever
+    /// the batch's membership events are about. Pushes go to the push queues last.
+    /// (Application services will be handed off here too.)
+    fn committed(&self, room_id: &RoomId, events: Vec<(Sent, Pdu)>) {
+        let Some(newest) = events.iter().map(|(s, _)| s.stream_ordering).max() else { return };
+        let (mut users, snapshot) = {
             let inner = self.inner.borrow();
             let Some(room) = inner.room.as_ref().filter(|r| *r.room_id == *room_id) else { return };
-            let ids: Vec<&OwnedEventId> = sent.iter().map(|s| &s.event_id).collect();
-            room.state_events()
+            let users: Vec<String> = room
+                .state_events()
                 .filter(|e| e.kind.to_string() == "m.room.member")
                 .filter(|e| {
-                    matches!(e.membership().as_deref(), Some("join" | "invite" | "knock")) || ids.contains(&&e.event_id)
+                    matches!(e.membership().as_deref(), Some("join" | "invite" | "knock"))
+                        || events.iter().any(|(s, _)| s.event_id == e.event_id)
                 })
                 .filter_map(|e| e.state_key.clone())
-                .collect()
+                .collect();
+            let senders: Vec<&UserId> = events.iter().map(|(_, pdu)| &*pdu.sender).collect();
+            (users, RoomSnapshot::of(room, &senders))
         };
         users.sort();
         users.dedup();
-        let positions = Positions { events: newest, ..Positions::default() };
+        let push_events: Vec<PushEvent> =
+            events.into_iter().map(|(sent, pdu)| PushEvent::of(&pdu, sent.stream_ordering)).collect();
         let env = self.env.clone();
         let room_id = room_id.to_string();
-        // The senders have their answers already; the wake-ups go on without holding them.
         self.state.wait_until(async move {
+            let mut positions = Positions { events: newest, ..Positions::default() };
+            let pushes = match Db::new(&env) {
+                Ok(db) => match fanout::record(&db, &snapshot, &push_events).await {
+                    Ok(recorded) => {
+                        positions.notifications = recorded.position;
+                        Some((db, recorded.pushes))
+                    }
+                    Err(e) => {
+                        // The events are safe; only their notifications are lost.
+                        crate::log::error(&format!("push rules in {room_id}: {e:?}"));
+                        None
+                    }
+                },
+                Err(e) => {
+                    crate::log::error(&format!("push rules in {room_id}: {e:?}"));
+                    None
+                }
+            };
             let wakes = users.iter().map(|user| user_sync::notify(&env, user, positions));
             for result in futures::future::join_all(wakes).await {
                 if let Err(e) = result {
                     // A missed wake-up delays a sync until its timeout; the events are safe.
                     crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
                 }
+            }
+            if let Some((db, pushes)) = pushes {
+                fanout::deliver(&env, &db, pushes).await;
             }
         });
     }
@@ -385,7 +417,7 @@ impl Room {
                 }
                 stage(cx, &new_room, &create, None, &mut room_statements)?;
                 new_room.apply(create.clone());
-                staged.push(create.event_id.clone());
+                staged.push(create);
                 for template in &events {
                     let pdu = new_room.prepare(template, now, &cx.key, &cx.server_name).map_err(|r| match r {
                         Refusal::Forbidden(rule) => MatrixError::new(
@@ -396,7 +428,7 @@ impl Room {
                         other => refusal(other),
                     })?;
                     stage(cx, &new_room, &pdu, None, &mut room_statements)?;
-                    staged.push(pdu.event_id.clone());
+                    staged.push(pdu.clone());
                     new_room.apply(pdu);
                 }
                 let first = statements.len();
@@ -428,9 +460,8 @@ impl Room {
                 }
                 let first = statements.len();
                 statements.extend(staged);
-                let event_id = pdu.event_id.clone();
-                current.apply(pdu);
-                Ok(Plan { already_sent: Vec::new(), staged: vec![event_id], first_statement: first })
+                current.apply(pdu.clone());
+                Ok(Plan { already_sent: Vec::new(), staged: vec![pdu], first_statement: first })
             }
         }
     }
@@ -440,24 +471,24 @@ impl Room {
 struct Plan {
     /// Events an earlier request with the same transaction ID sent.
     already_sent: Vec<Sent>,
-    staged: Vec<OwnedEventId>,
+    staged: Vec<Pdu>,
     first_statement: usize,
 }
 
 impl Plan {
     /// Reads each staged event's stream position from the batch results.
-    fn finish(self, results: &[worker::D1Result]) -> Outcome {
+    fn finish(&self, results: &[worker::D1Result]) -> Outcome {
         if self.staged.is_empty() {
-            return Ok(self.already_sent);
+            return Ok(self.already_sent.clone());
         }
         // Each staged event's insert is the first of its statements; its rows carry the position.
         let mut sent = Vec::new();
-        let mut staged = self.staged.into_iter();
+        let mut staged = self.staged.iter();
         for result in &results[self.first_statement..] {
             let positions: Vec<StreamOrdering> = rows(result).unwrap_or_default();
             if let Some(position) = positions.first() {
-                let Some(event_id) = staged.next() else { break };
-                sent.push(Sent { event_id, stream_ordering: position.stream_ordering as u64 });
+                let Some(pdu) = staged.next() else { break };
+                sent.push(Sent { event_id: pdu.event_id.clone(), stream_ordering: position.stream_ordering as u64 });
             }
         }
         Ok(sent)

@@ -33,7 +33,7 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 /// Waiters one device may hold at once; more than a client needs, few enough to bound leaks.
 pub const MAX_WAITERS_PER_DEVICE: usize = 8;
 /// The number of streams a sync token covers.
-pub const STREAMS: usize = 6;
+pub const STREAMS: usize = 7;
 
 /// Positions in the streams a sync covers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,15 +45,25 @@ pub struct Positions {
     pub receipts: u64,
     pub typing: u64,
     pub presence: u64,
+    /// Push notifications recorded for the user: their rooms' unread counts changed.
+    pub notifications: u64,
 }
 
 impl Positions {
     pub fn as_array(&self) -> [u64; STREAMS] {
-        [self.events, self.account_data, self.to_device, self.receipts, self.typing, self.presence]
+        [self.events, self.account_data, self.to_device, self.receipts, self.typing, self.presence, self.notifications]
     }
 
     pub fn from_array(p: [u64; STREAMS]) -> Self {
-        Positions { events: p[0], account_data: p[1], to_device: p[2], receipts: p[3], typing: p[4], presence: p[5] }
+        Positions {
+            events: p[0],
+            account_data: p[1],
+            to_device: p[2],
+            receipts: p[3],
+            typing: p[4],
+            presence: p[5],
+            notifications: p[6],
+        }
     }
 
     fn any_beyond(&self, other: &Positions) -> bool {

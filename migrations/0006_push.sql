@@ -4,8 +4,8 @@
 -- One row per (user, event) whose push actions notify or highlight, written after the event's
 -- commit by the room's writer. A row takes a new AUTOINCREMENT position of its own, the
 -- notifications stream, so that a sync whose token predates the row shows the room's counts
--- again. A room's counts are its rows past the user's latest read receipt that covers them:
--- an unthreaded one, or one of the row's thread.
+-- again. A room's counts are its rows past the user's latest read receipt that covers them (an
+-- unthreaded one, or one of the row's thread) and past the user's baseline in the room.
 CREATE TABLE event_push_actions (
     stream_id       INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id         TEXT NOT NULL,
@@ -22,6 +22,16 @@ CREATE TABLE event_push_actions (
 CREATE INDEX event_push_actions_by_room ON event_push_actions (user_id, room_id, event_stream);
 CREATE INDEX event_push_actions_by_user ON event_push_actions (user_id, event_stream);
 CREATE INDEX event_push_actions_by_position ON event_push_actions (user_id, stream_id);
+
+-- Where each member's unread counts start: the position of their latest join to the room (from
+-- a membership other than join). Notifications before it, like the invite that brought them,
+-- are read.
+CREATE TABLE push_baselines (
+    user_id      TEXT NOT NULL,
+    room_id      TEXT NOT NULL,
+    event_stream INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id)
+) WITHOUT ROWID;
 
 -- A user's pushers: where to deliver their notifications. (app_id, pushkey) is unique per user.
 CREATE TABLE pushers (

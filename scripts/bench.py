@@ -1,5 +1,6 @@
-"""Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login, and
-room sends and creation (latency, and throughput with concurrent senders)."""
+"""Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
+room sends and creation (latency, and throughput with concurrent senders), sync, and push
+delivery to a push gateway on loopback."""
 
 import argparse
 import itertools
@@ -11,8 +12,10 @@ import statistics
 import subprocess
 import tempfile
 import time
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 from pathlib import Path
 
@@ -40,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sync-rooms", type=int, default=50, help="rooms of the initial-sync user")
     parser.add_argument("--sync-events", type=int, default=100, help="events per room of the initial-sync user")
     parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
+    parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
+    parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence fan-out (for a server with presence off)")
     args = parser.parse_args()
@@ -354,6 +359,87 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
             fan_out("one presence change, seen by a room", set_presence)
 
 
+class Gateway:
+    """A push gateway on loopback that records when each notify arrives, per event ID."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                event_id = body["notification"].get("event_id", "")
+                with gateway.lock:
+                    gateway.arrivals.setdefault(event_id, []).append(time.perf_counter())
+                reply = b'{"rejected": []}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/_matrix/push/v1/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, event_id: str, count: int, timeout: float = 120) -> float | None:
+        """The arrival time of the `count`th notify of the event, None if it never came."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                times = sorted(self.arrivals.get(event_id, []))
+            if len(times) >= count:
+                return times[count - 1]
+            time.sleep(0.005)
+        return None
+
+
+def push_bench(url: str, args: argparse.Namespace) -> None:
+    """One message into a room whose members all have a pusher: the time until the last notify
+    reaches the gateway; and the sender's send latency with and without the pushers."""
+    print("Push")
+    gateway = Gateway()
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def new_user() -> dict:
+            return {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
+
+        owner = new_user()
+        room_id = client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                              headers=owner).json()["room_id"]
+        members = [new_user() for _ in range(args.push_members)]
+        for member in members:
+            client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
+                        headers=member).raise_for_status()
+        counter = itertools.count()
+        body = {"msgtype": "m.text", "body": "bench"}
+
+        def send():
+            return client.put(send_path(room_id, f"p{next(counter)}"), json=body, headers=owner)
+
+        room = f"a room of {args.push_members + 1} members"
+        latency(f"PUT /send into {room}, no pushers", send, args.push_sends, min(args.warmup, 5))
+        for i, member in enumerate(members):
+            pusher = {"kind": "http", "app_id": "org.stratus.bench", "pushkey": f"key-{i}",
+                      "app_display_name": "bench", "device_display_name": "bench", "lang": "en",
+                      "data": {"url": gateway.url}}
+            client.post("/_matrix/client/v3/pushers/set", json=pusher, headers=member).raise_for_status()
+        started = time.perf_counter()
+        event_id = send().json()["event_id"]
+        last = gateway.wait_for(event_id, len(members))
+        if last is None:
+            print(f"  push: one message into {room}, each member with a pusher: "
+                  f"only {len(gateway.arrivals.get(event_id, []))} of {len(members)} notifies arrived")
+        else:
+            print(f"  push: one message into {room}, each member with a pusher; the last notify "
+                  f"reached the gateway after {1000 * (last - started):,.0f} ms")
+        latency(f"PUT /send into {room}, every member with a pusher", send, args.push_sends, min(args.warmup, 5))
+
+
 def login_cost(no_hash: dict, hashed: dict) -> None:
     """workerd reports no per-request CPU time, so: what one password hash adds to a login."""
     cost = hashed["p50"] - no_hash["p50"]
@@ -374,6 +460,7 @@ def main() -> None:
     login_cost(*latencies(args.url, args))
     rooms_bench(args.url, args)
     sync_bench(args.url, args)
+    push_bench(args.url, args)
 
 
 if __name__ == "__main__":

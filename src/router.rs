@@ -11,9 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message, presence,
-    profile, push_rules, receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing,
-    upgrade,
+    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
+    notifications, presence, profile, push_rules, receipts, register, relations, room_read, room_send, session, sync,
+    tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -160,6 +160,8 @@ pub static ROUTES: &[Route] = routes! {
     // Presence
     GET "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::get_presence;
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
+    // Push notifications
+    GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
     // Push rules
     GET "/_matrix/client/v3/pushrules/" User => push_rules::get_pushrules_all;
     GET "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::get_pushrules_global_scope;

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod filter;
 pub mod membership;
 pub mod message;
+pub mod notifications;
 pub mod presence;
 pub mod profile;
 pub mod push_rules;

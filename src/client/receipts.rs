@@ -210,6 +210,11 @@ async fn write(
         let changed = cx.db.batch(statements).await?;
         // The marker statement is last; it changes nothing only when it lost a race.
         if !wrote_marker || changed.last().is_some_and(|n| *n > 0) {
+            if changed.iter().take(receipts.len()).any(|n| *n > 0) {
+                // A receipt that moved may have cleared notifications: push gateways get the badge.
+                let (env, user) = (cx.env.clone(), user_id.to_owned());
+                cx.in_background(async move { crate::push::fanout::update_badge(&env, &user).await });
+            }
             if !receipts.is_empty() {
                 let positions = Positions { receipts: receipts::max_stream_id(&cx.db).await?, ..Positions::default() };
                 user_sync::notify_room(&cx.env, &cx.db, room_id, positions).await?;

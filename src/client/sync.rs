@@ -7,10 +7,10 @@
 //!
 //! # Tokens
 //!
-//! `s<events>_<account data>_<to-device>_<receipts>_<typing>_<presence>`: one position per
-//! stream. The first part is also a room-history token (see [`super::room_access`]), so
-//! `next_batch` works as a `from` of `/messages`. A token may end early; the streams it leaves out
-//! are at 0.
+//! `s<events>_<account data>_<to-device>_<receipts>_<typing>_<presence>_<notifications>`: one
+//! position per stream. The first part is also a room-history token (see
+//! [`super::room_access`]), so `next_batch` works as a `from` of `/messages`. A token may end
+//! early; the streams it leaves out are at 0.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ use crate::http::Reply;
 use crate::push::rules;
 use crate::room::client_format::{client_event, Reader};
 use crate::router::Ctx;
+use crate::storage::event_push_actions::{self, Counts};
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 use crate::storage::{account_data, current_state, presence, receipts, streams, to_device, typing};
 use crate::time::now_ms;
@@ -58,8 +59,8 @@ const MAX_TO_DEVICE: u64 = 100;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
-    let [events, account_data, to_device, receipts, typing, presence] = p.as_array();
-    format!("s{events}_{account_data}_{to_device}_{receipts}_{typing}_{presence}")
+    let [events, account_data, to_device, receipts, typing, presence, notifications] = p.as_array();
+    format!("s{events}_{account_data}_{to_device}_{receipts}_{typing}_{presence}_{notifications}")
 }
 
 pub fn parse_sync_token(raw: &str) -> Result<Positions> {
@@ -328,11 +329,20 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
             _ => Ok(Vec::new()),
         }
     };
-    let (receipt_edus, typing_changed, typing_now, rooms_with_events) = futures::try_join!(
+    let rooms_with_notifications = async {
+        match since {
+            Some(s) if !options.full_state && upto.notifications > s.notifications => {
+                event_push_actions::rooms_changed(&cx.db, user, s.notifications, upto.notifications).await
+            }
+            _ => Ok(Vec::new()),
+        }
+    };
+    let (receipt_edus, typing_changed, typing_now, rooms_with_events, rooms_with_notifications) = futures::try_join!(
         receipts::since(&cx.db, &joined, user, from.receipts, upto.receipts),
         typing::changed_since(&cx.db, &joined, from.typing, upto.typing),
         typing_now,
         rooms_with_events,
+        rooms_with_notifications,
     )?;
     let mut ephemeral: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (room, content) in receipt_edus {
@@ -350,6 +360,8 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     let active: Option<Vec<String>> = match after {
         Some(_) if !options.full_state => {
             let mut active = rooms_with_events;
+            // Notifications recorded after the events that made them: their counts changed.
+            active.extend(rooms_with_notifications.into_iter().filter(|r| joined.contains(r)));
             active.extend(room_account_data.keys().filter(|r| joined.contains(r)).cloned());
             active.extend(ephemeral.keys().cloned());
             Some(active)
@@ -360,6 +372,8 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     let ignored = &ignored;
     let room_account_data = &room_account_data;
     let mut work: Vec<RoomWork<'_>> = Vec::new();
+    // The joined rooms this sync serves, whose unread counts are read beside them.
+    let mut served_joined = Vec::new();
     for membership in &memberships {
         let changed = after.is_none_or(|a| membership.position() > a);
         let room_id = parse_room_id(&membership.room_id)?;
@@ -369,6 +383,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         let name = membership.room_id.clone();
         match membership.membership.as_str() {
             "join" if changed || active.as_ref().is_none_or(|a| a.contains(&name)) => {
+                served_joined.push(name.clone());
                 work.push(Box::pin(async move {
                     // A join after a join (a new display name, say) is no new join: no full state again.
                     let newly_joined = match after {
@@ -416,8 +431,16 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
             _ => {}
         }
     }
+    let (served, mut counts) = futures::try_join!(
+        try_join_all(work),
+        event_push_actions::unread_counts(&cx.db, user, &served_joined, upto.events),
+    )?;
+    let per_thread = options.filter.room.timeline.unread_thread_notifications;
     let mut rooms = Rooms::default();
-    for (section, room_id, room) in try_join_all(work).await?.into_iter().flatten() {
+    for (section, room_id, mut room) in served.into_iter().flatten() {
+        if section == Section::Join {
+            set_unread_counts(&mut room, counts.remove(&room_id).unwrap_or_default(), per_thread);
+        }
         let map = match section {
             Section::Join => &mut rooms.join,
             Section::Invite => &mut rooms.invite,
@@ -607,9 +630,26 @@ async fn joined_room(
     room.insert("state".into(), json!({ "events": state }));
     room.insert("ephemeral".into(), json!({"events": []}));
     room.insert("account_data".into(), json!({"events": []}));
-    room.insert("unread_notifications".into(), json!({"highlight_count": 0, "notification_count": 0}));
-    room.insert("unread_thread_notifications".into(), json!({}));
     Ok(Value::Object(room))
+}
+
+/// A joined room's `unread_notifications` and, when the filter asks for them,
+/// `unread_thread_notifications`: then the room's own counts are its main timeline's only.
+fn set_unread_counts(room: &mut Value, threads: BTreeMap<String, Counts>, per_thread: bool) {
+    let json = |c: &Counts| json!({"highlight_count": c.highlights, "notification_count": c.notifications});
+    let room_counts = match per_thread {
+        true => threads.get("main").copied().unwrap_or_default(),
+        false => threads.values().fold(Counts::default(), |sum, c| Counts {
+            notifications: sum.notifications + c.notifications,
+            highlights: sum.highlights + c.highlights,
+        }),
+    };
+    room["unread_notifications"] = json(&room_counts);
+    if per_thread {
+        let by_thread: Map<String, Value> =
+            threads.iter().filter(|(thread, _)| *thread != "main").map(|(t, c)| (t.clone(), json(c))).collect();
+        room["unread_thread_notifications"] = Value::Object(by_thread);
+    }
 }
 
 /// With lazy loading, the timeline's senders come with their members, changed or not: the device
@@ -737,10 +777,18 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_bad_ones_are_refused() {
-        let p = Positions { events: 42, account_data: 7, to_device: 3, receipts: 2, typing: 1, presence: 9 };
+        let p = Positions {
+            events: 42,
+            account_data: 7,
+            to_device: 3,
+            receipts: 2,
+            typing: 1,
+            presence: 9,
+            notifications: 5,
+        };
         assert_eq!(parse_sync_token(&sync_token(&p)).unwrap(), p);
         assert_eq!(parse_sync_token("s42").unwrap(), Positions { events: 42, ..Positions::default() });
-        for bad in ["", "s", "42", "s1_2_3_4_5_6_7", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
+        for bad in ["", "s", "42", "s1_2_3_4_5_6_7_8", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
             assert!(parse_sync_token(bad).is_err(), "{bad}");
         }
     }

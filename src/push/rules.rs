@@ -5,7 +5,7 @@
 //! up to date with the current server-default rules whenever it is read, so a server upgrade that
 //! adds a default rule reaches every user, keeping each user's changes to the existing ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ruma_common::push::Ruleset;
 use ruma_common::{OwnedUserId, UserId};
@@ -20,6 +20,8 @@ use crate::storage::Db;
 pub const ACCOUNT_DATA_TYPE: &str = "m.push_rules";
 /// The kinds of rule, in the order in which they are checked.
 pub const KINDS: [&str; 5] = ["override", "content", "room", "sender", "underride"];
+/// Users who ignore a sender are not notified of its events, as in Synapse.
+const IGNORED_USERS: &str = "m.ignored_user_list";
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -67,12 +69,32 @@ pub async fn load(db: &Db, user_id: &UserId) -> Result<(Ruleset, u64)> {
     Ok((from_content(user_id, entry.as_ref().map(|e| e.content.as_str())), stream_id))
 }
 
-/// The rulesets of `users`, read in one query: each user's own, or the server defaults.
-pub async fn load_many(db: &Db, users: &[OwnedUserId]) -> Result<BTreeMap<OwnedUserId, Ruleset>> {
+/// What evaluation needs of each recipient's account data, read in one query.
+pub struct Recipients {
+    /// Each user's ruleset: their own, or the server defaults.
+    pub rulesets: BTreeMap<OwnedUserId, Ruleset>,
+    /// Each user's ignored users (`m.ignored_user_list`), for those who ignore anyone.
+    pub ignored: BTreeMap<OwnedUserId, BTreeSet<String>>,
+}
+
+/// The rulesets and ignore lists of `users`.
+pub async fn load_many(db: &Db, users: &[OwnedUserId]) -> Result<Recipients> {
     let ids: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
-    let stored: BTreeMap<String, String> =
-        account_data::global_of_users(db, &ids, ACCOUNT_DATA_TYPE).await?.into_iter().collect();
-    Ok(users.iter().map(|u| (u.clone(), from_content(u, stored.get(u.as_str()).map(String::as_str)))).collect())
+    let rows = account_data::global_of_users(db, &ids, &[ACCOUNT_DATA_TYPE, IGNORED_USERS]).await?;
+    let mut stored = BTreeMap::new();
+    let mut ignored = BTreeMap::new();
+    for (user, kind, content) in rows {
+        let Ok(user) = OwnedUserId::try_from(user) else { continue };
+        if kind == IGNORED_USERS {
+            let content: Value = serde_json::from_str(&content).unwrap_or_default();
+            let list = content.get("ignored_users").and_then(Value::as_object);
+            ignored.insert(user, list.map(|l| l.keys().cloned().collect()).unwrap_or_default());
+        } else {
+            stored.insert(user, content);
+        }
+    }
+    let rulesets = users.iter().map(|u| (u.clone(), from_content(u, stored.get(u).map(String::as_str)))).collect();
+    Ok(Recipients { rulesets, ignored })
 }
 
 #[cfg(test)]

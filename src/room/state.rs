@@ -264,7 +264,7 @@ pub fn create_event(
     Ok((room_id, pdu))
 }
 
-fn as_level(v: &Value) -> Option<i64> {
+pub fn as_level(v: &Value) -> Option<i64> {
     v.as_i64()
 }
 

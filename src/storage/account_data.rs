@@ -17,8 +17,8 @@ const SELECT_ONE: &str =
     "SELECT stream_id, content FROM account_data WHERE user_id = ?1 AND room_id = ?2 AND type = ?3";
 const CHANGED_SINCE: &str = "SELECT room_id, type, content FROM account_data \
      WHERE user_id = ?1 AND stream_id > ?2 AND stream_id <= ?3 ORDER BY stream_id";
-const GLOBAL_OF_USERS: &str = "SELECT user_id, content FROM account_data \
-     WHERE user_id IN (SELECT value FROM json_each(?1)) AND room_id = '' AND type = ?2";
+const GLOBAL_OF_USERS: &str = "SELECT user_id, type, content FROM account_data \
+     WHERE user_id IN (SELECT value FROM json_each(?1)) AND room_id = '' AND type IN (SELECT value FROM json_each(?2))";
 pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM account_data";
 
 /// The room ID of global account data.
@@ -70,20 +70,23 @@ pub async fn changed_since(db: &Db, user_id: &str, after: u64, upto: u64) -> Res
     db.all(CHANGED_SINCE, &[&user_id, &after, &upto]).await
 }
 
-/// The global entries of type `kind` of each of `users` who has one: (user ID, content JSON).
-/// The users go in as one JSON parameter, so their number is not bound by D1's parameter limit.
-pub async fn global_of_users(db: &Db, users: &[&str], kind: &str) -> Result<Vec<(String, String)>> {
+/// The global entries of the types `kinds` of `users`, as (user ID, type, content JSON). The
+/// lists go in as JSON parameters, so their length is not bound by D1's parameter limit.
+pub async fn global_of_users(db: &Db, users: &[&str], kinds: &[&str]) -> Result<Vec<(String, String, String)>> {
     #[derive(Deserialize)]
     struct Row {
         user_id: String,
+        #[serde(rename = "type")]
+        kind: String,
         content: String,
     }
-    if users.is_empty() {
+    if users.is_empty() || kinds.is_empty() {
         return Ok(Vec::new());
     }
     let ids = serde_json::to_string(users).map_err(|e| crate::error::internal("user list", e))?;
-    let rows: Vec<Row> = db.all(GLOBAL_OF_USERS, &[&ids, &kind]).await?;
-    Ok(rows.into_iter().map(|r| (r.user_id, r.content)).collect())
+    let kinds = serde_json::to_string(kinds).map_err(|e| crate::error::internal("type list", e))?;
+    let rows: Vec<Row> = db.all(GLOBAL_OF_USERS, &[&ids, &kinds]).await?;
+    Ok(rows.into_iter().map(|r| (r.user_id, r.kind, r.content)).collect())
 }
 
 /// The position of the latest write of any user, 0 before the first.

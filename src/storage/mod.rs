@@ -16,6 +16,7 @@ pub mod filters;
 pub mod forgotten_rooms;
 pub mod presence;
 pub mod profiles;
+pub mod pushers;
 pub mod rate_limits;
 pub mod receipts;
 pub mod rooms;

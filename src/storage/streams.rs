@@ -3,12 +3,12 @@
 
 use serde::Deserialize;
 
-use super::{account_data, events, presence, receipts, to_device, typing, Db};
+use super::{account_data, event_push_actions, events, presence, receipts, to_device, typing, Db};
 use crate::error::Result;
 
 /// The highest position of each stream, in sync-token order: events, account data, to-device,
-/// receipts, typing, presence.
-pub async fn heads(db: &Db) -> Result<[u64; 6]> {
+/// receipts, typing, presence, notifications.
+pub async fn heads(db: &Db) -> Result<[u64; 7]> {
     #[derive(Deserialize)]
     struct Row {
         events: f64,
@@ -17,19 +17,21 @@ pub async fn heads(db: &Db) -> Result<[u64; 6]> {
         receipts: f64,
         typing: f64,
         presence: f64,
+        notifications: f64,
     }
     let sql = format!(
         "SELECT ({}) AS events, ({}) AS account_data, ({}) AS to_device, ({}) AS receipts, ({}) AS typing, \
-         ({}) AS presence",
+         ({}) AS presence, ({}) AS notifications",
         events::MAX_STREAM,
         account_data::MAX_STREAM_ID,
         to_device::MAX_STREAM_ID,
         receipts::MAX_STREAM_ID,
         typing::MAX_STREAM_ID,
         presence::MAX_STREAM_ID,
+        event_push_actions::MAX_STREAM_ID,
     );
     let row: Option<Row> = db.first(&sql, &[]).await?;
-    Ok(row.map_or([0; 6], |r| {
-        [r.events, r.account_data, r.to_device, r.receipts, r.typing, r.presence].map(|p| p as u64)
+    Ok(row.map_or([0; 7], |r| {
+        [r.events, r.account_data, r.to_device, r.receipts, r.typing, r.presence, r.notifications].map(|p| p as u64)
     }))
 }
