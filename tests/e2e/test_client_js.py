@@ -32,10 +32,25 @@ def test_start_client_reaches_prepared(base_url, pair):
     room = seen["room"]
     assert room["name"] == "JS room"
     assert room["my_membership"] == "join"
+    assert room["joined_member_count"] == 2
     assert room["joined"] == sorted([alice.user_id, bob.user_id])
     by_id = {ev["event_id"]: ev for ev in room["timeline"]}
     assert by_id[before]["content"]["body"] == "sent before alice's client started"
     assert by_id[before]["sender"] == bob.user_id
+
+
+def test_scrollback_to_the_room_creation(base_url, pair):
+    alice, bob, room_id = pair
+    bodies = [f"history {i}" for i in range(15)]
+    for body in bodies:
+        send_message(bob, room_id, body)
+    seen = scenario("history", base_url, alice, bob, room_id=room_id, initial_sync_limit=5)
+    assert seen["initial"] == 5
+    assert seen["pages"] >= 1
+    events = seen["events"]
+    assert events[0]["type"] == "m.room.create"
+    assert [e["body"] for e in events if e["type"] == "m.room.message"] == bodies
+    assert len({(e["type"], e["body"]) for e in events if e["type"] == "m.room.message"}) == len(bodies)
 
 
 def test_live_message(base_url, pair):
@@ -54,6 +69,24 @@ def test_push_actions_of_live_messages(base_url, pair):
     plain, mention = seen["plain"] or {}, seen["mention"] or {}
     assert plain.get("notify") is True and not plain["tweaks"].get("highlight"), seen
     assert mention.get("notify") is True and mention["tweaks"].get("highlight") is True, seen
+
+
+def test_room_name_change(base_url, pair):
+    alice, bob, room_id = pair
+    seen = scenario("room_name", base_url, alice, bob, room_id=room_id, room_name="Renamed")
+    assert seen["room_name"] == "Renamed"
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: PUT /profile/{userId}/displayname answers 200 but sends no "
+                   "m.room.member event to the user's rooms (spec: Events on Change of Profile Information)")
+def test_display_name_change_reaches_rooms(base_url, pair):
+    alice, bob, room_id = pair
+    seen = scenario("display_name", base_url, alice, bob, room_id=room_id, display_name="Bobby")
+    assert seen["member_name"] == "Bobby"
+    assert seen["member_event"]["type"] == "m.room.member"
+    assert seen["member_event"]["sender"] == bob.user_id
+    assert seen["member_event"]["content"]["displayname"] == "Bobby"
+    assert seen["member_event"]["content"]["membership"] == "join"
 
 
 def test_typing(base_url, pair):

@@ -1,6 +1,6 @@
 // What a matrix-js-sdk client observes of one Matrix feature at a time: `node client.mjs <name>`.
-// Users: "alice" is the client under observation (started, with thread support, as Element
-// starts it); "bob" acts, through the SDK's own calls, started only where he must see something.
+// Users: "alice" is the client under observation (started with thread support and lazy-loaded
+// members, as Element starts it); "bob" acts, through the SDK's own calls, started only where he must see something.
 // Params: room_id (a room both have joined), and what a scenario names below.
 import {
   ClientEvent, KnownMembership, MatrixEventEvent, MsgType, ReceiptType, RoomEvent, RoomMemberEvent, ThreadEvent,
@@ -9,7 +9,7 @@ import {
 
 import { client, run, start, waitFor, within } from "./harness.mjs";
 
-const START = { threadSupport: true };
+const START = { threadSupport: true, lazyLoadMembers: true };
 
 const text = (body) => ({ msgtype: MsgType.Text, body });
 const isMessage = (body) => (ev) => ev.getType() === "m.room.message" && ev.getContent().body === body;
@@ -30,16 +30,54 @@ const scenarios = {
   async prepared({ room_id }) {
     const alice = await start("alice", START);
     const room = alice.getRoom(room_id);
+    const summaryCount = room?.getJoinedMemberCount();
+    await room?.loadMembersIfNeeded();
     return {
       push_rule_kinds: Object.keys(alice.pushRules?.global ?? {}).sort(),
       override_rule_ids: (alice.pushRules?.global?.override ?? []).map((r) => r.rule_id),
       room: room && {
         name: room.name,
         my_membership: room.getMyMembership(),
+        joined_member_count: summaryCount,
         joined: room.getJoinedMembers().map((m) => m.userId).sort(),
         timeline: room.getLiveTimeline().getEvents().map(describe),
       },
     };
+  },
+
+  // Scrolling back from a short initial timeline to the room's creation, as a timeline view does.
+  async history({ room_id, initial_sync_limit }) {
+    const alice = await start("alice", { ...START, initialSyncLimit: initial_sync_limit });
+    const timeline = alice.getRoom(room_id).getLiveTimeline();
+    const initial = timeline.getEvents().length;
+    let pages = 0;
+    while (pages < 20 && (await alice.paginateEventTimeline(timeline, { backwards: true, limit: 10 }))) pages += 1;
+    return {
+      initial,
+      pages,
+      events: timeline.getEvents().map((ev) => ({ type: ev.getType(), body: ev.getContent().body ?? null })),
+    };
+  },
+
+  async room_name({ room_id, room_name }) {
+    const alice = await start("alice", START);
+    const renamed = waitFor(alice, RoomEvent.Name, (room) => room.roomId === room_id && room.name === room_name,
+      "the room's new name");
+    await client("bob").setRoomName(room_id, room_name);
+    await renamed;
+    return { room_name: alice.getRoom(room_id).name };
+  },
+
+  // Bob changes his display name; the server should carry it to his rooms as a member event.
+  async display_name({ room_id, display_name }) {
+    const alice = await start("alice", START);
+    const bob = client("bob");
+    const renamed = waitFor(alice, RoomMemberEvent.Name, (_ev, member) =>
+      member.roomId === room_id && member.userId === bob.getUserId() && member.rawDisplayName === display_name,
+    "bob's new display name in the room");
+    await bob.setDisplayName(display_name);
+    const [ev, member] = await renamed;
+    return { member_name: member.name, member_event: describe(ev) };
   },
 
   async live_message({ room_id, body }) {

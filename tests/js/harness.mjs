@@ -43,7 +43,7 @@ function recordingFetch(name) {
 function report() {
   const failed = new Map();
   for (const r of requests) {
-    if (typeof r.status === "number" && r.status < 400) continue;
+    if (r.status === undefined || (typeof r.status === "number" && r.status < 400)) continue;
     const key = `${r.method} ${r.path} -> ${r.status} ${r.body ?? ""}`;
     failed.set(key, (failed.get(key) ?? 0) + 1);
   }
@@ -51,7 +51,7 @@ function report() {
   for (const [key, n] of failed) lines.push(`  ${n}x ${key}`);
   lines.push("last requests:");
   for (const r of requests.slice(-40)) {
-    lines.push(`  ${r.t.toFixed(2)} [${r.name}] ${r.method} ${r.path} -> ${r.status}`);
+    lines.push(`  ${r.t.toFixed(2)} [${r.name}] ${r.method} ${r.path} -> ${r.status ?? "(pending)"}`);
   }
   lines.push("last log lines:", ...logLines.slice(-60).map((l) => `  ${l}`));
   return lines.join("\n");
