@@ -164,6 +164,15 @@ def test_presence(base_url, pair):
     assert seen["content"]["status_msg"] == "in a meeting"
 
 
+def test_invite_and_join(base_url, new_user):
+    alice, bob = new_user(), new_user()
+    room_id = create_room(bob, preset="private_chat", name="Invitation")
+    seen = scenario("invite", base_url, alice, bob, room_id=room_id)
+    assert seen["invite"] == {"name": "Invitation", "inviter": bob.user_id}
+    assert seen["my_membership"] == "join"
+    assert seen["joined"] == sorted([alice.user_id, bob.user_id])
+
+
 def test_leave(base_url, pair):
     alice, bob, room_id = pair
     seen = scenario("leave", base_url, alice, bob, room_id=room_id)

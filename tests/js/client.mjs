@@ -254,6 +254,25 @@ const scenarios = {
     return { content: ev.getContent(), presence: user.presence, status_msg: user.presenceStatusMsg };
   },
 
+  // Bob invites alice live; her client shows the invite from its stripped state, and she joins.
+  async invite({ room_id }) {
+    const alice = await start("alice", START);
+    const bob = client("bob");
+    const invited = waitFor(alice, RoomEvent.MyMembership, (room, membership) =>
+      room.roomId === room_id && membership === KnownMembership.Invite, "alice's invite");
+    await bob.invite(room_id, alice.getUserId());
+    const [invitedRoom] = await invited;
+    const invite = {
+      name: invitedRoom.name,
+      inviter: invitedRoom.getMember(alice.getUserId())?.events.member?.getSender() ?? null,
+    };
+    const joined = waitFor(alice, RoomEvent.MyMembership, (room, membership) =>
+      room.roomId === room_id && membership === KnownMembership.Join, "alice's join");
+    await alice.joinRoom(room_id);
+    const [room] = await joined;
+    return { invite, my_membership: room.getMyMembership(), joined: room.getJoinedMembers().map((m) => m.userId).sort() };
+  },
+
   // Bob leaves, alice sees it; then alice leaves and her client moves the room to "leave".
   async leave({ room_id }) {
     const alice = await start("alice", START);
