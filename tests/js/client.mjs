@@ -270,7 +270,8 @@ const scenarios = {
       room.roomId === room_id && membership === KnownMembership.Join, "alice's join");
     await alice.joinRoom(room_id);
     const [room] = await joined;
-    return { invite, my_membership: room.getMyMembership(), joined: room.getJoinedMembers().map((m) => m.userId).sort() };
+    const joinedIds = room.getJoinedMembers().map((m) => m.userId).sort();
+    return { invite, my_membership: room.getMyMembership(), joined: joinedIds };
   },
 
   // Bob leaves, alice sees it; then alice leaves and her client moves the room to "leave".
