@@ -12,6 +12,7 @@ pub mod membership;
 pub mod message;
 pub mod presence;
 pub mod profile;
+pub mod push_rules;
 pub mod receipts;
 pub mod register;
 pub mod relations;
