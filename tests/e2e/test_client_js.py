@@ -71,6 +71,13 @@ def test_push_actions_of_live_messages(base_url, pair):
     assert mention.get("notify") is True and mention["tweaks"].get("highlight") is True, seen
 
 
+def test_muting_a_room(base_url, pair):
+    alice, bob, room_id = pair
+    seen = scenario("mute_room", base_url, alice, bob, room_id=room_id)
+    assert {"rule_id": room_id, "actions": []} in seen["room_rules"]
+    assert seen["actions"]["notify"] is False
+
+
 def test_room_name_change(base_url, pair):
     alice, bob, room_id = pair
     seen = scenario("room_name", base_url, alice, bob, room_id=room_id, room_name="Renamed")

@@ -3,8 +3,8 @@
 // members, as Element starts it); "bob" acts, through the SDK's own calls, started only where he must see something.
 // Params: room_id (a room both have joined), and what a scenario names below.
 import {
-  ClientEvent, KnownMembership, MatrixEventEvent, MsgType, ReceiptType, RoomEvent, RoomMemberEvent, ThreadEvent,
-  UserEvent,
+  ClientEvent, KnownMembership, MatrixEventEvent, MsgType, PushRuleKind, ReceiptType, RoomEvent, RoomMemberEvent,
+  ThreadEvent, UserEvent,
 } from "matrix-js-sdk";
 
 import { client, run, start, waitFor, within } from "./harness.mjs";
@@ -109,6 +109,24 @@ const scenarios = {
       actions[kind] = alice.getPushActionsForEvent(ev);
     }
     return actions;
+  },
+
+  // Alice mutes the room with a room rule, as Element does; her client learns it from sync and stops
+  // notifying for bob's messages there.
+  async mute_room({ room_id }) {
+    const alice = await start("alice", START);
+    const bob = client("bob");
+    const ruleSynced = waitFor(alice, ClientEvent.AccountData, (ev) => ev.getType() === "m.push_rules" &&
+      ev.getContent().global?.room?.some((r) => r.rule_id === room_id), "the room rule in m.push_rules");
+    await alice.addPushRule("global", PushRuleKind.RoomSpecific, room_id, { actions: [] });
+    await ruleSynced;
+    const seen = liveEvent(alice, room_id, isMessage("after the mute"), "bob's message");
+    await bob.sendMessage(room_id, text("after the mute"));
+    const [ev] = await seen;
+    return {
+      room_rules: alice.pushRules.global.room.map((r) => ({ rule_id: r.rule_id, actions: r.actions })),
+      actions: alice.getPushActionsForEvent(ev),
+    };
   },
 
   async typing({ room_id }) {
