@@ -46,6 +46,8 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     /// An endpoint this server does not have.
     Unrecognized,
+    /// A path value a known endpoint does not know, such as a push rule scope (400, as Synapse).
+    UnrecognizedParam,
     UserDeactivated,
     UserInUse,
     /// A fault of the server itself; the message never leaks storage details.
@@ -79,6 +81,7 @@ impl ErrorKind {
             UnknownToken { soft_logout: false },
             UnsupportedRoomVersion,
             Unrecognized,
+            UnrecognizedParam,
             UserDeactivated,
             UserInUse,
             Internal,
@@ -116,6 +119,7 @@ impl ErrorKind {
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             Unrecognized => ("M_UNRECOGNIZED", 404),
+            UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
             UserInUse => ("M_USER_IN_USE", 400),
             Internal => ("M_UNKNOWN", 500),

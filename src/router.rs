@@ -12,8 +12,8 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
-    notifications, presence, profile, pushers, receipts, register, relations, room_read, room_send, session, sync,
-    tags, to_device, typing, upgrade,
+    notifications, presence, profile, push_rules, pushers, receipts, register, relations, room_read, room_send,
+    session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -164,6 +164,16 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
     GET "/_matrix/client/v3/pushers" User => pushers::get_pushers;
     POST "/_matrix/client/v3/pushers/set" User => pushers::set_pusher;
+    // Push rules
+    GET "/_matrix/client/v3/pushrules/" User => push_rules::get_pushrules_all;
+    GET "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::get_pushrules_global_scope;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::get_pushrule;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::set_pushrule;
+    DELETE "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::delete_pushrule;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::get_pushrule_enabled;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::set_pushrule_enabled;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::get_pushrule_actions;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::set_pushrule_actions;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

@@ -13,6 +13,7 @@ pub mod message;
 pub mod notifications;
 pub mod presence;
 pub mod profile;
+pub mod push_rules;
 pub mod pushers;
 pub mod receipts;
 pub mod register;
