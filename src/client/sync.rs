@@ -52,8 +52,10 @@ const HEROES: usize = 5;
 const FRESH_RETRIES: usize = 3;
 /// How long after a typing expiry a waiting sync looks again.
 const EXPIRY_SLACK_MS: u64 = 20;
-/// To-device messages per sync; the rest come in the next one.
+/// To-device messages per sync, and the bytes of content they may start within (a message larger
+/// than that comes alone); the rest come in the next one.
 const MAX_TO_DEVICE: u64 = 100;
+const MAX_TO_DEVICE_BYTES: u64 = 256 * 1024;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
@@ -252,7 +254,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         if to_device_head <= from.to_device {
             return Ok(Vec::new());
         }
-        to_device::pending(&cx.db, user, &device, from.to_device, MAX_TO_DEVICE).await
+        to_device::pending(&cx.db, user, &device, from.to_device, MAX_TO_DEVICE, MAX_TO_DEVICE_BYTES).await
     };
     let account_data = async {
         if upto.account_data <= from.account_data {

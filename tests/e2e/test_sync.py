@@ -360,6 +360,28 @@ def test_to_device_wakes_a_waiting_sync(user, new_user):
     assert [e["content"] for e in out["response"]["to_device"]["events"]] == [{"wake": True}]
 
 
+def test_large_to_device_messages_come_over_several_syncs(user, new_user):
+    """A sync takes a bounded number of bytes from the device's queue, the rest comes in the next
+    ones: in order, each message once."""
+    bob = new_user()
+    token = sync(bob)["next_batch"]
+    blob = "x" * 60_000
+    for i in range(6):
+        send_to_device(user, {bob.user_id: {bob.device_id: {"i": i, "blob": blob}}}, f"big{i}")
+    received, syncs = [], 0
+    while len(received) < 6 and syncs < 6:
+        response = sync(bob, token)
+        events = response["to_device"]["events"]
+        assert events, "a sync delivers at least one of the waiting messages"
+        assert len(json.dumps(events)) < (256 + 64) * 1024, "at most the byte budget and one message"
+        received += [e["content"]["i"] for e in events]
+        token = response["next_batch"]
+        syncs += 1
+    assert received == list(range(6))
+    assert syncs > 1
+    assert sync(bob, token)["to_device"]["events"] == []
+
+
 # ---------------------------------------------------------------------------------------------
 # Ephemeral: receipts and typing
 
