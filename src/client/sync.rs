@@ -31,7 +31,7 @@ use super::filter::{self, Filter};
 use super::presence::presence_event;
 use super::relations::serve_bundled;
 use super::room_access::{parse_bool, parse_limit, RoomView};
-use super::rooms::{parse_room_id, reader};
+use super::rooms::{parse_room_id, reader, room_version};
 use super::sent_members;
 
 /// The timeline length when the filter sets none, as Synapse.
@@ -692,9 +692,11 @@ async fn summary(cx: &Ctx, room_id: &str, user: &str) -> Result<Value> {
     }))
 }
 
-/// What an invitee or knocker sees of a room: stripped state, and its own membership event.
+/// What an invitee or knocker sees of a room: stripped state, and its own membership event, as
+/// redactions left them.
 async fn stripped_state(cx: &Ctx, room_id: &RoomId, user: &str) -> Result<Vec<Value>> {
-    let state = current_state::room_state(&cx.db, room_id.as_str()).await?;
+    let (state, version) =
+        futures::try_join!(current_state::room_state(&cx.db, room_id.as_str()), room_version(cx, room_id))?;
     let mut out = Vec::new();
     for e in &state {
         let wanted = STRIPPED_STATE_TYPES.contains(&e.kind.as_str())
@@ -702,10 +704,10 @@ async fn stripped_state(cx: &Ctx, room_id: &RoomId, user: &str) -> Result<Vec<Va
         if !wanted {
             continue;
         }
-        let pdu: Map<String, Value> = serde_json::from_str(&e.json).unwrap_or_default();
+        let event = client_event(e, &version, reader(cx)?, 0);
         let mut stripped = Map::new();
         for field in ["content", "sender", "state_key", "type"] {
-            if let Some(v) = pdu.get(field) {
+            if let Some(v) = event.get(field) {
                 stripped.insert(field.into(), v.clone());
             }
         }

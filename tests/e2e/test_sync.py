@@ -116,6 +116,31 @@ def test_membership_transitions(user, new_user):
     assert left["rooms"]["leave"][room_id]["timeline"]["events"][-1]["content"]["membership"] == "leave"
 
 
+@pytest.mark.parametrize("membership", ["invite", "knock"])
+def test_stripped_state_is_redacted(user, new_user, membership):
+    room_id = create_room(user, name="Secret plans", topic="Classified", room_version="11")
+    send_state(user, room_id, "m.room.join_rules", {"join_rule": "knock"})
+    for event_type in ["m.room.name", "m.room.topic"]:
+        event_id = state_event_id(user, room_id, event_type)
+        assert_ok(user.put(room_path(room_id, "redact", event_id, f"r-{event_type}"), json={}))
+    bob = new_user()
+    if membership == "invite":
+        invite(user, room_id, bob)
+    else:
+        assert_ok(bob.post(f"{V3}/knock/{room_id}", json={}))
+    section = sync(bob)["rooms"][membership][room_id][f"{membership}_state"]["events"]
+    assert "Secret" not in json.dumps(section) and "Classified" not in json.dumps(section)
+    by_type = {e["type"]: e for e in section}
+    assert by_type["m.room.name"]["content"] == {} and by_type["m.room.topic"]["content"] == {}
+    assert by_type["m.room.join_rules"]["content"] == {"join_rule": "knock"}, "unredacted state is intact"
+
+
+def state_event_id(user, room_id: str, event_type: str) -> str:
+    resp = user.get(room_path(room_id, "state"))
+    assert resp.status_code == 200, resp.text
+    return next(e["event_id"] for e in resp.json() if e["type"] == event_type)
+
+
 def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
     room_id = create_room(user, preset="public_chat")
     bob = new_user()
