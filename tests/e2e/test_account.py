@@ -49,6 +49,20 @@ class TestChangePassword:
         assert_ok(right)
         login(new_client(), user.user_id, "new")
 
+    def test_password_guesses_share_the_login_limits(self, user, new_client):
+        """A stolen token gives no more guesses than /login does: the account's 5 in a burst."""
+        for _ in range(5):
+            session = assert_uia_challenge(user.post(PASSWORD_PATH, json={"new_password": "x"}),
+                                           ["m.login.password"])["session"]
+            wrong = user.post(PASSWORD_PATH, json=change_to("x", password_auth(user.user_id, "guess", session)))
+            assert_error(wrong, 401, "M_FORBIDDEN")
+        session = assert_uia_challenge(user.post(PASSWORD_PATH, json={"new_password": "x"}),
+                                       ["m.login.password"])["session"]
+        right = user.post(PASSWORD_PATH, json=change_to("x", password_auth(user.user_id, user.password, session)))
+        assert_error(right, 429, "M_LIMIT_EXCEEDED")
+        # /login counts against the same account.
+        assert_error(login_request(new_client(), user.user_id, user.password), 429, "M_LIMIT_EXCEEDED")
+
     def test_auth_must_name_the_caller(self, user, new_user, new_client):
         other = new_user()
         first = user.post(PASSWORD_PATH, json={"new_password": "new"})
