@@ -91,7 +91,10 @@ class TestDeactivate:
         # Every session is gone, and the account cannot log in again.
         assert_token_revoked(user.client, user.access_token)
         assert_token_revoked(user.client, other["access_token"])
-        assert_error(login_request(new_client(), user.user_id, user.password), 403, "M_USER_DEACTIVATED")
+        # It answers like a wrong password, so that nobody learns which accounts were deactivated
+        # (the password is gone with the account).
+        for password in ["a guess", user.password]:
+            assert_error(login_request(new_client(), user.user_id, password), 403, "M_FORBIDDEN")
         # The name stays taken.
         c = new_client()
         assert_error(c.get(f"{V3}/register/available", params={"username": user.localpart}), 400, "M_USER_IN_USE")
