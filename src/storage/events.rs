@@ -283,6 +283,23 @@ pub fn positions_clause(column: &str, ranges: &[Range]) -> String {
     format!("({})", terms.join(" OR "))
 }
 
+/// What narrows the hull of [`positions_clause`] to the ranges themselves in a query that must be
+/// exact: `None` (bound as NULL) when the clause spells them out, else a JSON array of
+/// `[first, last]` pairs for [`in_ranges_of_param`].
+fn ranges_past_spelled(ranges: &[Range]) -> Option<String> {
+    (ranges.len() > MAX_SPELLED_RANGES)
+        .then(|| serde_json::Value::from(ranges.iter().map(|r| vec![r.first, r.last]).collect::<Vec<_>>()).to_string())
+}
+
+/// An SQL condition that `column` lies in one of the ranges of parameter `?{param}`, bound to
+/// [`ranges_past_spelled`]; true when that is NULL.
+fn in_ranges_of_param(column: &str, param: usize) -> String {
+    format!(
+        "(?{param} IS NULL OR EXISTS (SELECT 1 FROM json_each(?{param}) v \
+         WHERE {column} BETWEEN json_extract(v.value, '$[0]') AND json_extract(v.value, '$[1]')))"
+    )
+}
+
 /// One row of a user's visibility timeline in a room: a history visibility setting, one of the
 /// user's memberships, or the `head` row (the snapshot position, and whether the user forgot
 /// the room).
@@ -403,10 +420,19 @@ pub struct ThreadQuery<'a> {
 }
 
 /// Threads with their newest visible reply first. Redacted replies no longer relate, and are
-/// left out.
+/// left out. Exact however many ranges the reader sees: past the ones spelled out, the hull is
+/// narrowed by a lookup in `?6`.
 pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<ThreadSummary>> {
-    let replies = positions_clause("t.stream_ordering", q.visible);
-    let roots_visible = positions_clause("r.stream_ordering", q.visible);
+    let replies = format!(
+        "{} AND {}",
+        positions_clause("t.stream_ordering", q.visible),
+        in_ranges_of_param("t.stream_ordering", 6)
+    );
+    let roots_visible = format!(
+        "{} AND {}",
+        positions_clause("r.stream_ordering", q.visible),
+        in_ranges_of_param("r.stream_ordering", 6)
+    );
     let (index, only_roots) = match q.roots {
         Some(_) => ("events_relations", " AND t.relates_to IN (SELECT value FROM json_each(?5))"),
         None => ("events_threads", " AND ?5 IS NULL"),
@@ -424,7 +450,8 @@ pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<Thread
     );
     let up_to = q.up_to.unwrap_or(u64::MAX >> 11);
     let roots = q.roots.map(|r| serde_json::Value::from(r.to_vec()).to_string());
-    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
+    let ranges = ranges_past_spelled(q.visible);
+    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots, &ranges]).await
 }
 
 /// Which of some events have children that the served events aggregate (`m.thread` replies,
@@ -528,5 +555,17 @@ mod positions_tests {
         );
         let many: Vec<Range> = (0..100).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
         assert_eq!(positions_clause("t.stream_ordering", &many), "(+t.stream_ordering BETWEEN 0 AND 991)");
+    }
+
+    #[test]
+    fn past_the_spelled_ranges_exact_queries_get_them_all_as_a_parameter() {
+        let few: Vec<Range> = (0..64).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
+        assert_eq!(ranges_past_spelled(&few), None);
+        let many: Vec<Range> = (0..65).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
+        let json: Vec<[u64; 2]> = serde_json::from_str(&ranges_past_spelled(&many).unwrap()).unwrap();
+        assert_eq!(json.len(), 65);
+        assert_eq!((json[0], json[64]), ([0, 1], [640, 641]));
+        let clause = in_ranges_of_param("t.stream_ordering", 6);
+        assert!(clause.starts_with("(?6 IS NULL OR EXISTS") && clause.contains("t.stream_ordering BETWEEN"));
     }
 }
