@@ -206,20 +206,12 @@ pub async fn page(
     // Each list is one JSON array parameter: D1 binds at most 100 parameters per statement.
     let json_list = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
     if let Some(types) = &selection.types {
-        let globs: Vec<String> = types.iter().map(|t| glob(t)).collect();
-        bind(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
-            Box::new(json_list(&globs)),
-        );
+        let (condition, patterns) = type_condition(types, true);
+        bind(&mut sql, &condition, Box::new(patterns));
     }
     if !selection.not_types.is_empty() {
-        let globs: Vec<String> = selection.not_types.iter().map(|t| glob(t)).collect();
-        bind(
-            &mut sql,
-            " AND NOT EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
-            Box::new(json_list(&globs)),
-        );
+        let (condition, patterns) = type_condition(&selection.not_types, false);
+        bind(&mut sql, &condition, Box::new(patterns));
     }
     if let Some(senders) = &selection.senders {
         bind(&mut sql, " AND e.sender IN (SELECT value FROM json_each(?))", Box::new(json_list(senders)));
@@ -256,9 +248,31 @@ pub async fn page(
     db.all(&sql, &refs).await
 }
 
-/// A filter's event type pattern as a GLOB: `*` stays a wildcard, other GLOB syntax is literal.
-fn glob(pattern: &str) -> String {
-    pattern.replace('[', "[[]").replace('?', "[?]")
+/// Whether `e.type` matches one of the patterns in the JSON parameter `?`, each given as the
+/// pieces between its `*`s. One piece is an exact type. More must start and end the type, and
+/// the pieces between them must follow in order in what lies between, each found leftmost (which
+/// finds a match whenever there is one). No GLOB nor LIKE: D1 refuses their patterns past 50
+/// bytes, and event types run to 255.
+const TYPE_MATCHES: &str = "EXISTS (SELECT 1 FROM json_each(?) j WHERE CASE json_array_length(j.value) \
+     WHEN 1 THEN e.type = json_extract(j.value, '$[0]') \
+     ELSE length(e.type) >= length(json_extract(j.value, '$[0]')) + length(json_extract(j.value, '$[#-1]')) \
+     AND substr(e.type, 1, length(json_extract(j.value, '$[0]'))) = json_extract(j.value, '$[0]') \
+     AND substr(e.type, length(e.type) - length(json_extract(j.value, '$[#-1]')) + 1) \
+         = json_extract(j.value, '$[#-1]') \
+     AND (json_array_length(j.value) = 2 OR EXISTS (WITH RECURSIVE m(i, rest) AS ( \
+         SELECT 1, substr(e.type, length(json_extract(j.value, '$[0]')) + 1, length(e.type) \
+             - length(json_extract(j.value, '$[0]')) - length(json_extract(j.value, '$[#-1]'))) \
+         UNION ALL SELECT i + 1, substr(rest, instr(rest, json_extract(j.value, '$[' || i || ']')) \
+             + length(json_extract(j.value, '$[' || i || ']'))) FROM m \
+         WHERE i < json_array_length(j.value) - 1 AND instr(rest, json_extract(j.value, '$[' || i || ']')) > 0) \
+       SELECT 1 FROM m WHERE i = json_array_length(j.value) - 1)) END)";
+
+/// The condition that an event's type matches one of a filter's patterns (`*` matches any run of
+/// characters, every other character itself), or none of them, and its one parameter.
+fn type_condition(patterns: &[String], matching: bool) -> (String, String) {
+    let pieces: Vec<Vec<&str>> = patterns.iter().map(|p| p.split('*').collect()).collect();
+    let negation = if matching { "" } else { "NOT " };
+    (format!(" AND {negation}{TYPE_MATCHES}"), serde_json::Value::from(pieces).to_string())
 }
 
 /// The most ranges of positions a query spells out; past it, their hull, and the caller filters.
@@ -544,6 +558,22 @@ pub async fn membership_at(db: &Db, room_id: &str, user_id: &str, at: u64) -> Re
 #[cfg(test)]
 mod positions_tests {
     use super::*;
+
+    #[test]
+    fn type_filters_need_no_glob_nor_like() {
+        let long = format!("org.example.{}.event", "a".repeat(200));
+        let patterns = ["m.room.message", "m.*", "*.member", "a*b**c"].map(str::to_owned).to_vec();
+        let (condition, param) = type_condition(&[patterns, vec![long.clone()]].concat(), true);
+        let upper = condition.to_uppercase();
+        assert!(!upper.contains("GLOB") && !upper.contains("LIKE"), "{condition}");
+        assert_eq!(condition.matches('?').count(), 1, "one parameter, bound by `page`");
+        assert!(!condition.contains(&long), "patterns travel as a parameter, whatever their length");
+        let pieces: Vec<Vec<String>> = serde_json::from_str(&param).unwrap();
+        assert_eq!(pieces[..4], [vec!["m.room.message"], vec!["m.", ""], vec!["", ".member"], vec!["a", "b", "", "c"]]);
+        assert_eq!(pieces[4], vec![long]);
+        let (excluding, _) = type_condition(&["m.*".to_owned()], false);
+        assert!(excluding.starts_with(" AND NOT EXISTS"));
+    }
 
     #[test]
     fn positions_are_spelled_out_and_hidden_from_the_index() {
