@@ -1,11 +1,14 @@
 """Account management: password changes, deactivation, and what guests may not do."""
 
+import time
+
 import pytest
 
 from conftest import (
     V3, assert_error, assert_ok, assert_token_revoked, assert_uia_challenge, login, login_request, password_auth,
-    profile_path,
+    path_quote, profile_path,
 )
+from rooms import create_room, invite, join, room_path, send_state, state_event
 
 PASSWORD_PATH = f"{V3}/account/password"
 DEACTIVATE = f"{V3}/account/deactivate"
@@ -107,6 +110,31 @@ class TestDeactivate:
             assert profile.json() == {}
         else:
             assert_error(profile, 404, "M_NOT_FOUND")
+
+    def test_deactivation_leaves_every_room(self, user, new_user):
+        """Joined, invited and knocking: the user leaves each room, more rooms than one batch."""
+        owner = new_user()
+        joined = [create_room(owner, preset="public_chat") for _ in range(18)]
+        for room_id in joined:
+            join(user, room_id)
+        invited = create_room(owner, preset="private_chat")
+        invite(owner, invited, user)
+        knocked = create_room(owner, room_version="12")
+        send_state(owner, knocked, "m.room.join_rules", {"join_rule": "knock"})
+        assert_ok(user.post(f"{V3}/knock/{path_quote(knocked)}", json={}))
+        assert_ok(user.with_password("POST", DEACTIVATE, {}))
+        rooms = [*joined, invited, knocked]
+        deadline = time.monotonic() + 30
+        while True:
+            members = [state_event(owner, room_id, "m.room.member", user.user_id) for room_id in rooms]
+            left = sum(m["membership"] == "leave" for m in members)
+            if left == len(rooms):
+                break
+            assert time.monotonic() < deadline, f"left {left} of {len(rooms)} rooms"
+            time.sleep(0.5)
+        for room_id in rooms:
+            event = assert_ok(owner.get(room_path(room_id, "state", "m.room.member", user.user_id), params={"format": "event"}))
+            assert event["sender"] == user.user_id
 
     def test_wrong_password_keeps_the_account(self, user):
         first = user.post(DEACTIVATE, json={})
