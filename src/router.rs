@@ -11,7 +11,7 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
+    account, account_data, alias, create_room, device, directory, discovery, filter, keys, membership, message,
     notifications, presence, profile, receipts, register, relations, room_read, room_send, session, sync, tags,
     to_device, typing, upgrade,
 };
@@ -162,6 +162,11 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Push notifications
     GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
+    // End-to-end encryption: keys
+    POST "/_matrix/client/v3/keys/upload" UserOrGuest => keys::upload_keys;
+    POST "/_matrix/client/v3/keys/query" UserOrGuest => keys::get_keys;
+    POST "/_matrix/client/v3/keys/claim" UserOrGuest => keys::claim_keys;
+    GET "/_matrix/client/v3/keys/changes" UserOrGuest => keys::get_key_changes;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };
