@@ -40,7 +40,6 @@ CREATE TABLE e2e_fallback_keys (
 CREATE TABLE e2e_cross_signing_keys (
     user_id  TEXT NOT NULL,
     usage    TEXT NOT NULL,                   -- master, self_signing or user_signing
-    key_id   TEXT NOT NULL,                   -- "ed25519:<public key>"
     key_json TEXT NOT NULL,
     PRIMARY KEY (user_id, usage)
 ) WITHOUT ROWID;

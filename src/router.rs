@@ -11,9 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, keys, membership, message,
-    notifications, presence, profile, receipts, register, relations, room_read, room_send, session, sync, tags,
-    to_device, typing, upgrade,
+    account, account_data, alias, create_room, cross_signing, device, directory, discovery, filter, keys, membership,
+    message, notifications, presence, profile, receipts, register, relations, room_read, room_send, session, sync,
+    tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -167,6 +167,8 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v3/keys/query" UserOrGuest => keys::get_keys;
     POST "/_matrix/client/v3/keys/claim" UserOrGuest => keys::claim_keys;
     GET "/_matrix/client/v3/keys/changes" UserOrGuest => keys::get_key_changes;
+    POST "/_matrix/client/v3/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
+    POST "/_matrix/client/v3/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

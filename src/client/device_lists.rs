@@ -49,6 +49,13 @@ pub async fn announce(cx: &Ctx, user_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Wakes, after the response, the syncs of `viewer` alone: a change only it sees.
+pub async fn announce_to(cx: &Ctx, viewer: &str) -> Result<()> {
+    let head = device_lists::max_stream_id(&cx.db).await?;
+    wake(cx, vec![viewer.to_owned()], head);
+    Ok(())
+}
+
 fn wake(cx: &Ctx, users: Vec<String>, head: u64) {
     let positions = Positions { device_lists: head, ..Positions::default() };
     let env = cx.env.clone();

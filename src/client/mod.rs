@@ -4,6 +4,7 @@ pub mod account;
 pub mod account_data;
 pub mod alias;
 pub mod create_room;
+pub mod cross_signing;
 pub mod device;
 pub mod device_lists;
 pub mod directory;

@@ -12,6 +12,9 @@ use super::{Db, Statement};
 use crate::error::Result;
 
 const RECORD: &str = "INSERT OR REPLACE INTO device_lists_stream (user_id, visible_to) VALUES (?1, ?2)";
+/// Records a change of each user of the JSON array ?1 that only ?2 sees.
+const RECORD_FOR: &str = "INSERT OR REPLACE INTO device_lists_stream (user_id, visible_to) \
+     SELECT value, ?2 FROM json_each(?1)";
 pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM device_lists_stream";
 /// For reader ?1, between event positions (?2, ?3] and device list positions (?4, ?5]: the users
 /// to put in `changed` (`is_left` = 0) and in `left` (`is_left` = 1). Changed are the users who share a
@@ -51,6 +54,11 @@ const CHANGES: &str = "WITH \
 /// Records that `user_id`'s devices or keys changed, for everyone who shares a room with them.
 pub fn record(db: &Db, user_id: &str) -> Result<Statement> {
     db.prepare(RECORD, &[&user_id, &""])
+}
+
+/// Records that the keys of each user of `users_json` (a JSON array) changed for `viewer` only.
+pub fn record_for(db: &Db, users_json: &str, viewer: &str) -> Result<Statement> {
+    db.prepare(RECORD_FOR, &[&users_json, &viewer])
 }
 
 /// The stream's head, 0 before the first change.
