@@ -10,6 +10,7 @@ pub mod device_lists;
 pub mod directory;
 pub mod discovery;
 pub mod filter;
+pub mod key_backup;
 pub mod keys;
 pub mod membership;
 pub mod message;

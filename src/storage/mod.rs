@@ -15,6 +15,8 @@ pub mod e2e_cross_signing_signatures;
 pub mod e2e_device_keys;
 pub mod e2e_fallback_keys;
 pub mod e2e_one_time_keys;
+pub mod e2e_room_keys;
+pub mod e2e_room_keys_versions;
 pub mod event_push_actions;
 pub mod event_txns;
 pub mod events;
