@@ -48,6 +48,8 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     /// An endpoint this server does not have.
     Unrecognized,
+    /// A path value a known endpoint does not know, such as a push rule scope (400, as Synapse).
+    UnrecognizedParam,
     UserDeactivated,
     UserInUse,
     /// A key backup write to a backup version that is not the current one.
@@ -86,6 +88,7 @@ impl ErrorKind {
             UnknownToken { soft_logout: false },
             UnsupportedRoomVersion,
             Unrecognized,
+            UnrecognizedParam,
             UserDeactivated,
             UserInUse,
             WrongRoomKeysVersion { current_version: 0 },
@@ -125,6 +128,7 @@ impl ErrorKind {
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             Unrecognized => ("M_UNRECOGNIZED", 404),
+            UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
             UserInUse => ("M_USER_IN_USE", 400),
             WrongRoomKeysVersion { .. } => ("M_WRONG_ROOM_KEYS_VERSION", 403),

@@ -12,8 +12,8 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, create_room, cross_signing, device, directory, discovery, filter, key_backup, keys,
-    membership, message, notifications, presence, profile, receipts, register, relations, room_read, room_send,
-    session, sync, tags, to_device, typing, upgrade,
+    membership, message, notifications, presence, profile, push_rules, receipts, register, relations, room_read,
+    room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -162,6 +162,16 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Push notifications
     GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
+    // Push rules
+    GET "/_matrix/client/v3/pushrules/" User => push_rules::get_pushrules_all;
+    GET "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::get_pushrules_global_scope;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::get_pushrule;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::set_pushrule;
+    DELETE "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::delete_pushrule;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::get_pushrule_enabled;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::set_pushrule_enabled;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::get_pushrule_actions;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::set_pushrule_actions;
     // End-to-end encryption: keys
     POST "/_matrix/client/v3/keys/upload" UserOrGuest => keys::upload_keys;
     POST "/_matrix/client/v3/keys/query" UserOrGuest => keys::get_keys;

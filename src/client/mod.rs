@@ -17,6 +17,7 @@ pub mod message;
 pub mod notifications;
 pub mod presence;
 pub mod profile;
+pub mod push_rules;
 pub mod receipts;
 pub mod register;
 pub mod relations;

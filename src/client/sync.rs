@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::durable_objects::user_sync::{self, Positions, Waited, STREAMS};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
+use crate::push::rules;
 use crate::room::client_format::{client_event, Reader};
 use crate::router::Ctx;
 use crate::storage::e2e_one_time_keys::{self, KeyCounts};
@@ -303,8 +304,15 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         memberships.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
     let mut room_account_data: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut global_account_data = Vec::new();
+    // An initial sync carries the push rules even when the user never changed one, as Synapse's.
+    let mut push_rules_due = since.is_none();
     for row in account_data {
-        let content: Value = serde_json::from_str(&row.content).unwrap_or_else(|_| json!({}));
+        let content = if row.room_id.is_empty() && row.kind == rules::ACCOUNT_DATA_TYPE {
+            push_rules_due = false;
+            push_rules_content(cx, Some(&row.content))?
+        } else {
+            serde_json::from_str(&row.content).unwrap_or_else(|_| json!({}))
+        };
         let event = json!({"type": row.kind, "content": content});
         if row.room_id.is_empty() {
             if options.filter.account_data.matches(&row.kind, None) {
@@ -313,6 +321,10 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         } else {
             room_account_data.entry(row.room_id).or_default().push(event);
         }
+    }
+    if push_rules_due && options.filter.account_data.matches(rules::ACCOUNT_DATA_TYPE, None) {
+        let content = push_rules_content(cx, None)?;
+        global_account_data.push(json!({"type": rules::ACCOUNT_DATA_TYPE, "content": content}));
     }
     // Receipts and typing of the joined rooms, and (incrementally) which joined rooms changed at
     // all: each found in one query over all the rooms, and skipped when its stream is still.
@@ -463,6 +475,13 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         ..upto.max_with(&since.unwrap_or_default())
     };
     Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, device_lists, joined })
+}
+
+/// The user's push rules as `m.push_rules` content: the stored ones (`None`: none) brought up to
+/// date with the server's default rules.
+fn push_rules_content(cx: &Ctx, stored: Option<&str>) -> Result<Value> {
+    let ruleset = rules::from_content(&cx.requester()?.user_id, stored);
+    Ok(Value::Object(rules::content(&ruleset)?))
 }
 
 /// Marks typing that ran out as stopped, a change at a new position of which the rooms' members
