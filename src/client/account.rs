@@ -8,7 +8,7 @@ use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
 use crate::password;
 use crate::router::Ctx;
-use crate::storage::{access_tokens, devices, profiles, users};
+use crate::storage::{access_tokens, devices, profiles, pushers, users};
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::PASSWORD]];
@@ -35,6 +35,7 @@ pub async fn change_password(cx: Ctx) -> Result<Reply> {
     let logout_devices = body.logout_devices.unwrap_or(true);
     if logout_devices {
         statements.push(access_tokens::delete_all_but(&cx.db, user, &requester.device_id)?);
+        statements.push(pushers::delete_all_but(&cx.db, user, &requester.device_id)?);
         statements.push(devices::delete_all_but(&cx.db, user, &requester.device_id)?);
     }
     cx.db.batch(statements).await?;
@@ -54,7 +55,8 @@ struct DeactivateBody {
     _id_server: Option<String>,
 }
 
-/// Deactivation is permanent: the password, every session and the profile go; the ID stays taken.
+/// Deactivation is permanent: the password, every session and pusher, and the profile go; the
+/// ID stays taken.
 pub async fn deactivate(cx: Ctx) -> Result<Reply> {
     let body: DeactivateBody = cx.req.json()?;
     let requester = cx.requester()?;
@@ -64,6 +66,7 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
         .batch(vec![
             users::deactivate(&cx.db, user)?,
             access_tokens::delete_all(&cx.db, user)?,
+            pushers::delete_all(&cx.db, user)?,
             devices::delete_all(&cx.db, user)?,
             profiles::delete_all(&cx.db, user)?,
         ])

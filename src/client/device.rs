@@ -9,7 +9,7 @@ use crate::client::session::check_device_fields;
 use crate::error::{bad_json, invalid_param, not_found, Result};
 use crate::http::{parse_json_object, Reply};
 use crate::router::Ctx;
-use crate::storage::{access_tokens, devices, Statement};
+use crate::storage::{access_tokens, devices, pushers, Statement};
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::PASSWORD]];
@@ -81,13 +81,15 @@ pub async fn delete_devices(cx: Ctx) -> Result<Reply> {
     Ok(Reply::empty())
 }
 
-/// Deleting a device revokes its tokens with it, and (by the `devices` triggers) deletes its keys
-/// and records a device list change. Unknown devices are skipped, as in Synapse.
+/// Deleting a device revokes its tokens and removes its pushers with it, and (by the `devices`
+/// triggers) deletes its keys and records a device list change. Unknown devices are skipped, as in
+/// Synapse.
 fn delete_statements(cx: &Ctx, device_ids: &[String]) -> Result<Vec<Statement>> {
     let user = cx.requester()?.user_id.as_str();
-    let mut statements = Vec::with_capacity(device_ids.len() * 2);
+    let mut statements = Vec::with_capacity(device_ids.len() * 3);
     for device_id in device_ids {
         statements.push(access_tokens::delete_for_device(&cx.db, user, device_id)?);
+        statements.push(pushers::delete_for_device(&cx.db, user, device_id)?);
         statements.push(devices::delete(&cx.db, user, device_id)?);
     }
     Ok(statements)

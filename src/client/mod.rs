@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod presence;
 pub mod profile;
 pub mod push_rules;
+pub mod pushers;
 pub mod receipts;
 pub mod register;
 pub mod relations;

@@ -13,7 +13,7 @@ use crate::identifiers::resolve_login_user;
 use crate::password;
 use crate::ratelimit;
 use crate::router::Ctx;
-use crate::storage::{access_tokens, devices, users, Statement};
+use crate::storage::{access_tokens, devices, pushers, users, Statement};
 use crate::time::now_ms;
 use crate::tokens::{new_access_token, new_device_id, token_hash};
 
@@ -111,13 +111,14 @@ pub async fn login(cx: Ctx) -> Result<Reply> {
     }))
 }
 
-/// Ends the session: the token and its device go.
+/// Ends the session: the token, its device and the device's pushers go.
 pub async fn logout(cx: Ctx) -> Result<Reply> {
     let requester = cx.requester()?;
     let user = requester.user_id.as_str();
     cx.db
         .batch(vec![
             access_tokens::delete_for_device(&cx.db, user, &requester.device_id)?,
+            pushers::delete_for_device(&cx.db, user, &requester.device_id)?,
             devices::delete(&cx.db, user, &requester.device_id)?,
         ])
         .await?;
@@ -125,10 +126,16 @@ pub async fn logout(cx: Ctx) -> Result<Reply> {
     Ok(Reply::empty())
 }
 
-/// Ends every session of the user.
+/// Ends every session of the user, and removes every pusher.
 pub async fn logout_all(cx: Ctx) -> Result<Reply> {
     let user = cx.requester()?.user_id.as_str();
-    cx.db.batch(vec![access_tokens::delete_all(&cx.db, user)?, devices::delete_all(&cx.db, user)?]).await?;
+    cx.db
+        .batch(vec![
+            access_tokens::delete_all(&cx.db, user)?,
+            pushers::delete_all(&cx.db, user)?,
+            devices::delete_all(&cx.db, user)?,
+        ])
+        .await?;
     device_lists::announce(&cx, user).await?;
     Ok(Reply::empty())
 }

@@ -3,5 +3,6 @@
 
 pub mod evaluate;
 pub mod fanout;
+pub mod gateway;
 pub mod notification;
 pub mod rules;

@@ -17,6 +17,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from push_gateway import PushGateway
+
 ROOT = Path(__file__).resolve().parents[2]
 V3 = "/_matrix/client/v3"
 SERVER_NAME = "localhost"
@@ -409,3 +411,26 @@ def new_guest(new_client):
 @pytest.fixture
 def guest(new_guest) -> User:
     return new_guest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Push gateways
+
+
+@pytest.fixture
+def new_push_gateway():
+    """Starts push gateways (`push_gateway.py`) on free ports of 127.0.0.1, stopped after the test."""
+    gateways: list[PushGateway] = []
+
+    def make() -> PushGateway:
+        gateways.append(PushGateway(free_port()))
+        return gateways[-1]
+
+    yield make
+    for gateway in gateways:
+        gateway.stop()
+
+
+@pytest.fixture
+def push_gateway(new_push_gateway) -> PushGateway:
+    return new_push_gateway()
