@@ -33,7 +33,7 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 /// Waiters one device may hold at once; more than a client needs, few enough to bound leaks.
 pub const MAX_WAITERS_PER_DEVICE: usize = 8;
 /// The number of streams a sync token covers.
-pub const STREAMS: usize = 7;
+pub const STREAMS: usize = 8;
 
 /// Positions in the streams a sync covers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,11 +47,22 @@ pub struct Positions {
     pub presence: u64,
     /// Push notifications recorded for the user: their rooms' unread counts changed.
     pub notifications: u64,
+    /// Changes of devices and end-to-end keys: `device_lists` in a sync.
+    pub device_lists: u64,
 }
 
 impl Positions {
     pub fn as_array(&self) -> [u64; STREAMS] {
-        [self.events, self.account_data, self.to_device, self.receipts, self.typing, self.presence, self.notifications]
+        [
+            self.events,
+            self.account_data,
+            self.to_device,
+            self.receipts,
+            self.typing,
+            self.presence,
+            self.notifications,
+            self.device_lists,
+        ]
     }
 
     pub fn from_array(p: [u64; STREAMS]) -> Self {
@@ -63,6 +74,7 @@ impl Positions {
             typing: p[4],
             presence: p[5],
             notifications: p[6],
+            device_lists: p[7],
         }
     }
 

@@ -1,6 +1,6 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
-room sends and creation (latency, and throughput with concurrent senders), sync, and push
-delivery to a push gateway on loopback."""
+room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
+to a push gateway on loopback, and end-to-end encryption (key claims, device lists in sync)."""
 
 import argparse
 import itertools
@@ -45,6 +45,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
+    parser.add_argument("--claim-devices", type=int, default=50, help="devices named in one /keys/claim")
+    parser.add_argument("--claims", type=int, default=30, help="/keys/claim requests to time")
+    parser.add_argument("--device-list-rooms", type=int, default=50, help="rooms of the device-list sync user")
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence fan-out (for a server with presence off)")
     args = parser.parse_args()
@@ -440,6 +443,61 @@ def push_bench(url: str, args: argparse.Namespace) -> None:
         latency(f"PUT /send into {room}, every member with a pusher", send, args.push_sends, min(args.warmup, 5))
 
 
+def e2ee_bench(url: str, args: argparse.Namespace) -> None:
+    """`/keys/claim` naming many devices at once, and what device lists add to an incremental sync
+    of a user in many rooms."""
+    print("End-to-end encryption")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def new_user() -> tuple[dict, str, str]:
+            name = f"bench_{uuid.uuid4().hex[:12]}"
+            headers = {"Authorization": f"Bearer {register(client, name, 'bench pw')}"}
+            who = client.get("/_matrix/client/v3/account/whoami", headers=headers).json()
+            return headers, who["user_id"], who["device_id"]
+
+        def upload(headers, device_id, **keys) -> None:
+            client.post("/_matrix/client/v3/keys/upload", json=keys, headers=headers).raise_for_status()
+
+        # Claims: each device has fewer one-time keys than there are claims, so the later claims
+        # hand out fallback keys.
+        wanted: dict = {}
+        per_device = args.claims // 2
+        for _ in range(args.claim_devices):
+            headers, user_id, device_id = new_user()
+            keys = {f"signed_curve25519:{n:04d}": {"key": uuid.uuid4().hex, "signatures": {}}
+                    for n in range(per_device)}
+            fallback = {"signed_curve25519:fb": {"key": uuid.uuid4().hex, "fallback": True, "signatures": {}}}
+            upload(headers, device_id, one_time_keys=keys, fallback_keys=fallback)
+            wanted.setdefault(user_id, {})[device_id] = "signed_curve25519"
+        claimer, _, _ = new_user()
+        latency(f"POST /keys/claim naming {args.claim_devices} devices ({per_device} one-time keys each, then "
+                "fallback keys)",
+                lambda: client.post("/_matrix/client/v3/keys/claim", json={"one_time_keys": wanted},
+                                    headers=claimer), args.claims, 0)
+
+        # Device lists: a user in many rooms, one of whose members uploads device keys.
+        reader, _, _ = new_user()
+        friend, friend_id, friend_device = new_user()
+        for _ in range(args.device_list_rooms):
+            room_id = client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                                  headers=reader).json()["room_id"]
+            client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
+                        headers=friend).raise_for_status()
+
+        def sync_since(token: str):
+            return lambda: client.get("/_matrix/client/v3/sync", params={
+                "since": token, "timeout": 0, "set_presence": "offline"}, headers=reader)
+
+        before = client.get("/_matrix/client/v3/sync", params={"timeout": 0, "set_presence": "offline"},
+                            headers=reader).json()["next_batch"]
+        device_keys = {"user_id": friend_id, "device_id": friend_device, "algorithms": ["m.megolm.v1.aes-sha2"],
+                       "keys": {f"ed25519:{friend_device}": uuid.uuid4().hex}, "signatures": {}}
+        upload(friend, friend_device, device_keys=device_keys)
+        after = sync_since(before)().json()["next_batch"]
+        rooms = f"{args.device_list_rooms} rooms"
+        latency(f"GET /sync, incremental, {rooms}, nothing new (no device list query)", sync_since(after), 30, 3)
+        latency(f"GET /sync, incremental, {rooms}, a member's device keys changed", sync_since(before), 30, 3)
+
+
 def login_cost(no_hash: dict, hashed: dict) -> None:
     """workerd reports no per-request CPU time, so: what one password hash adds to a login."""
     cost = hashed["p50"] - no_hash["p50"]
@@ -461,6 +519,7 @@ def main() -> None:
     rooms_bench(args.url, args)
     sync_bench(args.url, args)
     push_bench(args.url, args)
+    e2ee_bench(args.url, args)
 
 
 if __name__ == "__main__":

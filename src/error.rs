@@ -22,6 +22,8 @@ pub enum ErrorKind {
     GuestAccessForbidden,
     InvalidParam,
     InvalidRoomState,
+    /// A signature that does not verify, or is missing where one is required.
+    InvalidSignature,
     InvalidUsername,
     KeyTooLarge,
     LimitExceeded {
@@ -50,6 +52,10 @@ pub enum ErrorKind {
     UnrecognizedParam,
     UserDeactivated,
     UserInUse,
+    /// A key backup write to a backup version that is not the current one.
+    WrongRoomKeysVersion {
+        current_version: u64,
+    },
     /// A fault of the server itself; the message never leaks storage details.
     Internal,
 }
@@ -65,6 +71,7 @@ impl ErrorKind {
             GuestAccessForbidden,
             InvalidParam,
             InvalidRoomState,
+            InvalidSignature,
             InvalidUsername,
             KeyTooLarge,
             LimitExceeded { retry_after_ms: 0 },
@@ -84,6 +91,7 @@ impl ErrorKind {
             UnrecognizedParam,
             UserDeactivated,
             UserInUse,
+            WrongRoomKeysVersion { current_version: 0 },
             Internal,
         ]
     };
@@ -103,6 +111,7 @@ impl ErrorKind {
             GuestAccessForbidden => ("M_GUEST_ACCESS_FORBIDDEN", 403),
             InvalidParam => ("M_INVALID_PARAM", 400),
             InvalidRoomState => ("M_INVALID_ROOM_STATE", 400),
+            InvalidSignature => ("M_INVALID_SIGNATURE", 400),
             InvalidUsername => ("M_INVALID_USERNAME", 400),
             KeyTooLarge => ("M_KEY_TOO_LARGE", 400),
             LimitExceeded { .. } => ("M_LIMIT_EXCEEDED", 429),
@@ -122,6 +131,7 @@ impl ErrorKind {
             UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
             UserInUse => ("M_USER_IN_USE", 400),
+            WrongRoomKeysVersion { .. } => ("M_WRONG_ROOM_KEYS_VERSION", 403),
             Internal => ("M_UNKNOWN", 500),
         }
     }
@@ -155,6 +165,9 @@ impl MatrixError {
             }
             ErrorKind::UnknownToken { soft_logout } => {
                 body.insert("soft_logout".into(), soft_logout.into());
+            }
+            ErrorKind::WrongRoomKeysVersion { current_version } => {
+                body.insert("current_version".into(), current_version.to_string().into());
             }
             _ => {}
         }
@@ -240,7 +253,13 @@ mod tests {
             let (errcode, status) = kind.errcode_and_status();
             assert!(errcode.starts_with("M_"), "{kind:?}");
             assert!((400..600).contains(&status), "{kind:?}");
-            if !matches!(kind, ErrorKind::LimitExceeded { .. } | ErrorKind::UnknownToken { .. }) {
+            let with_fields = matches!(
+                kind,
+                ErrorKind::LimitExceeded { .. }
+                    | ErrorKind::UnknownToken { .. }
+                    | ErrorKind::WrongRoomKeysVersion { .. }
+            );
+            if !with_fields {
                 assert_eq!(ErrorKind::from_wire(errcode, status), kind, "{kind:?} survives the trip");
             }
         }
@@ -273,6 +292,10 @@ mod tests {
 
         let e = MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "gone");
         assert_eq!(e.body()["soft_logout"], false);
+
+        let e = MatrixError::new(ErrorKind::WrongRoomKeysVersion { current_version: 42 }, "Wrong backup version");
+        assert_eq!(e.status(), 403);
+        assert_eq!(e.body()["current_version"], "42");
         assert!(!MatrixError::new(ErrorKind::NotFound, "x").body().contains_key("retry_after_ms"));
     }
 }

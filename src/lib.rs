@@ -16,6 +16,7 @@ mod ratelimit;
 mod room;
 mod router;
 mod server_keys;
+mod signed_json;
 mod storage;
 mod time;
 mod tokens;

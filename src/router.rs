@@ -11,9 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, device, directory, discovery, filter, membership, message,
-    notifications, presence, profile, push_rules, pushers, receipts, register, relations, room_read, room_send,
-    session, sync, tags, to_device, typing, upgrade,
+    account, account_data, alias, create_room, cross_signing, device, directory, discovery, filter, key_backup, keys,
+    membership, message, notifications, presence, profile, push_rules, pushers, receipts, register, relations,
+    room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -174,6 +174,28 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::set_pushrule_enabled;
     GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::get_pushrule_actions;
     PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::set_pushrule_actions;
+    // End-to-end encryption: keys
+    POST "/_matrix/client/v3/keys/upload" UserOrGuest => keys::upload_keys;
+    POST "/_matrix/client/v3/keys/query" UserOrGuest => keys::get_keys;
+    POST "/_matrix/client/v3/keys/claim" UserOrGuest => keys::claim_keys;
+    GET "/_matrix/client/v3/keys/changes" UserOrGuest => keys::get_key_changes;
+    POST "/_matrix/client/v3/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
+    POST "/_matrix/client/v3/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
+    // End-to-end encryption: server-side key backups
+    POST "/_matrix/client/v3/room_keys/version" User => key_backup::create_backup_version;
+    GET "/_matrix/client/v3/room_keys/version" User => key_backup::get_latest_backup_info;
+    GET "/_matrix/client/v3/room_keys/version/{version}" User => key_backup::get_backup_info;
+    PUT "/_matrix/client/v3/room_keys/version/{version}" User => key_backup::update_backup_version;
+    DELETE "/_matrix/client/v3/room_keys/version/{version}" User => key_backup::delete_backup_version;
+    PUT "/_matrix/client/v3/room_keys/keys" User => key_backup::add_backup_keys;
+    GET "/_matrix/client/v3/room_keys/keys" User => key_backup::get_backup_keys;
+    DELETE "/_matrix/client/v3/room_keys/keys" User => key_backup::delete_backup_keys;
+    PUT "/_matrix/client/v3/room_keys/keys/{roomId}" User => key_backup::add_backup_keys_for_room;
+    GET "/_matrix/client/v3/room_keys/keys/{roomId}" User => key_backup::get_backup_keys_for_room;
+    DELETE "/_matrix/client/v3/room_keys/keys/{roomId}" User => key_backup::delete_backup_keys_for_room;
+    PUT "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::add_backup_keys_for_session;
+    GET "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::get_backup_keys_for_session;
+    DELETE "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::delete_backup_keys_for_session;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::client::device_lists;
 use crate::durable_objects::deactivation;
 use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
@@ -32,12 +33,16 @@ pub async fn change_password(cx: Ctx) -> Result<Reply> {
     let user = requester.user_id.as_str();
     let mut statements =
         vec![users::set_password(&cx.db, user, &password::hash(&new_password, cx.config.password_cost)?)?];
-    if body.logout_devices.unwrap_or(true) {
+    let logout_devices = body.logout_devices.unwrap_or(true);
+    if logout_devices {
         statements.push(access_tokens::delete_all_but(&cx.db, user, &requester.device_id)?);
         statements.push(pushers::delete_all_but(&cx.db, user, &requester.device_id)?);
         statements.push(devices::delete_all_but(&cx.db, user, &requester.device_id)?);
     }
     cx.db.batch(statements).await?;
+    if logout_devices {
+        device_lists::announce(&cx, user).await?;
+    }
     Ok(Reply::empty())
 }
 
@@ -69,6 +74,7 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
             profiles::delete_all(&cx.db, user)?,
         ])
         .await?;
+    device_lists::announce(&cx, user).await?;
     let rooms: Vec<String> = current_state::memberships_of_user(&cx.db, user)
         .await?
         .into_iter()

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::client::device_lists;
 use crate::client::session::check_device_fields;
 use crate::error::{bad_json, invalid_param, not_found, Result};
 use crate::http::{parse_json_object, Reply};
@@ -40,6 +41,7 @@ pub async fn update_device(cx: Ctx) -> Result<Reply> {
     };
     check_device_fields(device_id, name)?;
     cx.db.run(devices::set_display_name(&cx.db, user, device_id, name)?).await?;
+    device_lists::announce(&cx, user).await?;
     Ok(Reply::empty())
 }
 
@@ -55,6 +57,7 @@ pub async fn delete_device(cx: Ctx) -> Result<Reply> {
     let requester = cx.requester()?;
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
     cx.db.batch(delete_statements(&cx, &[cx.param("deviceId").to_owned()])?).await?;
+    device_lists::announce(&cx, requester.user_id.as_str()).await?;
     Ok(Reply::empty())
 }
 
@@ -73,12 +76,14 @@ pub async fn delete_devices(cx: Ctx) -> Result<Reply> {
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
     if !body.devices.is_empty() {
         cx.db.batch(delete_statements(&cx, &body.devices)?).await?;
+        device_lists::announce(&cx, requester.user_id.as_str()).await?;
     }
     Ok(Reply::empty())
 }
 
-/// Deleting a device revokes its tokens and removes its pushers with it. Unknown devices are
-/// skipped, as in Synapse.
+/// Deleting a device revokes its tokens and removes its pushers with it, and (by the `devices`
+/// triggers) deletes its keys and records a device list change. Unknown devices are skipped, as in
+/// Synapse.
 fn delete_statements(cx: &Ctx, device_ids: &[String]) -> Result<Vec<Statement>> {
     let user = cx.requester()?.user_id.as_str();
     let mut statements = Vec::with_capacity(device_ids.len() * 3);

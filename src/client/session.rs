@@ -5,6 +5,7 @@ use ruma_common::UserId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::client::device_lists;
 use crate::error::{forbidden, invalid_param, Result};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::Reply;
@@ -102,6 +103,7 @@ pub async fn login(cx: Ctx) -> Result<Reply> {
     }
     let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
     cx.db.batch(session.statements).await?;
+    device_lists::announce(&cx, user_id.as_str()).await?;
     Reply::json(&json!({
         "user_id": user_id,
         "access_token": session.access_token,
@@ -122,6 +124,7 @@ pub async fn logout(cx: Ctx) -> Result<Reply> {
             devices::delete(&cx.db, user, &requester.device_id)?,
         ])
         .await?;
+    device_lists::announce(&cx, user).await?;
     Ok(Reply::empty())
 }
 
@@ -135,6 +138,7 @@ pub async fn logout_all(cx: Ctx) -> Result<Reply> {
             devices::delete_all(&cx.db, user)?,
         ])
         .await?;
+    device_lists::announce(&cx, user).await?;
     Ok(Reply::empty())
 }
 

@@ -7,8 +7,8 @@
 //!
 //! # Tokens
 //!
-//! `s<events>_<account data>_<to-device>_<receipts>_<typing>_<presence>_<notifications>`: one
-//! position per stream. The first part is also a room-history token (see
+//! `s<events>_<account data>_<to-device>_<receipts>_<typing>_<presence>_<notifications>_<device
+//! lists>`: one position per stream. The first part is also a room-history token (see
 //! [`super::room_access`]), so `next_batch` works as a `from` of `/messages`. A token may end
 //! early; the streams it leaves out are at 0.
 
@@ -24,12 +24,15 @@ use crate::http::Reply;
 use crate::push::rules;
 use crate::room::client_format::{client_event, Reader};
 use crate::router::Ctx;
+use crate::storage::e2e_one_time_keys::{self, KeyCounts};
 use crate::storage::event_push_actions::{self, Counts};
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 use crate::storage::{account_data, current_state, presence, receipts, streams, to_device, typing};
 use crate::time::now_ms;
 
+use super::device_lists::{self, DeviceLists};
 use super::filter::{self, Filter};
+use super::keys::SIGNED_CURVE25519;
 use super::presence::presence_event;
 use super::relations::serve_bundled;
 use super::room_access::{parse_bool, parse_limit, RoomView};
@@ -61,8 +64,8 @@ const MAX_TO_DEVICE_BYTES: u64 = 256 * 1024;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
-    let [events, account_data, to_device, receipts, typing, presence, notifications] = p.as_array();
-    format!("s{events}_{account_data}_{to_device}_{receipts}_{typing}_{presence}_{notifications}")
+    let [events, account_data, to_device, receipts, typing, presence, notifications, device_lists] = p.as_array();
+    format!("s{events}_{account_data}_{to_device}_{receipts}_{typing}_{presence}_{notifications}_{device_lists}")
 }
 
 pub fn parse_sync_token(raw: &str) -> Result<Positions> {
@@ -228,7 +231,9 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             }
         }
     }
-    Reply::json(&response.into_json())
+    // The device's own keys, once per response rather than once per pass.
+    let keys = e2e_one_time_keys::counts_and_fallbacks(&cx.db, &user, &device).await?;
+    Reply::json(&response.into_json(keys))
 }
 
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
@@ -264,7 +269,13 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         }
         account_data::changed_since(&cx.db, user, from.account_data, upto.account_data).await
     };
-    let (memberships, account_data, to_device, ignored, presence_changes) = futures::try_join!(
+    let device_lists = async {
+        match since {
+            Some(since) => device_lists::between(&cx.db, user, &since, &upto).await,
+            None => Ok(DeviceLists::default()),
+        }
+    };
+    let (memberships, account_data, to_device, ignored, presence_changes, device_lists) = futures::try_join!(
         current_state::memberships_of_user(&cx.db, user),
         account_data,
         device_messages,
@@ -275,6 +286,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
                 false => Ok(Vec::new()),
             }
         },
+        device_lists,
     )?;
     let now = now_ms();
     let filter = &options.filter.presence;
@@ -464,7 +476,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         to_device: delivered.unwrap_or(since.map_or(0, |s| s.to_device)),
         ..upto.max_with(&since.unwrap_or_default())
     };
-    Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, joined })
+    Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, device_lists, joined })
 }
 
 /// The user's push rules as `m.push_rules` content: the stored ones (`None`: none) brought up to
@@ -533,6 +545,7 @@ struct SyncResponse {
     account_data: Vec<Value>,
     presence: Vec<Value>,
     to_device: Vec<Value>,
+    device_lists: DeviceLists,
     /// The rooms the user is joined to.
     joined: Vec<String>,
 }
@@ -546,9 +559,11 @@ impl SyncResponse {
             && self.account_data.is_empty()
             && self.presence.is_empty()
             && self.to_device.is_empty()
+            && self.device_lists.is_empty()
     }
 
-    fn into_json(self) -> Value {
+    fn into_json(self, mut keys: KeyCounts) -> Value {
+        keys.one_time.entry(SIGNED_CURVE25519.to_owned()).or_insert(0);
         json!({
             "next_batch": sync_token(&self.next),
             "rooms": {
@@ -560,8 +575,9 @@ impl SyncResponse {
             "account_data": {"events": self.account_data},
             "presence": {"events": self.presence},
             "to_device": {"events": self.to_device},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {},
+            "device_lists": {"changed": self.device_lists.changed, "left": self.device_lists.left},
+            "device_one_time_keys_count": keys.one_time,
+            "device_unused_fallback_key_types": keys.unused_fallback,
         })
     }
 }
@@ -789,10 +805,11 @@ mod tests {
             typing: 1,
             presence: 9,
             notifications: 5,
+            device_lists: 4,
         };
         assert_eq!(parse_sync_token(&sync_token(&p)).unwrap(), p);
         assert_eq!(parse_sync_token("s42").unwrap(), Positions { events: 42, ..Positions::default() });
-        for bad in ["", "s", "42", "s1_2_3_4_5_6_7_8", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
+        for bad in ["", "s", "42", "s1_2_3_4_5_6_7_8_9", "s-1", "sx", "s1__2", "s99999999999999999999", "t1"] {
             assert!(parse_sync_token(bad).is_err(), "{bad}");
         }
     }

@@ -9,8 +9,8 @@ use ruma_common::CanonicalJsonObject;
 use ruma_signatures::Ed25519KeyPair;
 
 /// Seeds as other servers write them: unpadded or padded, and trailing bits not necessarily zero
-/// (the spec's own example seed has some).
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
+/// (the spec's own example seed has some). Clients' keys and signatures are read the same way.
+pub(crate) const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_decode_allow_trailing_bits(true)
