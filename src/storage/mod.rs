@@ -6,6 +6,7 @@
 
 pub mod access_tokens;
 pub mod account_data;
+pub mod appservices;
 pub mod aliases;
 pub mod current_state;
 pub mod devices;
