@@ -36,7 +36,7 @@ pub fn add(yaml: &str, server_name: &str, existing_json: &str) -> Result<String,
         &registration.id,
         &token_hash(&registration.as_token),
         &registration.hs_token,
-        &service.sender,
+        service.sender.as_str(),
         &stored,
         now_ms(),
     ))

@@ -3,6 +3,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod command;
+pub(crate) mod exclusive;
+pub(crate) mod outbound;
 pub mod registration;
 pub(crate) mod registry;
 

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use regex_lite::Regex;
+use ruma_common::{OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -59,7 +60,7 @@ pub struct Namespace {
 pub struct Service {
     pub registration: Registration,
     /// `@sender_localpart:server`.
-    pub sender: String,
+    pub sender: OwnedUserId,
     users: Vec<(Regex, bool)>,
     aliases: Vec<(Regex, bool)>,
     rooms: Vec<(Regex, bool)>,
@@ -91,8 +92,10 @@ impl Service {
             .iter()
             .map(|r| Cidr::parse(r).ok_or_else(|| format!("ip_range_whitelist: {r:?} is not a CIDR range")))
             .collect::<Result<_, _>>()?;
+        let sender = UserId::parse(format!("@{}:{server_name}", registration.sender_localpart))
+            .map_err(|_| format!("`sender_localpart` {:?} is not a valid localpart", registration.sender_localpart))?;
         Ok(Service {
-            sender: format!("@{}:{server_name}", registration.sender_localpart),
+            sender,
             users: compile("users", &registration.namespaces.users)?,
             aliases: compile("aliases", &registration.namespaces.aliases)?,
             rooms: compile("rooms", &registration.namespaces.rooms)?,
@@ -107,7 +110,7 @@ impl Service {
 
     /// The sender or a user of the users namespace.
     pub fn is_interested_in_user(&self, user_id: &str) -> bool {
-        user_id == self.sender || self.user_in_namespace(user_id, Scope::Any)
+        user_id == self.sender.as_str() || self.user_in_namespace(user_id, Scope::Any)
     }
 
     pub fn user_in_namespace(&self, user_id: &str, scope: Scope) -> bool {
@@ -214,8 +217,6 @@ pub fn validate(value: Value, server_name: &str, existing: &[Existing]) -> Resul
             return Err(format!("`url` {url:?} is not an http(s) URL"));
         }
     }
-    ruma_common::UserId::parse(format!("@{}:{server_name}", registration.sender_localpart))
-        .map_err(|_| format!("`sender_localpart` {:?} is not a valid localpart", registration.sender_localpart))?;
     let as_hash = crate::tokens::token_hash(&registration.as_token);
     let hs_hash = crate::tokens::token_hash(&registration.hs_token);
     for other in existing {

@@ -28,7 +28,8 @@ thread_local! {
 /// Every registered service.
 pub async fn all(db: &Db, server_name: &str) -> Result<Services> {
     let now = now_ms();
-    if let Some(services) = CACHE.with_borrow(|c| c.as_ref().filter(|(at, _)| now < at + TTL_MS).map(|(_, s)| s.clone()))
+    if let Some(services) =
+        CACHE.with_borrow(|c| c.as_ref().filter(|(at, _)| now < at + TTL_MS).map(|(_, s)| s.clone()))
     {
         return Ok(services);
     }

@@ -9,7 +9,9 @@ use crate::error::Result;
 
 const SELECT_ALL: &str = "SELECT id, as_token_hash, registration FROM appservices ORDER BY id";
 /// What the command reads before it adds one: the values another may not reuse.
+#[cfg(not(target_arch = "wasm32"))]
 pub const SELECT_EXISTING: &str = "SELECT id, as_token_hash, hs_token FROM appservices";
+#[cfg(not(target_arch = "wasm32"))]
 pub const LIST: &str = "SELECT id, sender, json_extract(registration, '$.url') AS url FROM appservices ORDER BY id";
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +25,7 @@ pub async fn all(db: &Db) -> Result<Vec<Row>> {
     db.all(SELECT_ALL, &[]).await
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// One statement, so that the service and its sender (added by a trigger) appear together.
 pub fn insert_sql(id: &str, as_token_hash: &str, hs_token: &str, sender: &str, registration: &str, now: u64) -> String {
     format!(
@@ -36,11 +39,13 @@ pub fn insert_sql(id: &str, as_token_hash: &str, hs_token: &str, sender: &str, r
     )
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub fn delete_sql(id: &str) -> String {
     format!("DELETE FROM appservices WHERE id = {}", quote(id))
 }
 
 /// An SQL string literal.
+#[cfg(not(target_arch = "wasm32"))]
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -6,8 +6,8 @@
 
 pub mod access_tokens;
 pub mod account_data;
-pub mod appservices;
 pub mod aliases;
+pub mod appservices;
 pub mod current_state;
 pub mod devices;
 pub mod event_push_actions;
