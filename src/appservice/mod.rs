@@ -4,6 +4,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod command;
 pub(crate) mod exclusive;
+pub(crate) mod handoff;
 pub(crate) mod outbound;
 pub mod registration;
 pub(crate) mod registry;

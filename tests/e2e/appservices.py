@@ -95,12 +95,12 @@ class FakeService:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 with service.lock:
+                    status = service.status
                     service.requests.append({
-                        "method": self.command, "path": self.path,
+                        "method": self.command, "path": self.path, "status": status,
                         "authorization": self.headers.get("Authorization"),
                         "body": json.loads(raw) if raw else None, "raw": raw,
                     })
-                    status = service.status
                 body = b"{}"
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
