@@ -1,26 +1,217 @@
-//! One application service's durable transaction queue, driven by alarms.
+//! One application service's transaction queue, named by the service's ID.
 //!
-//! Declared and bound now so that storage migrations stay linear; it serves nothing yet and
-//! answers every request with `M_UNRECOGNIZED`.
+//! Room writers hand it the events the service is interested in; they are stored in the object's
+//! SQLite storage before the hand-off returns. Alarms deliver them in stream order as
+//! `PUT /_matrix/app/v1/transactions/{txnId}`, at most [`MAX_EVENTS`] at a time, one
+//! transaction in flight. A transaction is stored whole before it is first sent, so that a retry
+//! (after a failure, a restart or a repeated alarm) sends the same ID with the same body.
+//! Failures back off exponentially up to [`MAX_BACKOFF_MS`]; nothing is dropped.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use std::cell::Cell;
 
-use crate::error::{ErrorKind, MatrixError};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage, State};
+
+use crate::appservice::outbound;
+use crate::appservice::registry;
+use crate::config::Config;
+use crate::error::{internal, Result};
 use crate::http::Reply;
+use crate::storage::Db;
+
+pub const MAX_EVENTS: usize = 100;
+const FIRST_BACKOFF_MS: i64 = 1_000;
+pub const MAX_BACKOFF_MS: i64 = 240_000;
+const SEND_TIMEOUT_MS: u64 = 30_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queue (stream_ordering INTEGER PRIMARY KEY, event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txn (id INTEGER PRIMARY KEY, orderings TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO queue (stream_ordering, event) VALUES (?, ?)";
+const NEXT_EVENTS: &str = "SELECT stream_ordering, event FROM queue ORDER BY stream_ordering LIMIT ?";
+const IN_FLIGHT: &str = "SELECT id, orderings, body FROM txn";
+const INSERT_TXN: &str = "INSERT INTO txn (id, orderings, body) VALUES (?, ?, ?)";
+const DELETE_DELIVERED: &str = "DELETE FROM queue WHERE stream_ordering IN (SELECT value FROM json_each(?))";
+const DELETE_TXN: &str = "DELETE FROM txn";
+const GET_META: &str = "SELECT value FROM meta WHERE key = ?";
+const SET_META: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)";
+
+/// An event for the service, in client format, at its stream position.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub stream_ordering: u64,
+    pub event: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum AppserviceRequest {
+    Enqueue { service_id: String, events: Vec<Queued> },
+}
+
+/// Queues events for a service; returns once they are stored.
+pub async fn enqueue(env: &Env, service_id: &str, events: Vec<Queued>) -> Result<()> {
+    let stub = env.durable_object("APPSERVICE")?.id_from_name(service_id)?.get_stub()?;
+    let request = AppserviceRequest::Enqueue { service_id: service_id.to_owned(), events };
+    let body = serde_json::to_string(&request).map_err(|e| internal("appservice request", e))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let mut res = stub.fetch_with_request(Request::new_with_init("https://appservice/", &init)?).await?;
+    if res.status_code() != 200 {
+        return Err(internal("appservice queue", res.text().await?));
+    }
+    Ok(())
+}
 
 #[durable_object]
 pub struct Appservice {
-    #[allow(dead_code)]
     state: State,
+    env: Env,
+    /// An alarm is sending: a repeated alarm leaves the work to it.
+    sending: Cell<bool>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    stream_ordering: i64,
+    event: String,
+}
+
+#[derive(Deserialize)]
+struct InFlight {
+    id: i64,
+    orderings: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct MetaValue {
+    value: String,
 }
 
 impl DurableObject for Appservice {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, sending: Cell::new(false) }
     }
 
-    async fn fetch(&self, _req: Request) -> worker::Result<Response> {
-        let error = MatrixError::new(ErrorKind::Unrecognized, "Appservice serves nothing yet").into();
-        Reply::error(&error).into_response(None)
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let outcome = match serde_json::from_str::<AppserviceRequest>(&req.text().await?) {
+            Ok(AppserviceRequest::Enqueue { service_id, events }) => self.enqueue(&service_id, events).await,
+            Err(e) => Err(internal("appservice request", e)),
+        };
+        match outcome.and_then(|()| Reply::json(&serde_json::json!({}))) {
+            Ok(reply) => reply.into_response(None),
+            Err(e) => Reply::error(&e).into_response(None),
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if self.sending.replace(true) {
+            return Response::ok("");
+        }
+        let outcome = self.deliver().await;
+        self.sending.set(false);
+        if let Err(e) = outcome {
+            // Storage faults: try again later rather than lose the queue.
+            crate::log::error(&format!("appservice delivery: {e:?}"));
+            self.state.storage().set_alarm(FIRST_BACKOFF_MS).await?;
+        }
+        Response::ok("")
+    }
+}
+
+impl Appservice {
+    fn sql(&self) -> Result<SqlStorage> {
+        let sql = self.state.storage().sql();
+        sql.exec(SCHEMA, None).map_err(|e| internal("appservice schema", e))?;
+        Ok(sql)
+    }
+
+    async fn enqueue(&self, service_id: &str, events: Vec<Queued>) -> Result<()> {
+        let sql = self.sql()?;
+        sql.exec(SET_META, vec!["service_id".into(), service_id.into()]).map_err(|e| internal("appservice", e))?;
+        for e in events {
+            sql.exec(INSERT_EVENT, vec![(e.stream_ordering as i64).into(), e.event.into()])
+                .map_err(|e| internal("appservice queue", e))?;
+        }
+        // A pending alarm (maybe a backoff) stays as it is: one delivery loop per service.
+        if self.state.storage().get_alarm().await?.is_none() && !self.sending.get() {
+            self.state.storage().set_alarm(0).await?;
+        }
+        Ok(())
+    }
+
+    fn meta(&self, sql: &SqlStorage, key: &str) -> Result<Option<String>> {
+        let rows: Vec<MetaValue> = sql.exec(GET_META, vec![key.into()])?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    /// Sends transactions until the queue is empty or the service fails.
+    async fn deliver(&self) -> Result<()> {
+        let sql = self.sql()?;
+        let Some(service_id) = self.meta(&sql, "service_id")? else { return Ok(()) };
+        let config = Config::get(&self.env).map_err(|e| internal("configuration", e))?;
+        let db = Db::new(&self.env)?;
+        loop {
+            let Some(txn) = self.current_txn(&sql)? else { return Ok(()) };
+            // A removed service keeps its queue, undelivered, in case it comes back.
+            let Some(service) = registry::by_id(&db, config.server_name.as_str(), &service_id).await? else {
+                return Ok(());
+            };
+            let path = format!("/_matrix/app/v1/transactions/{}", txn.id);
+            let answer = outbound::call(&service, Method::Put, &path, Some(txn.body.clone()), SEND_TIMEOUT_MS).await;
+            match answer {
+                Ok(a) if (200..300).contains(&a.status) => {
+                    sql.exec(DELETE_DELIVERED, vec![txn.orderings.into()])?;
+                    sql.exec(DELETE_TXN, None)?;
+                    sql.exec(SET_META, vec!["failures".into(), "0".into()])?;
+                }
+                failed => {
+                    let failures: u32 = self.meta(&sql, "failures")?.and_then(|f| f.parse().ok()).unwrap_or(0);
+                    sql.exec(SET_META, vec!["failures".into(), (failures + 1).to_string().into()])?;
+                    let backoff = (FIRST_BACKOFF_MS << failures.min(20)).min(MAX_BACKOFF_MS);
+                    let why = match failed {
+                        Ok(a) => format!("status {}: {}", a.status, a.body.chars().take(200).collect::<String>()),
+                        Err(e) => format!("{e:?}"),
+                    };
+                    crate::log::error(&format!(
+                        "transaction {} to {service_id} failed ({why}); retry in {backoff} ms",
+                        txn.id
+                    ));
+                    self.state.storage().set_alarm(backoff).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The transaction in flight, or a new one from the head of the queue; `None` when the
+    /// queue is empty.
+    fn current_txn(&self, sql: &SqlStorage) -> Result<Option<InFlight>> {
+        let in_flight: Vec<InFlight> = sql.exec(IN_FLIGHT, None)?.to_array()?;
+        if let Some(txn) = in_flight.into_iter().next() {
+            return Ok(Some(txn));
+        }
+        let rows: Vec<Row> = sql.exec(NEXT_EVENTS, vec![(MAX_EVENTS as i64).into()])?.to_array()?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let orderings: Vec<i64> = rows.iter().map(|r| r.stream_ordering).collect();
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            events
+                .push(serde_json::from_str::<serde_json::Value>(&row.event).map_err(|e| internal("queued event", e))?);
+        }
+        let body = serde_json::json!({ "events": events });
+        let id = self.meta(sql, "next_txn")?.and_then(|n| n.parse::<i64>().ok()).unwrap_or(1);
+        let txn = InFlight {
+            id,
+            orderings: serde_json::to_string(&orderings).map_err(|e| internal("txn", e))?,
+            body: body.to_string(),
+        };
+        sql.exec(SET_META, vec!["next_txn".into(), (id + 1).to_string().into()])?;
+        sql.exec(INSERT_TXN, vec![txn.id.into(), txn.orderings.clone().into(), txn.body.clone().into()])?;
+        Ok(Some(txn))
     }
 }

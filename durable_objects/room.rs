@@ -17,6 +17,7 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
 
 use super::user_sync::{self, Positions};
+use crate::appservice::handoff::{self, Handoff};
 use crate::config::Config;
 use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -274,7 +275,13 @@ impl Room {
                     }
                     let _ = job.reply.send(outcome);
                 }
+                // Services' queues get the events before the next batch, so in the room's order.
+                let services = handoff::services(&cx.db, &cx.server_name).await;
+                let handoff = self.inner.borrow().room.as_ref().and_then(|r| Handoff::new(services, r, &committed));
                 self.committed(&room_id, committed);
+                if let Some(handoff) = handoff {
+                    handoff.send(&self.env).await;
+                }
                 Vec::new()
             }
             Err(failure) => {

@@ -1,10 +1,15 @@
-//! Access tokens: where a request carries one, and whose device it stands for.
+//! Access tokens: where a request carries one, and whose device it stands for. A user's token
+//! names a device; an application service's `as_token` acts as its sender, or as a user of its
+//! namespace that `?user_id=` names (and that user's device, with `?device_id=`).
+
+use std::rc::Rc;
 
 use ruma_common::{OwnedUserId, UserId};
 
-use crate::error::{internal, unknown, ErrorKind, MatrixError, Result};
+use crate::appservice::{registry, Service};
+use crate::error::{internal, unknown, Error, ErrorKind, MatrixError, Result};
 use crate::http::Incoming;
-use crate::storage::{access_tokens, Db};
+use crate::storage::{access_tokens, devices, users, Db};
 use crate::tokens::token_hash;
 
 /// How stale a device's "last seen" may grow before a request refreshes it.
@@ -16,6 +21,8 @@ pub struct Requester {
     pub user_id: OwnedUserId,
     pub device_id: String,
     pub is_guest: bool,
+    /// The application service whose `as_token` the request carried.
+    pub appservice: Option<Rc<Service>>,
 }
 
 /// The token from `Authorization: Bearer …` or the `access_token` query parameter.
@@ -37,19 +44,85 @@ pub fn access_token(req: &Incoming) -> Result<Option<String>> {
     }
 }
 
-/// Resolves the request's token. Also says whether the device's "last seen" is due a refresh.
-pub async fn authenticate(db: &Db, req: &Incoming, now_ms: u64) -> Result<(Requester, bool)> {
-    let token = access_token(req)?.ok_or_else(|| MatrixError::new(ErrorKind::MissingToken, "Missing access token"))?;
+fn unknown_token() -> MatrixError {
+    MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown or revoked access token")
+}
+
+fn missing_token() -> Error {
+    MatrixError::new(ErrorKind::MissingToken, "Missing access token").into()
+}
+
+/// Resolves the request's token, a user's or a service's. Also says whether the device's
+/// "last seen" is due a refresh.
+pub async fn authenticate(db: &Db, server_name: &str, req: &Incoming, now_ms: u64) -> Result<(Requester, bool)> {
+    let token = access_token(req)?.ok_or_else(missing_token)?;
     let hash = token_hash(&token);
-    let unknown_token =
-        || MatrixError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown or revoked access token");
-    let owner = access_tokens::lookup(db, &hash).await?.ok_or_else(unknown_token)?;
+    // Users' tokens first: their requests never pay for the services' lookup.
+    let Some(owner) = access_tokens::lookup(db, &hash).await? else {
+        let service = registry::by_token_hash(db, server_name, &hash).await?.ok_or_else(unknown_token)?;
+        return Ok((as_service(db, req, service).await?, false));
+    };
     if owner.is_deactivated() {
         return Err(unknown_token().into());
     }
     let user_id = UserId::parse(owner.user_id.as_str()).map_err(|e| internal("stored user ID", e))?;
     let seen_long_ago = owner.last_seen_ts.is_none_or(|t| (t as u64).saturating_add(LAST_SEEN_RESOLUTION_MS) < now_ms);
     let is_guest = owner.is_guest();
-    let requester = Requester { user_id, device_id: owner.device_id, is_guest };
+    let requester = Requester { user_id, device_id: owner.device_id, is_guest, appservice: None };
     Ok((requester, seen_long_ago))
+}
+
+/// The application service behind the request's token: the scheme of service-only endpoints.
+pub async fn authenticate_service(db: &Db, server_name: &str, req: &Incoming) -> Result<Requester> {
+    let token = access_token(req)?.ok_or_else(missing_token)?;
+    let service = registry::by_token_hash(db, server_name, &token_hash(&token)).await?.ok_or_else(unknown_token)?;
+    if !service.allows_address(req.ip.as_deref()) {
+        return Err(unknown_token().into());
+    }
+    Ok(sender_of(service))
+}
+
+/// A service acts without a device unless it names one.
+fn sender_of(service: Rc<Service>) -> Requester {
+    Requester { user_id: service.sender.clone(), device_id: String::new(), is_guest: false, appservice: Some(service) }
+}
+
+/// The service acting as its sender, or masquerading as `?user_id=` and `?device_id=`.
+async fn as_service(db: &Db, req: &Incoming, service: Rc<Service>) -> Result<Requester> {
+    // As Synapse: outside the whitelist the token is as good as unknown.
+    if !service.allows_address(req.ip.as_deref()) {
+        return Err(unknown_token().into());
+    }
+    let mut requester = sender_of(service.clone());
+    if let Some(user_id) = req.query("user_id") {
+        if !service.is_interested_in_user(user_id) {
+            return Err(MatrixError::new(
+                ErrorKind::Forbidden,
+                format!("Application service cannot masquerade as this user ({user_id})"),
+            )
+            .into());
+        }
+        let user_id = UserId::parse(user_id)
+            .map_err(|_| MatrixError::new(ErrorKind::InvalidParam, "user_id is not a valid user ID"))?;
+        if user_id != requester.user_id && !users::exists(db, user_id.as_str()).await? {
+            return Err(MatrixError::new(
+                ErrorKind::Forbidden,
+                format!("Application service has not registered this user ({user_id})"),
+            )
+            .into());
+        }
+        requester.user_id = user_id;
+    }
+    let device = req.query("org.matrix.msc3202.device_id").or_else(|| req.query("device_id"));
+    if let Some(device_id) = device {
+        if devices::get(db, requester.user_id.as_str(), device_id).await?.is_none() {
+            return Err(MatrixError::new(
+                ErrorKind::Exclusive,
+                format!("Application service has not registered this device ({device_id})"),
+            )
+            .into());
+        }
+        requester.device_id = device_id.to_owned();
+    }
+    Ok(requester)
 }

@@ -16,8 +16,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadJson,
+    /// An application service's ping found the service failing (502).
+    BadStatus {
+        status: u16,
+    },
+    ConnectionFailed,
+    ConnectionTimeout,
     /// A resource that already exists, where the spec answers 409 (a taken room alias).
     Conflict,
+    /// A user, alias or device reserved for an application service.
+    Exclusive,
     Forbidden,
     GuestAccessForbidden,
     InvalidParam,
@@ -46,6 +54,8 @@ pub enum ErrorKind {
         soft_logout: bool,
     },
     UnsupportedRoomVersion,
+    /// An application service without a URL was pinged.
+    UrlNotSet,
     /// An endpoint this server does not have.
     Unrecognized,
     /// A path value a known endpoint does not know, such as a push rule scope (400, as Synapse).
@@ -66,7 +76,11 @@ impl ErrorKind {
         use ErrorKind::*;
         &[
             BadJson,
+            BadStatus { status: 0 },
+            ConnectionFailed,
+            ConnectionTimeout,
             Conflict,
+            Exclusive,
             Forbidden,
             GuestAccessForbidden,
             InvalidParam,
@@ -87,6 +101,7 @@ impl ErrorKind {
             Unknown,
             UnknownToken { soft_logout: false },
             UnsupportedRoomVersion,
+            UrlNotSet,
             Unrecognized,
             UnrecognizedParam,
             UserDeactivated,
@@ -106,6 +121,10 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadJson => ("M_BAD_JSON", 400),
+            BadStatus { .. } => ("M_BAD_STATUS", 502),
+            ConnectionFailed => ("M_CONNECTION_FAILED", 502),
+            ConnectionTimeout => ("M_CONNECTION_TIMEOUT", 504),
+            Exclusive => ("M_EXCLUSIVE", 400),
             Conflict => ("M_UNKNOWN", 409),
             Forbidden => ("M_FORBIDDEN", 403),
             GuestAccessForbidden => ("M_GUEST_ACCESS_FORBIDDEN", 403),
@@ -127,6 +146,7 @@ impl ErrorKind {
             Unknown => ("M_UNKNOWN", 400),
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
+            UrlNotSet => ("M_URL_NOT_SET", 400),
             Unrecognized => ("M_UNRECOGNIZED", 404),
             UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
@@ -162,6 +182,9 @@ impl MatrixError {
         match self.kind {
             ErrorKind::LimitExceeded { retry_after_ms } => {
                 body.insert("retry_after_ms".into(), retry_after_ms.into());
+            }
+            ErrorKind::BadStatus { status } => {
+                body.insert("status".into(), status.into());
             }
             ErrorKind::UnknownToken { soft_logout } => {
                 body.insert("soft_logout".into(), soft_logout.into());

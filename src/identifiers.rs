@@ -19,6 +19,23 @@ fn invalid_username(message: impl Into<String>) -> Error {
 /// Beyond the spec's grammar (`a-z 0-9 . _ = - / +`), as Synapse does, a leading `_` is kept for
 /// application services and all-digit names for guests.
 pub fn user_id_for_registration(localpart: &str, server_name: &ServerName) -> Result<OwnedUserId, Error> {
+    check_localpart_chars(localpart)?;
+    if localpart.starts_with('_') {
+        return Err(invalid_username("User ID may not begin with _"));
+    }
+    if localpart.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid_username("Numeric user IDs are reserved for guest users"));
+    }
+    local_user_id(localpart, server_name)
+}
+
+/// An application service's user: the reserved forms (a leading `_`, all digits) are its to use.
+pub fn user_id_for_appservice(localpart: &str, server_name: &ServerName) -> Result<OwnedUserId, Error> {
+    check_localpart_chars(localpart)?;
+    local_user_id(localpart, server_name)
+}
+
+fn check_localpart_chars(localpart: &str) -> Result<(), Error> {
     if localpart.is_empty() {
         return Err(invalid_username("User ID cannot be empty"));
     }
@@ -27,13 +44,7 @@ pub fn user_id_for_registration(localpart: &str, server_name: &ServerName) -> Re
             "User ID can only contain the characters a-z, 0-9, or '._=-/+', not {c:?}"
         )));
     }
-    if localpart.starts_with('_') {
-        return Err(invalid_username("User ID may not begin with _"));
-    }
-    if localpart.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid_username("Numeric user IDs are reserved for guest users"));
-    }
-    local_user_id(localpart, server_name)
+    Ok(())
 }
 
 /// The user ID `@localpart:server_name`, if it is valid and short enough.

@@ -3,6 +3,7 @@
 //! The stateless worker (this crate's `fetch`) routes `/_matrix/...`, authenticates, validates,
 //! reads D1 and calls the Durable Objects in `durable_objects/`. README.md has the map.
 
+pub mod appservice;
 mod auth;
 mod client;
 mod config;

@@ -11,9 +11,9 @@ use worker::{Env, Method, Response};
 
 use crate::auth::{self, Requester};
 use crate::client::{
-    account, account_data, alias, create_room, cross_signing, device, directory, discovery, filter, key_backup, keys,
-    membership, message, notifications, presence, profile, push_rules, pushers, receipts, register, relations,
-    room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
+    key_backup, keys, membership, message, notifications, presence, profile, push_rules, pushers, receipts, register,
+    relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -30,6 +30,11 @@ pub enum Auth {
     User,
     /// A user's access token; guests too, for the endpoints the spec opens to them.
     UserOrGuest,
+    /// An application service's `as_token`; the requester is the service's sender.
+    Appservice,
+    /// Anyone, or an application service when the request carries an `as_token`
+    /// (`/register` and `/login` of type `m.login.application_service`).
+    NoneOrAppservice,
 }
 
 type Handler = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<Reply>>>>;
@@ -76,11 +81,11 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/versions" None => discovery::get_supported_versions;
     GET "/_matrix/client/v3/capabilities" User => discovery::get_capabilities;
     // Registration
-    POST "/_matrix/client/v3/register" None => register::register;
+    POST "/_matrix/client/v3/register" NoneOrAppservice => register::register;
     GET "/_matrix/client/v3/register/available" None => register::get_username_availability;
     // Login and sessions
     GET "/_matrix/client/v3/login" None => session::get_login_types;
-    POST "/_matrix/client/v3/login" None => session::login;
+    POST "/_matrix/client/v3/login" NoneOrAppservice => session::login;
     POST "/_matrix/client/v3/logout" UserOrGuest => session::logout;
     POST "/_matrix/client/v3/logout/all" UserOrGuest => session::logout_all;
     GET "/_matrix/client/v3/account/whoami" UserOrGuest => session::whoami;
@@ -196,6 +201,8 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::add_backup_keys_for_session;
     GET "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::get_backup_keys_for_session;
     DELETE "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::delete_backup_keys_for_session;
+    // Application services
+    POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
 };
@@ -227,6 +234,19 @@ impl Ctx {
         self.requester
             .as_ref()
             .ok_or_else(|| internal("router", "handler of an unauthenticated route asked for a requester"))
+    }
+
+    /// The application service behind the request's `as_token`, on a `NoneOrAppservice` route.
+    pub fn appservice(&self) -> Result<(&Requester, &Rc<crate::appservice::Service>)> {
+        match self.requester.as_ref().and_then(|r| Some((r, r.appservice.as_ref()?))) {
+            Some(found) => Ok(found),
+            None if auth::access_token(&self.req)?.is_some() => Err(MatrixError::new(
+                ErrorKind::UnknownToken { soft_logout: false },
+                "The access token is not an application service's",
+            )
+            .into()),
+            None => Err(MatrixError::new(ErrorKind::MissingToken, "Missing application service token").into()),
+        }
     }
 
     /// The `userId` path parameter: `M_INVALID_PARAM` unless it is a user ID.
@@ -349,7 +369,7 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
         Auth::None => None,
         Auth::User | Auth::UserOrGuest => {
             let now = now_ms();
-            let (requester, seen_long_ago) = auth::authenticate(&db, &req, now).await?;
+            let (requester, seen_long_ago) = auth::authenticate(&db, config.server_name.as_str(), &req, now).await?;
             if requester.is_guest && route.auth == Auth::User {
                 return Err(
                     MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into()
@@ -365,6 +385,11 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
             }
             Some(requester)
         }
+        Auth::Appservice => Some(auth::authenticate_service(&db, config.server_name.as_str(), &req).await?),
+        Auth::NoneOrAppservice => match auth::access_token(&req) {
+            Ok(Some(_)) => auth::authenticate_service(&db, config.server_name.as_str(), &req).await.ok(),
+            _ => None,
+        },
     };
     (route.handler)(Ctx { config, env, db, req, params, requester, worker_ctx }).await
 }

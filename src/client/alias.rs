@@ -9,6 +9,7 @@ use ruma_common::{OwnedRoomAliasId, RoomAliasId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::appservice::exclusive;
 use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -54,6 +55,7 @@ pub async fn create_alias(cx: Ctx) -> Result<Reply> {
     let body: AliasBody = cx.req.json()?;
     let room_id = parse_room_id(&body.room_id)?;
     room_version(&cx, &room_id).await?;
+    exclusive::check_alias(&cx.db, cx.config.server_name.as_str(), cx.requester()?, alias.as_str()).await?;
     let user = cx.requester()?.user_id.clone();
     if !is_joined(&cx, &room_id, &user).await? {
         return Err(forbidden("You must be in the room to create an alias for it"));

@@ -8,6 +8,7 @@ use ruma_common::{OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::appservice::exclusive;
 use crate::durable_objects::room::{self, RoomRequest};
 use crate::error::{bad_json, internal, invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -91,6 +92,7 @@ pub async fn create_room(cx: Ctx) -> Result<Reply> {
         None => None,
     };
     if let Some(alias) = &alias {
+        exclusive::check_alias(&cx.db, cx.config.server_name.as_str(), cx.requester()?, alias).await?;
         if aliases::get(&cx.db, alias).await?.is_some() {
             return Err(MatrixError::new(ErrorKind::RoomInUse, "The room alias is already taken").into());
         }

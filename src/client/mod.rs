@@ -3,6 +3,7 @@
 pub mod account;
 pub mod account_data;
 pub mod alias;
+pub mod appservice;
 pub mod create_room;
 pub mod cross_signing;
 pub mod device;

@@ -3,10 +3,11 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::client::session::new_session;
+use crate::appservice::exclusive;
+use crate::client::session::{new_session, APPSERVICE_LOGIN};
 use crate::error::{forbidden, invalid_param, missing_param, ErrorKind, MatrixError, Result};
 use crate::http::{parse_json_object, Reply};
-use crate::identifiers::{local_user_id, user_id_for_registration};
+use crate::identifiers::{local_user_id, user_id_for_appservice, user_id_for_registration};
 use crate::password;
 use crate::ratelimit;
 use crate::router::Ctx;
@@ -21,6 +22,9 @@ const MAX_PASSWORD_BYTES: usize = 512;
 
 #[derive(Default, Deserialize)]
 struct RegisterBody {
+    /// `m.login.application_service`, for services registering their users.
+    #[serde(rename = "type")]
+    kind: Option<String>,
     auth: Option<AuthData>,
     username: Option<String>,
     password: Option<String>,
@@ -39,10 +43,13 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if guest {
         return register_guest(cx).await;
     }
+    let body: RegisterBody = cx.req.json()?;
+    if body.kind.as_deref() == Some(APPSERVICE_LOGIN) {
+        return register_for_service(cx, body).await;
+    }
     if !cx.config.enable_registration {
         return Err(forbidden("Registration has been disabled"));
     }
-    let body: RegisterBody = cx.req.json()?;
     if body.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_BYTES) {
         return Err(invalid_param(format!("Password may not be longer than {MAX_PASSWORD_BYTES} bytes")));
     }
@@ -66,6 +73,44 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     let hash = password::hash(&password, cx.config.password_cost)?;
     let mut statements = vec![
         users::insert(&cx.db, user_id.as_str(), Some(&hash), false, now)?,
+        profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
+    ];
+    let session = if body.inhibit_login {
+        None
+    } else {
+        let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
+        statements.extend(session.statements);
+        Some((session.device_id, session.access_token))
+    };
+    if cx.db.try_batch(statements).await?.is_none() {
+        return Err(user_in_use());
+    }
+    let mut reply = Map::new();
+    reply.insert("user_id".into(), user_id.as_str().into());
+    reply.insert("home_server".into(), cx.config.server_name.as_str().into());
+    if let Some((device_id, access_token)) = session {
+        reply.insert("device_id".into(), device_id.into());
+        reply.insert("access_token".into(), access_token.into());
+    }
+    Reply::json(&reply)
+}
+
+/// A service registers a user of its namespace: no password, no user-interactive auth.
+async fn register_for_service(cx: Ctx, body: RegisterBody) -> Result<Reply> {
+    let (_, service) = cx.appservice()?;
+    let service = service.clone();
+    let localpart = body.username.as_deref().ok_or_else(|| missing_param("username is required"))?;
+    let user_id = user_id_for_appservice(&localpart.to_lowercase(), &cx.config.server_name)?;
+    if !service.is_interested_in_user(user_id.as_str()) {
+        return Err(exclusive::exclusive("Invalid user localpart for this application service"));
+    }
+    exclusive::check_user(&cx.db, cx.config.server_name.as_str(), user_id.as_str(), Some(service.id())).await?;
+    let now = now_ms();
+    if service.registration.rate_limited {
+        ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
+    }
+    let mut statements = vec![
+        users::insert(&cx.db, user_id.as_str(), None, false, now)?,
         profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
     ];
     let session = if body.inhibit_login {
@@ -127,6 +172,7 @@ pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {
 
 async fn available_user_id(cx: &Ctx, localpart: &str) -> Result<ruma_common::OwnedUserId> {
     let user_id = user_id_for_registration(localpart, &cx.config.server_name)?;
+    exclusive::check_user(&cx.db, cx.config.server_name.as_str(), user_id.as_str(), None).await?;
     if users::exists(&cx.db, user_id.as_str()).await? {
         return Err(user_in_use());
     }

@@ -17,6 +17,8 @@ use crate::storage::{access_tokens, devices, pushers, users, Statement};
 use crate::time::now_ms;
 use crate::tokens::{new_access_token, new_device_id, token_hash};
 
+/// The login (and registration) type of application services, which carry their `as_token`.
+pub const APPSERVICE_LOGIN: &str = "m.login.application_service";
 const MAX_DEVICE_ID_BYTES: usize = 255;
 const MAX_DEVICE_NAME_CHARS: usize = 100;
 
@@ -65,7 +67,7 @@ pub fn check_device_fields(device_id: &str, display_name: Option<&str>) -> Resul
 }
 
 pub async fn get_login_types(_cx: Ctx) -> Result<Reply> {
-    Reply::json(&json!({ "flows": [{ "type": "m.login.password" }] }))
+    Reply::json(&json!({ "flows": [{ "type": "m.login.password" }, { "type": APPSERVICE_LOGIN }] }))
 }
 
 #[derive(Deserialize)]
@@ -81,12 +83,16 @@ struct LoginBody {
 
 pub async fn login(cx: Ctx) -> Result<Reply> {
     let now = now_ms();
+    let mut body: LoginBody = cx.req.json()?;
+    if body.kind == APPSERVICE_LOGIN {
+        return login_for_service(cx, body, now).await;
+    }
     ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.client_address(), now).await?;
-    let body: LoginBody = cx.req.json()?;
     if body.kind != "m.login.password" {
         return Err(MatrixError::new(ErrorKind::Unknown, format!("Unknown login type {:?}", body.kind)).into());
     }
-    let password = body.password.ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "password is required"))?;
+    let password =
+        body.password.take().ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "password is required"))?;
     let wrong = || forbidden("Invalid username or password");
     let user_id =
         resolve_login_user(body.identifier.as_ref(), body.user.as_ref(), &cx.config.server_name)?.ok_or_else(wrong)?;
@@ -101,7 +107,30 @@ pub async fn login(cx: Ctx) -> Result<Reply> {
     if user.is_deactivated() {
         return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
     }
-    let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
+    complete_login(cx, &user_id, body).await
+}
+
+/// A service logs in as its sender or a user of its namespace, with its `as_token`.
+async fn login_for_service(cx: Ctx, body: LoginBody, now: u64) -> Result<Reply> {
+    let (_, service) = cx.appservice()?;
+    if service.registration.rate_limited {
+        ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.client_address(), now).await?;
+    }
+    let invalid = || forbidden("Invalid user for this application service");
+    let user_id = resolve_login_user(body.identifier.as_ref(), body.user.as_ref(), &cx.config.server_name)?
+        .ok_or_else(invalid)?;
+    if !service.is_interested_in_user(user_id.as_str()) {
+        return Err(invalid());
+    }
+    let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(invalid)?;
+    if user.is_deactivated() {
+        return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
+    }
+    complete_login(cx, &user_id, body).await
+}
+
+async fn complete_login(cx: Ctx, user_id: &UserId, body: LoginBody) -> Result<Reply> {
+    let session = new_session(&cx, user_id, body.device_id, body.initial_device_display_name.as_deref())?;
     cx.db.batch(session.statements).await?;
     device_lists::announce(&cx, user_id.as_str()).await?;
     Reply::json(&json!({
@@ -144,9 +173,10 @@ pub async fn logout_all(cx: Ctx) -> Result<Reply> {
 
 pub async fn whoami(cx: Ctx) -> Result<Reply> {
     let requester = cx.requester()?;
-    Reply::json(&json!({
-        "user_id": requester.user_id,
-        "device_id": requester.device_id,
-        "is_guest": requester.is_guest,
-    }))
+    let mut reply = json!({ "user_id": requester.user_id, "is_guest": requester.is_guest });
+    // A service acting without a device has none to name.
+    if !requester.device_id.is_empty() {
+        reply["device_id"] = requester.device_id.clone().into();
+    }
+    Reply::json(&reply)
 }
