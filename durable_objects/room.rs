@@ -427,6 +427,7 @@ impl Room {
                         .into(),
                         other => refusal(other),
                     })?;
+                    new_room.check_vouch(&pdu, &cx.server_name, &[]).map_err(refusal)?;
                     stage(cx, &new_room, &pdu, None, &mut room_statements)?;
                     staged.push(pdu.clone());
                     new_room.apply(pdu);
@@ -447,6 +448,7 @@ impl Room {
                 }
                 let template = prepare_template(current, template, &facts)?;
                 let pdu = current.prepare(&template, now, &cx.key, &cx.server_name).map_err(refusal)?;
+                current.check_vouch(&pdu, &cx.server_name, &facts.joined_rooms).map_err(refusal)?;
                 let mut staged = Vec::new();
                 stage(cx, current, &pdu, txn.as_ref(), &mut staged)?;
                 if let (Some(target), Some(state)) = (&pdu.redacts, &facts.redacted_state) {
@@ -595,39 +597,16 @@ fn prepare_template(room: &RoomState, mut template: EventTemplate, facts: &Facts
     let is_join = template.kind == "m.room.member"
         && template.state_key.as_deref() == Some(sender)
         && template.content.get("membership").and_then(|m| m.as_str()) == Some("join");
-    if is_join && !template.content.contains_key("join_authorised_via_users_server") {
-        if let Some(authoriser) = restricted_join_authoriser(room, sender, &facts.joined_rooms) {
+    if is_join {
+        // The server vouches for a restricted join, never the client: its value is replaced.
+        template.content.remove("join_authorised_via_users_server");
+        if let Some(authoriser) = room.restricted_join_authoriser(sender, &facts.joined_rooms) {
             template
                 .content
                 .insert("join_authorised_via_users_server".into(), ruma_common::CanonicalJsonValue::String(authoriser));
         }
     }
     Ok(template)
-}
-
-/// For a restricted room the joiner may enter through a room it is in: a local member who may
-/// invite vouches for the join. `None` when no rule lets the user in that way.
-fn restricted_join_authoriser(room: &RoomState, user_id: &str, joined_rooms: &[String]) -> Option<String> {
-    if matches!(room.membership(user_id).as_deref(), Some("join" | "invite")) {
-        return None;
-    }
-    let rules = room.get("m.room.join_rules", "")?.content_value();
-    if !matches!(rules.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
-        return None;
-    }
-    let allowed = rules.get("allow").and_then(Value::as_array)?.iter().any(|rule| {
-        rule.get("type").and_then(Value::as_str) == Some("m.room_membership")
-            && rule.get("room_id").and_then(Value::as_str).is_some_and(|r| joined_rooms.iter().any(|j| j == r))
-    });
-    if !allowed {
-        return None;
-    }
-    let needed = room.action_power("invite");
-    room.state_events()
-        .filter(|e| e.kind.to_string() == "m.room.member" && e.membership().as_deref() == Some("join"))
-        .filter_map(|e| e.state_key.clone())
-        .filter(|member| room.user_power(member) >= needed)
-        .max_by_key(|member| room.user_power(member))
 }
 
 fn refusal(r: Refusal) -> Error {

@@ -26,6 +26,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub rc_login: Rule,
     pub rc_registration: Rule,
+    pub rc_to_device: Rule,
     pub password_cost: password::Cost,
 }
 
@@ -81,6 +82,11 @@ impl Config {
             rc_registration: Rule {
                 per_second: number(&var, "RC_REGISTRATION_PER_SECOND", 0.17)?,
                 burst: number(&var, "RC_REGISTRATION_BURST", 3.0)?,
+            },
+            // Synapse's rc_key_requests, the one limit it puts on to-device messages.
+            rc_to_device: Rule {
+                per_second: number(&var, "RC_TO_DEVICE_PER_SECOND", 20.0)?,
+                burst: number(&var, "RC_TO_DEVICE_BURST", 100.0)?,
             },
             password_cost,
         })
@@ -141,6 +147,7 @@ mod tests {
         assert_eq!(c.max_request_bytes, 1 << 20);
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
+        assert_eq!(c.rc_to_device, Rule { per_second: 20.0, burst: 100.0 });
     }
 
     #[test]
@@ -155,6 +162,8 @@ mod tests {
             ("MAX_REQUEST_BYTES", "2048"),
             ("RC_LOGIN_PER_SECOND", "10"),
             ("RC_LOGIN_BURST", "100"),
+            ("RC_TO_DEVICE_PER_SECOND", "0.5"),
+            ("RC_TO_DEVICE_BURST", "2"),
             ("PASSWORD_HASH_MEMORY_KIB", "19456"),
             ("PASSWORD_HASH_ITERATIONS", "2"),
         ])
@@ -164,6 +173,7 @@ mod tests {
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
         assert_eq!(c.max_request_bytes, 2048);
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });
+        assert_eq!(c.rc_to_device, Rule { per_second: 0.5, burst: 2.0 });
         assert_eq!(c.password_cost, password::Cost { memory_kib: 19456, iterations: 2 });
         let c = parse(&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "ops@a.b")]).unwrap();
         assert_eq!(c.admin_contact, Some(AdminContact::Email("ops@a.b".into())));

@@ -1,4 +1,5 @@
-//! Rate limiting of login and registration attempts, per client address and per account.
+//! Rate limiting of login attempts (and password stages of user-interactive auth), per client
+//! address and per account; of registrations, per address; of to-device messages, per sender.
 //!
 //! Each limited key is a leaky bucket in D1 (see `storage::rate_limits`): it holds at most
 //! `burst` attempts and drains `per_second` of them each second, as Synapse's limiters do.

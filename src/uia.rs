@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, ErrorKind, MatrixError, Result};
 use crate::identifiers::resolve_login_user;
 use crate::password;
+use crate::ratelimit;
 use crate::router::Ctx;
 use crate::storage::{uia_sessions, users};
 use crate::time::now_ms;
@@ -149,6 +150,12 @@ async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&Us
     match stage {
         DUMMY => Ok(()),
         PASSWORD => {
+            // The login limits: a stolen access token gives no more password guesses than /login.
+            let now = now_ms();
+            ratelimit::check(&cx.db, cx.config.rc_login, "login", cx.req.client_address(), now).await?;
+            if let Some(account) = account {
+                ratelimit::check(&cx.db, cx.config.rc_login, "login-account", account.as_str(), now).await?;
+            }
             let wrong = || MatrixError::new(ErrorKind::Forbidden, "Invalid username or password");
             let named = resolve_login_user(auth.identifier.as_ref(), auth.user.as_ref(), &cx.config.server_name)?;
             let password = auth

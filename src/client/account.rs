@@ -4,11 +4,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::device_lists;
+use crate::durable_objects::deactivation;
 use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
 use crate::password;
 use crate::router::Ctx;
-use crate::storage::{access_tokens, devices, profiles, pushers, users};
+use crate::storage::{access_tokens, current_state, devices, profiles, pushers, users};
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::PASSWORD]];
@@ -56,7 +57,9 @@ struct DeactivateBody {
 }
 
 /// Deactivation is permanent: the password, every session and pusher, and the profile go; the
-/// ID stays taken.
+/// ID stays taken. The user leaves every room it is joined to, invited to or knocking on, as in
+/// Synapse: in the background, a batch at a time (see [`deactivation`]), as one request could not
+/// send them all.
 pub async fn deactivate(cx: Ctx) -> Result<Reply> {
     let body: DeactivateBody = cx.req.json()?;
     let requester = cx.requester()?;
@@ -72,5 +75,15 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
         ])
         .await?;
     device_lists::announce(&cx, user).await?;
+    let rooms: Vec<String> = current_state::memberships_of_user(&cx.db, user)
+        .await?
+        .into_iter()
+        .filter(|m| matches!(m.membership.as_str(), "join" | "invite" | "knock"))
+        .map(|m| m.room_id)
+        .collect();
+    if let Err(e) = deactivation::leave_rooms(&cx.env, user, rooms).await {
+        // The account is gone either way; only its memberships stay behind.
+        crate::log::error(&format!("deactivation of {user}: the rooms were not handed over: {e:?}"));
+    }
     Reply::json(&json!({ "id_server_unbind_result": "no-support" }))
 }

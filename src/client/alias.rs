@@ -5,14 +5,13 @@
 //! server does not federate. Who may do what follows Synapse: an alias is created by a member of
 //! its room, and deleted by its creator or by a member who may send `m.room.canonical_alias`.
 
-use ruma_common::{OwnedEventId, OwnedRoomAliasId, RoomAliasId, RoomId, UserId};
+use ruma_common::{OwnedRoomAliasId, RoomAliasId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::durable_objects::room::Facts;
-use crate::error::{forbidden, internal, invalid_param, not_found, ErrorKind, MatrixError, Result};
+use crate::error::{forbidden, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::room::pdu::Pdu;
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
 use crate::router::Ctx;
@@ -20,7 +19,7 @@ use crate::storage::{aliases, current_state, events};
 use crate::time::now_ms;
 
 use super::create_room::template;
-use super::rooms::{parse_room_id, room_id_param, room_version, send_event};
+use super::rooms::{parse_room_id, room_id_param, room_version, rules_view, send_event};
 
 /// A stream position past every event (D1 numbers are exact up to 2^53).
 const LATEST: u64 = 1 << 53;
@@ -127,12 +126,7 @@ async fn is_joined(cx: &Ctx, room_id: &RoomId, user: &UserId) -> Result<bool> {
 /// levels and the user's membership, as the room's writer would judge them.
 pub async fn power_view(cx: &Ctx, room_id: &RoomId, user: &UserId) -> Result<RoomState> {
     let version: RoomVersion = room_version(cx, room_id).await?;
-    let mut room = RoomState::new(version, room_id.to_owned());
-    for stored in current_state::power_state(&cx.db, room_id.as_str(), user.as_str()).await? {
-        let id = OwnedEventId::try_from(stored.event_id).map_err(|e| internal("stored event ID", e))?;
-        room.apply(Pdu::from_json(id, stored.json).map_err(|e| internal("stored event", e))?);
-    }
-    Ok(room)
+    rules_view(version, room_id, &current_state::power_state(&cx.db, room_id.as_str(), user.as_str()).await?)
 }
 
 /// Whether a user is joined to the room and has the power to send a state event of a type.

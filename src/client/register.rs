@@ -51,11 +51,14 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
         Some(name) => Some(available_user_id(&cx, &name.to_lowercase()).await?),
         None => None,
     };
+    // A registration counts when it opens its auth session, before the session is stored; the
+    // round-trips of that session, and the registration that completes it, count no more.
+    let now = now_ms();
+    if body.auth.as_ref().is_none_or(|auth| auth.session.is_none()) {
+        ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
+    }
     uia::authenticate(&cx, body.auth, FLOWS, None).await?;
     let password = body.password.ok_or_else(|| missing_param("password is required"))?;
-    // As in Synapse, what is limited is registrations, not the auth round-trips before them.
-    let now = now_ms();
-    ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,

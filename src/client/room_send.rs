@@ -10,7 +10,7 @@ use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::router::Ctx;
-use crate::storage::events;
+use crate::storage::{current_state, events};
 
 use super::create_room::validate_power_levels;
 use super::rooms::{content_body, parse_event_id, room_id_param, send_event, to_content, txn};
@@ -53,8 +53,19 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
     if let Some(event_id) = same_state(&cx, &room_id, &kind, &state_key, sender.as_str(), &content).await? {
         return Reply::json(&json!({ "event_id": event_id }));
     }
+    // A join of one's own may be a restricted join: the writer needs the joiner's rooms.
+    let own_join = kind == "m.room.member"
+        && state_key == sender.as_str()
+        && content.get("membership").and_then(CanonicalJsonValue::as_str) == Some("join");
+    let facts = match own_join {
+        true => Facts {
+            joined_rooms: current_state::rooms_with_membership(&cx.db, sender.as_str(), "join").await?,
+            ..Facts::default()
+        },
+        false => Facts::default(),
+    };
     let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
-    let sent = send_event(&cx, &room_id, template, None, Facts::default()).await?;
+    let sent = send_event(&cx, &room_id, template, None, facts).await?;
     Reply::json(&json!({"event_id": sent.event_id}))
 }
 

@@ -9,10 +9,12 @@ use ruma_common::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomI
 use crate::durable_objects::room::{self, Facts, RoomRequest, Sent};
 use crate::error::{internal, invalid_param, not_found, Result};
 use crate::room::client_format::Reader;
-use crate::room::pdu::EventTemplate;
+use crate::room::pdu::{EventTemplate, Pdu};
+use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
 use crate::router::Ctx;
 use crate::storage::event_txns::Txn;
+use crate::storage::events::StoredEvent;
 use crate::storage::rooms;
 
 /// The `roomId` path parameter: `M_INVALID_PARAM` when it is not a room ID.
@@ -77,6 +79,18 @@ pub async fn send_event(
         .ok_or_else(|| internal("room", "a send committed no event"))
 }
 
+/// A room's state as the writer's rules see it, from its stored current state events: a
+/// redacted one redacted, as the writer loads it.
+pub fn rules_view(version: RoomVersion, room_id: &RoomId, stored: &[StoredEvent]) -> Result<RoomState> {
+    let mut room = RoomState::new(version.clone(), room_id.to_owned());
+    for e in stored {
+        let id = OwnedEventId::try_from(e.event_id.as_str()).map_err(|e| internal("stored event ID", e))?;
+        let pdu = Pdu::from_json(id, e.json.clone()).map_err(|e| internal("stored event", e))?;
+        room.apply(if e.redaction_id.is_some() { pdu.redacted(&version.rules) } else { pdu });
+    }
+    Ok(room)
+}
+
 /// A transaction of the requester's device on one endpoint of one room.
 pub fn txn(cx: &Ctx, room_id: &RoomId, endpoint: &str) -> Result<Txn> {
     let requester = cx.requester()?;
@@ -104,4 +118,48 @@ pub fn to_content(value: serde_json::Map<String, serde_json::Value>) -> Result<C
     serde_json::from_value::<CanonicalJsonObject>(serde_json::Value::Object(value)).map_err(|e| {
         crate::error::bad_json(format!("Event content must be canonical JSON (integers in range, no floats): {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(event_id: &str, pdu: serde_json::Value, redacted: bool) -> StoredEvent {
+        StoredEvent {
+            stream_ordering: 1.0,
+            event_id: event_id.into(),
+            room_id: "!r:hs".into(),
+            kind: pdu["type"].as_str().unwrap().into(),
+            state_key: pdu["state_key"].as_str().map(Into::into),
+            sender: pdu["sender"].as_str().unwrap().into(),
+            origin_server_ts: 1.0,
+            membership: None,
+            txn_device_id: None,
+            txn_id: None,
+            prev_state: None,
+            json: pdu.to_string(),
+            redaction_json: redacted.then(|| "{}".into()),
+            redaction_id: redacted.then(|| "$redaction".into()),
+        }
+    }
+
+    #[test]
+    fn the_rules_view_sees_redacted_state_redacted() {
+        // v10's redaction drops `invite` from the power levels: the level falls back to 0.
+        let pdu = |kind: &str, content: serde_json::Value| {
+            json!({"type": kind, "state_key": "", "sender": "@a:hs", "room_id": "!r:hs", "content": content,
+                   "origin_server_ts": 1, "depth": 1, "prev_events": [], "auth_events": []})
+        };
+        let create = stored("$c", pdu("m.room.create", json!({"creator": "@a:hs", "room_version": "10"})), false);
+        let power = pdu("m.room.power_levels", json!({"users": {"@a:hs": 100}, "invite": 100}));
+        let room_id = <&RoomId>::try_from("!r:hs").unwrap();
+        let version = RoomVersion::parse("10").unwrap();
+        let plain =
+            rules_view(version.clone(), room_id, &[create.clone(), stored("$p", power.clone(), false)]).unwrap();
+        assert_eq!(plain.action_power("invite"), 100);
+        let redacted = rules_view(version, room_id, &[create, stored("$p", power, true)]).unwrap();
+        assert_eq!(redacted.action_power("invite"), 0);
+        assert_eq!(redacted.user_power("@a:hs"), 100, "users survive a redaction");
+    }
 }

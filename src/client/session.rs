@@ -92,12 +92,14 @@ pub async fn login(cx: Ctx) -> Result<Reply> {
         resolve_login_user(body.identifier.as_ref(), body.user.as_ref(), &cx.config.server_name)?.ok_or_else(wrong)?;
     ratelimit::check(&cx.db, cx.config.rc_login, "login-account", user_id.as_str(), now).await?;
     let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(wrong)?;
-    if user.is_deactivated() {
-        return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
-    }
+    // The password first: that an account is deactivated is for its owner to learn. (Deactivation
+    // erases the password, so to anyone a deactivated account answers like a wrong password.)
     match &user.password_hash {
         Some(hash) if password::verify(&password, hash) => {}
         _ => return Err(wrong()),
+    }
+    if user.is_deactivated() {
+        return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
     }
     let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
     cx.db.batch(session.statements).await?;

@@ -36,7 +36,7 @@ use super::keys::SIGNED_CURVE25519;
 use super::presence::presence_event;
 use super::relations::serve_bundled;
 use super::room_access::{parse_bool, parse_limit, RoomView};
-use super::rooms::{parse_room_id, reader};
+use super::rooms::{parse_room_id, reader, room_version};
 use super::sent_members;
 
 /// The timeline length when the filter sets none, as Synapse.
@@ -57,8 +57,10 @@ const HEROES: usize = 5;
 const FRESH_RETRIES: usize = 3;
 /// How long after a typing expiry a waiting sync looks again.
 const EXPIRY_SLACK_MS: u64 = 20;
-/// To-device messages per sync; the rest come in the next one.
+/// To-device messages per sync, and the bytes of content they may start within (a message larger
+/// than that comes alone); the rest come in the next one.
 const MAX_TO_DEVICE: u64 = 100;
+const MAX_TO_DEVICE_BYTES: u64 = 256 * 1024;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
@@ -257,7 +259,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         if to_device_head <= from.to_device {
             return Ok(Vec::new());
         }
-        to_device::pending(&cx.db, user, &device, from.to_device, MAX_TO_DEVICE).await
+        to_device::pending(&cx.db, user, &device, from.to_device, MAX_TO_DEVICE, MAX_TO_DEVICE_BYTES).await
     };
     let account_data = async {
         if upto.account_data <= from.account_data {
@@ -766,9 +768,11 @@ async fn summary(cx: &Ctx, room_id: &str, user: &str) -> Result<Value> {
     }))
 }
 
-/// What an invitee or knocker sees of a room: stripped state, and its own membership event.
+/// What an invitee or knocker sees of a room: stripped state, and its own membership event, as
+/// redactions left them.
 async fn stripped_state(cx: &Ctx, room_id: &RoomId, user: &str) -> Result<Vec<Value>> {
-    let state = current_state::room_state(&cx.db, room_id.as_str()).await?;
+    let (state, version) =
+        futures::try_join!(current_state::room_state(&cx.db, room_id.as_str()), room_version(cx, room_id))?;
     let mut out = Vec::new();
     for e in &state {
         let wanted = STRIPPED_STATE_TYPES.contains(&e.kind.as_str())
@@ -776,10 +780,10 @@ async fn stripped_state(cx: &Ctx, room_id: &RoomId, user: &str) -> Result<Vec<Va
         if !wanted {
             continue;
         }
-        let pdu: Map<String, Value> = serde_json::from_str(&e.json).unwrap_or_default();
+        let event = client_event(e, &version, reader(cx)?, 0);
         let mut stripped = Map::new();
         for field in ["content", "sender", "state_key", "type"] {
-            if let Some(v) = pdu.get(field) {
+            if let Some(v) = event.get(field) {
                 stripped.insert(field.into(), v.clone());
             }
         }

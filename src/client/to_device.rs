@@ -5,6 +5,9 @@
 //! user's devices (when a user has `*`, their other entries are ignored: one message per device).
 //! The messages and the transaction ID are written in one batch, so a retried request stores
 //! nothing again.
+//!
+//! Each message must fit alone in the EDU that would carry it to another server (Synapse's
+//! 64 KiB), and each sender is rate-limited (Synapse's `rc_key_requests` by default).
 
 use std::collections::BTreeMap;
 
@@ -13,8 +16,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::durable_objects::user_sync::{self, Positions};
-use crate::error::{internal, invalid_param, Result};
+use crate::error::{internal, invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
+use crate::ratelimit;
 use crate::router::Ctx;
 use crate::storage::to_device;
 use crate::time::now_ms;
@@ -23,6 +27,8 @@ use crate::time::now_ms;
 const MAX_TYPE_BYTES: usize = 255;
 /// Transaction IDs are stored; this is generous for the UUIDs and counters clients use.
 const MAX_TXN_ID_BYTES: usize = 255;
+/// Synapse's bound on an EDU (`MAX_EDU_SIZE`), which each message must fit in alone.
+const MAX_EDU_BYTES: usize = 65536;
 
 #[derive(Deserialize)]
 struct Body {
@@ -40,9 +46,10 @@ pub async fn send_to_device(cx: Ctx) -> Result<Reply> {
         return Err(invalid_param(format!("Transaction IDs may be at most {MAX_TXN_ID_BYTES} bytes")));
     }
     let body: Body = cx.req.json()?;
-    let entries = local_entries(&body, &cx.config.server_name)?;
-    let messages_json = serde_json::to_string(&entries).map_err(|e| internal("serializing to-device messages", e))?;
     let user_id = requester.user_id.as_str();
+    ratelimit::check(&cx.db, cx.config.rc_to_device, "to-device", user_id, now_ms()).await?;
+    let entries = local_entries(&body, &cx.config.server_name)?;
+    let messages_json = messages_json(user_id, kind, &entries)?;
     let mut statements = vec![to_device::insert_txn(&cx.db, user_id, &requester.device_id, txn_id, now_ms())?];
     if !entries.is_empty() {
         statements.push(to_device::insert_messages(&cx.db, user_id, kind, &messages_json)?);
@@ -79,6 +86,35 @@ fn local_entries<'a>(body: &'a Body, server_name: &ServerName) -> Result<Vec<Ent
     Ok(entries)
 }
 
+/// The messages as the storage takes them, a JSON array of entries, each content serialized
+/// once; `M_TOO_LARGE` for a message that would not fit alone in an EDU.
+fn messages_json(sender: &str, kind: &str, entries: &[Entry<'_>]) -> Result<String> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (user, device, content) in entries {
+        let content = text(*content)?;
+        if edu_bytes(sender, kind, user, device, content.len()) > MAX_EDU_BYTES {
+            let message = format!("The message to {user} is larger than an EDU ({MAX_EDU_BYTES} bytes)");
+            return Err(MatrixError::new(ErrorKind::TooLarge, message).into());
+        }
+        out.push(format!("[{},{},{content}]", text(user)?, text(device)?));
+    }
+    Ok(format!("[{}]", out.join(",")))
+}
+
+fn text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| internal("serializing to-device messages", e))
+}
+
+/// The size of the `m.direct_to_device` EDU that would carry one message to one device, as Synapse
+/// builds it (a 16-character message ID), for a content of `content_bytes`.
+fn edu_bytes(sender: &str, kind: &str, user: &str, device: &str, content_bytes: usize) -> usize {
+    let empty = serde_json::json!({
+        "content": {"message_id": "0123456789abcdef", "messages": {user: {device: {}}}, "sender": sender, "type": kind},
+        "edu_type": "m.direct_to_device",
+    });
+    empty.to_string().len() - "{}".len() + content_bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +135,21 @@ mod tests {
         let short: Vec<(&str, &str)> = entries.iter().map(|(u, d, _)| (*u, *d)).collect();
         assert_eq!(short, vec![("@a:hs", "D1"), ("@a:hs", "D2"), ("@b:hs", "*")]);
         assert_eq!(serde_json::to_value(&entries).unwrap()[0], serde_json::json!(["@a:hs", "D1", {"x": 1}]));
+    }
+
+    #[test]
+    fn each_message_must_fit_alone_in_an_edu() {
+        let (sender, kind, user) = ("@s:hs", "m.test", "@a:hs");
+        let overhead = edu_bytes(sender, kind, user, "D1", 0);
+        let fitting = Map::from_iter([("b".to_owned(), Value::from("x".repeat(MAX_EDU_BYTES - overhead - 8)))]);
+        assert_eq!(edu_bytes(sender, kind, user, "D1", text(&fitting).unwrap().len()), MAX_EDU_BYTES);
+        let json = messages_json(sender, kind, &[(user, "D1", &fitting), (user, "D2", &fitting)]).unwrap();
+        let parsed: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed[1], serde_json::json!([user, "D2", fitting]));
+        let mut over = fitting.clone();
+        over.insert("b".into(), Value::from("x".repeat(MAX_EDU_BYTES - overhead - 7)));
+        let refused = messages_json(sender, kind, &[(user, "D1", &fitting), (user, "D2", &over)]).unwrap_err();
+        assert_eq!(refused.matrix().map(|m| m.kind), Some(ErrorKind::TooLarge));
     }
 
     #[test]

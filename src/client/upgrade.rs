@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ruma_common::{OwnedEventId, OwnedUserId, RoomAliasId, RoomId, UserId};
+use ruma_common::{OwnedUserId, RoomAliasId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -17,7 +17,7 @@ use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, internal, invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::client_format::redacted_content;
-use crate::room::pdu::{EventTemplate, Pdu};
+use crate::room::pdu::EventTemplate;
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
 use crate::router::Ctx;
@@ -25,7 +25,7 @@ use crate::storage::{aliases, current_state, events, profiles, rooms};
 
 use super::alias::may_send_state;
 use super::create_room::{create, default_power_levels, template, NewRoom};
-use super::rooms::{room_id_param, send_event};
+use super::rooms::{room_id_param, rules_view, send_event};
 
 /// The state an upgrade carries over, in the order the new room gets it (Synapse's list).
 const TRANSFERRED: &[&str] = &[
@@ -136,9 +136,10 @@ impl OldRoom {
 async fn load(cx: &Ctx, room_id: &RoomId, version: RoomVersion) -> Result<(OldRoom, RoomState)> {
     let head =
         events::head(&cx.db, room_id.as_str()).await?.ok_or_else(|| internal("room", "a room without events"))?;
-    let mut room = RoomState::new(version.clone(), room_id.to_owned());
+    let stored_state = current_state::room_state(&cx.db, room_id.as_str()).await?;
+    let room = rules_view(version.clone(), room_id, &stored_state)?;
     let mut state = BTreeMap::new();
-    for stored in current_state::room_state(&cx.db, room_id.as_str()).await? {
+    for stored in stored_state {
         let pdu: Value = serde_json::from_str(&stored.json).map_err(|e| internal("stored event", e))?;
         let mut content = pdu.get("content").cloned().unwrap_or_else(|| json!({}));
         if stored.redaction_json.is_some() {
@@ -147,8 +148,6 @@ async fn load(cx: &Ctx, room_id: &RoomId, version: RoomVersion) -> Result<(OldRo
         if let Value::Object(content) = content {
             state.insert((stored.kind.clone(), stored.state_key.clone().unwrap_or_default()), content);
         }
-        let id = OwnedEventId::try_from(stored.event_id).map_err(|e| internal("stored event ID", e))?;
-        room.apply(Pdu::from_json(id, stored.json).map_err(|e| internal("stored event", e))?);
     }
     let old = OldRoom {
         room_id: room_id.to_string(),

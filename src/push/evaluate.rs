@@ -300,7 +300,8 @@ mod tests {
     fn vectors_with_the_default_rules() {
         let group = room(5);
         let one_to_one = room(2);
-        let cases: Vec<(&str, &RoomSnapshot, PushEvent, Option<(bool, bool)>)> = vec![
+        type Case<'a> = (&'a str, &'a RoomSnapshot, PushEvent, Option<(bool, bool)>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "a message in a group notifies",
                 &group,

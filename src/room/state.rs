@@ -220,6 +220,62 @@ impl RoomState {
         Ok(())
     }
 
+    /// The check this server makes before it signs a join that names one of its users as the
+    /// authoriser, which the authorization rules leave to the authorising server: the room's join
+    /// rules must need the vouch and allow the joiner through a room it is in (`joined_rooms`).
+    pub fn check_vouch(&self, pdu: &Pdu, server_name: &str, joined_rooms: &[String]) -> Result<(), Refusal> {
+        let content = pdu.content_value();
+        let Some(authoriser) = content.get("join_authorised_via_users_server") else { return Ok(()) };
+        let is_join = content.get("membership").and_then(Value::as_str) == Some("join");
+        let ours = authoriser
+            .as_str()
+            .and_then(|a| UserId::parse(a).ok())
+            .is_some_and(|a| a.server_name().as_str() == server_name);
+        if pdu.kind != TimelineEventType::RoomMember || !is_join || !ours {
+            return Ok(());
+        }
+        let joiner = pdu.state_key.as_deref().unwrap_or_default();
+        if joiner != pdu.sender.as_str() || !self.admits_through_allowed_room(joiner, joined_rooms) {
+            return Err(Refusal::Forbidden(
+                "this server vouches only for a restricted join that a room it is in allows".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The member who vouches for a restricted join: a joined member who may invite (the most
+    /// powerful), when the join rules let the user in through a room of `joined_rooms`. `None`
+    /// when they do not, or when the user needs no vouch.
+    pub fn restricted_join_authoriser(&self, user_id: &str, joined_rooms: &[String]) -> Option<String> {
+        if !self.admits_through_allowed_room(user_id, joined_rooms) {
+            return None;
+        }
+        let needed = self.action_power("invite");
+        self.state_events()
+            .filter(|e| e.kind == TimelineEventType::RoomMember && e.membership().as_deref() == Some("join"))
+            .filter_map(|e| e.state_key.clone())
+            .filter(|member| self.user_power(member) >= needed)
+            .max_by_key(|member| self.user_power(member))
+    }
+
+    /// Whether the join rules are `restricted` (or `knock_restricted`) and let a user who is not
+    /// yet joined or invited in through one of the rooms it is in.
+    fn admits_through_allowed_room(&self, user_id: &str, joined_rooms: &[String]) -> bool {
+        if matches!(self.membership(user_id).as_deref(), Some("join" | "invite")) {
+            return false;
+        }
+        let Some(rules) = self.get("m.room.join_rules", "").map(|e| e.content_value()) else { return false };
+        if !matches!(rules.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
+            return false;
+        }
+        rules.get("allow").and_then(Value::as_array).is_some_and(|allow| {
+            allow.iter().any(|rule| {
+                rule.get("type").and_then(Value::as_str) == Some("m.room_membership")
+                    && rule.get("room_id").and_then(Value::as_str).is_some_and(|r| joined_rooms.iter().any(|j| j == r))
+            })
+        })
+    }
+
     /// Makes an accepted event the newest of the room, and part of its state if it is state.
     pub fn apply(&mut self, pdu: Pdu) {
         self.head = Some((pdu.event_id.clone(), pdu.depth));
@@ -305,6 +361,40 @@ mod tests {
         room.apply(msg);
         let stranger = template("m.room.message", None, "@bob:hs", serde_json::json!({"body": "hi"}));
         assert!(matches!(room.prepare(&stranger, 4, &key, "hs"), Err(Refusal::Forbidden(_))));
+    }
+
+    #[test]
+    fn the_server_vouches_only_for_a_join_that_an_allowed_room_admits() {
+        let key = ServerKey::from_seed("ed25519:t", &super::super::signing::new_seed().unwrap()).unwrap();
+        let version = RoomVersion::parse("11").unwrap();
+        let (alice, bob) = ("@alice:hs", "@bob:hs");
+        let create = template("m.room.create", Some(""), alice, serde_json::json!({"room_version": "11"}));
+        let (room_id, create) = create_event(&version, &create, || "!r:hs".try_into().unwrap(), 1, &key, "hs").unwrap();
+        let mut room = RoomState::new(version, room_id);
+        room.apply(create);
+        let rules = serde_json::json!({"join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": "!space:hs"}]});
+        for step in [
+            template("m.room.member", Some(alice), alice, serde_json::json!({"membership": "join"})),
+            template("m.room.join_rules", Some(""), alice, rules),
+        ] {
+            let pdu = room.prepare(&step, 2, &key, "hs").unwrap();
+            room.apply(pdu);
+        }
+        let in_space = ["!space:hs".to_owned()];
+        assert_eq!(room.restricted_join_authoriser(bob, &in_space).as_deref(), Some(alice));
+        assert_eq!(room.restricted_join_authoriser(bob, &["!elsewhere:hs".to_owned()]), None);
+        assert_eq!(room.restricted_join_authoriser(alice, &in_space), None, "a member needs no vouch");
+
+        let content = serde_json::json!({"membership": "join", "join_authorised_via_users_server": alice});
+        let join = template("m.room.member", Some(bob), bob, content);
+        // The authorization rules accept any joined authoriser who may invite ...
+        let pdu = room.prepare(&join, 3, &key, "hs").unwrap();
+        // ... but this server signs the vouch only for a joiner that is in an allowed room.
+        assert!(matches!(room.check_vouch(&pdu, "hs", &[]), Err(Refusal::Forbidden(_))));
+        assert_eq!(room.check_vouch(&pdu, "hs", &in_space), Ok(()));
+        // A remote server's vouch is that server's to check (its signature is required).
+        assert_eq!(room.check_vouch(&pdu, "elsewhere", &[]), Ok(()));
     }
 
     #[test]

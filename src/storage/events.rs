@@ -206,20 +206,12 @@ pub async fn page(
     // Each list is one JSON array parameter: D1 binds at most 100 parameters per statement.
     let json_list = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
     if let Some(types) = &selection.types {
-        let globs: Vec<String> = types.iter().map(|t| glob(t)).collect();
-        bind(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
-            Box::new(json_list(&globs)),
-        );
+        let (condition, patterns) = type_condition(types, true);
+        bind(&mut sql, &condition, Box::new(patterns));
     }
     if !selection.not_types.is_empty() {
-        let globs: Vec<String> = selection.not_types.iter().map(|t| glob(t)).collect();
-        bind(
-            &mut sql,
-            " AND NOT EXISTS (SELECT 1 FROM json_each(?) j WHERE e.type GLOB j.value)",
-            Box::new(json_list(&globs)),
-        );
+        let (condition, patterns) = type_condition(&selection.not_types, false);
+        bind(&mut sql, &condition, Box::new(patterns));
     }
     if let Some(senders) = &selection.senders {
         bind(&mut sql, " AND e.sender IN (SELECT value FROM json_each(?))", Box::new(json_list(senders)));
@@ -256,9 +248,31 @@ pub async fn page(
     db.all(&sql, &refs).await
 }
 
-/// A filter's event type pattern as a GLOB: `*` stays a wildcard, other GLOB syntax is literal.
-fn glob(pattern: &str) -> String {
-    pattern.replace('[', "[[]").replace('?', "[?]")
+/// Whether `e.type` matches one of the patterns in the JSON parameter `?`, each given as the
+/// pieces between its `*`s. One piece is an exact type. More must start and end the type, and
+/// the pieces between them must follow in order in what lies between, each found leftmost (which
+/// finds a match whenever there is one). No GLOB nor LIKE: D1 refuses their patterns past 50
+/// bytes, and event types run to 255.
+const TYPE_MATCHES: &str = "EXISTS (SELECT 1 FROM json_each(?) j WHERE CASE json_array_length(j.value) \
+     WHEN 1 THEN e.type = json_extract(j.value, '$[0]') \
+     ELSE length(e.type) >= length(json_extract(j.value, '$[0]')) + length(json_extract(j.value, '$[#-1]')) \
+     AND substr(e.type, 1, length(json_extract(j.value, '$[0]'))) = json_extract(j.value, '$[0]') \
+     AND substr(e.type, length(e.type) - length(json_extract(j.value, '$[#-1]')) + 1) \
+         = json_extract(j.value, '$[#-1]') \
+     AND (json_array_length(j.value) = 2 OR EXISTS (WITH RECURSIVE m(i, rest) AS ( \
+         SELECT 1, substr(e.type, length(json_extract(j.value, '$[0]')) + 1, length(e.type) \
+             - length(json_extract(j.value, '$[0]')) - length(json_extract(j.value, '$[#-1]'))) \
+         UNION ALL SELECT i + 1, substr(rest, instr(rest, json_extract(j.value, '$[' || i || ']')) \
+             + length(json_extract(j.value, '$[' || i || ']'))) FROM m \
+         WHERE i < json_array_length(j.value) - 1 AND instr(rest, json_extract(j.value, '$[' || i || ']')) > 0) \
+       SELECT 1 FROM m WHERE i = json_array_length(j.value) - 1)) END)";
+
+/// The condition that an event's type matches one of a filter's patterns (`*` matches any run of
+/// characters, every other character itself), or none of them, and its one parameter.
+fn type_condition(patterns: &[String], matching: bool) -> (String, String) {
+    let pieces: Vec<Vec<&str>> = patterns.iter().map(|p| p.split('*').collect()).collect();
+    let negation = if matching { "" } else { "NOT " };
+    (format!(" AND {negation}{TYPE_MATCHES}"), serde_json::Value::from(pieces).to_string())
 }
 
 /// The most ranges of positions a query spells out; past it, their hull, and the caller filters.
@@ -281,6 +295,23 @@ pub fn positions_clause(column: &str, ranges: &[Range]) -> String {
         })
         .collect();
     format!("({})", terms.join(" OR "))
+}
+
+/// What narrows the hull of [`positions_clause`] to the ranges themselves in a query that must be
+/// exact: `None` (bound as NULL) when the clause spells them out, else a JSON array of
+/// `[first, last]` pairs for [`in_ranges_of_param`].
+fn ranges_past_spelled(ranges: &[Range]) -> Option<String> {
+    (ranges.len() > MAX_SPELLED_RANGES)
+        .then(|| serde_json::Value::from(ranges.iter().map(|r| vec![r.first, r.last]).collect::<Vec<_>>()).to_string())
+}
+
+/// An SQL condition that `column` lies in one of the ranges of parameter `?{param}`, bound to
+/// [`ranges_past_spelled`]; true when that is NULL.
+fn in_ranges_of_param(column: &str, param: usize) -> String {
+    format!(
+        "(?{param} IS NULL OR EXISTS (SELECT 1 FROM json_each(?{param}) v \
+         WHERE {column} BETWEEN json_extract(v.value, '$[0]') AND json_extract(v.value, '$[1]')))"
+    )
 }
 
 /// One row of a user's visibility timeline in a room: a history visibility setting, one of the
@@ -403,10 +434,19 @@ pub struct ThreadQuery<'a> {
 }
 
 /// Threads with their newest visible reply first. Redacted replies no longer relate, and are
-/// left out.
+/// left out. Exact however many ranges the reader sees: past the ones spelled out, the hull is
+/// narrowed by a lookup in `?6`.
 pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<ThreadSummary>> {
-    let replies = positions_clause("t.stream_ordering", q.visible);
-    let roots_visible = positions_clause("r.stream_ordering", q.visible);
+    let replies = format!(
+        "{} AND {}",
+        positions_clause("t.stream_ordering", q.visible),
+        in_ranges_of_param("t.stream_ordering", 6)
+    );
+    let roots_visible = format!(
+        "{} AND {}",
+        positions_clause("r.stream_ordering", q.visible),
+        in_ranges_of_param("r.stream_ordering", 6)
+    );
     let (index, only_roots) = match q.roots {
         Some(_) => ("events_relations", " AND t.relates_to IN (SELECT value FROM json_each(?5))"),
         None => ("events_threads", " AND ?5 IS NULL"),
@@ -424,7 +464,8 @@ pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<Thread
     );
     let up_to = q.up_to.unwrap_or(u64::MAX >> 11);
     let roots = q.roots.map(|r| serde_json::Value::from(r.to_vec()).to_string());
-    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots]).await
+    let ranges = ranges_past_spelled(q.visible);
+    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots, &ranges]).await
 }
 
 /// Which of some events have children that the served events aggregate (`m.thread` replies,
@@ -519,6 +560,22 @@ mod positions_tests {
     use super::*;
 
     #[test]
+    fn type_filters_need_no_glob_nor_like() {
+        let long = format!("org.example.{}.event", "a".repeat(200));
+        let patterns = ["m.room.message", "m.*", "*.member", "a*b**c"].map(str::to_owned).to_vec();
+        let (condition, param) = type_condition(&[patterns, vec![long.clone()]].concat(), true);
+        let upper = condition.to_uppercase();
+        assert!(!upper.contains("GLOB") && !upper.contains("LIKE"), "{condition}");
+        assert_eq!(condition.matches('?').count(), 1, "one parameter, bound by `page`");
+        assert!(!condition.contains(&long), "patterns travel as a parameter, whatever their length");
+        let pieces: Vec<Vec<String>> = serde_json::from_str(&param).unwrap();
+        assert_eq!(pieces[..4], [vec!["m.room.message"], vec!["m.", ""], vec!["", ".member"], vec!["a", "b", "", "c"]]);
+        assert_eq!(pieces[4], vec![long]);
+        let (excluding, _) = type_condition(&["m.*".to_owned()], false);
+        assert!(excluding.starts_with(" AND NOT EXISTS"));
+    }
+
+    #[test]
     fn positions_are_spelled_out_and_hidden_from_the_index() {
         assert_eq!(positions_clause("e.stream_ordering", &[]), "0");
         let ranges = [Range { first: 0, last: 4 }, Range { first: 9, last: 9 }];
@@ -528,5 +585,17 @@ mod positions_tests {
         );
         let many: Vec<Range> = (0..100).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
         assert_eq!(positions_clause("t.stream_ordering", &many), "(+t.stream_ordering BETWEEN 0 AND 991)");
+    }
+
+    #[test]
+    fn past_the_spelled_ranges_exact_queries_get_them_all_as_a_parameter() {
+        let few: Vec<Range> = (0..64).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
+        assert_eq!(ranges_past_spelled(&few), None);
+        let many: Vec<Range> = (0..65).map(|i| Range { first: i * 10, last: i * 10 + 1 }).collect();
+        let json: Vec<[u64; 2]> = serde_json::from_str(&ranges_past_spelled(&many).unwrap()).unwrap();
+        assert_eq!(json.len(), 65);
+        assert_eq!((json[0], json[64]), ([0, 1], [640, 641]));
+        let clause = in_ranges_of_param("t.stream_ordering", 6);
+        assert!(clause.starts_with("(?6 IS NULL OR EXISTS") && clause.contains("t.stream_ordering BETWEEN"));
     }
 }

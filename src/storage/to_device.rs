@@ -15,8 +15,16 @@ const INSERT_MESSAGES: &str = "INSERT INTO to_device (user_id, device_id, sender
        AND (json_extract(m.value, '$[1]') = '*' OR d.device_id = json_extract(m.value, '$[1]')) \
      ORDER BY m.key, d.device_id";
 const INSERT_TXN: &str = "INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
+/// The device's messages past ?3, oldest first: at most ?4, and only those that start within ?5
+/// bytes of content. The first starts at 0, so it comes however large it is. Only sizes are
+/// summed; no content past the cut is read out.
 const PENDING: &str = "SELECT stream_id, sender, type, content FROM to_device \
-     WHERE user_id = ?1 AND device_id = ?2 AND stream_id > ?3 ORDER BY stream_id LIMIT ?4";
+     WHERE user_id = ?1 AND device_id = ?2 AND stream_id > ?3 AND stream_id <= \
+       (SELECT max(stream_id) FROM (SELECT stream_id, sum(size) OVER (ORDER BY stream_id) - size AS before \
+         FROM (SELECT stream_id, length(CAST(content AS BLOB)) AS size FROM to_device \
+           WHERE user_id = ?1 AND device_id = ?2 AND stream_id > ?3 ORDER BY stream_id LIMIT ?4)) \
+        WHERE before < ?5) \
+     ORDER BY stream_id";
 const DELETE_UPTO: &str = "DELETE FROM to_device WHERE user_id = ?1 AND device_id = ?2 AND stream_id <= ?3";
 pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM to_device";
 
@@ -41,9 +49,17 @@ pub fn insert_txn(db: &Db, user_id: &str, device_id: &str, txn_id: &str, now_ms:
     db.prepare(INSERT_TXN, &[&user_id, &device_id, &txn_id, &now_ms])
 }
 
-/// The device's messages past position `after`, oldest first, at most `limit`.
-pub async fn pending(db: &Db, user_id: &str, device_id: &str, after: u64, limit: u64) -> Result<Vec<ToDeviceRow>> {
-    db.all(PENDING, &[&user_id, &device_id, &after, &limit]).await
+/// The device's messages past position `after`, oldest first: at most `limit`, and as many as
+/// start within `max_bytes` of content (always the first).
+pub async fn pending(
+    db: &Db,
+    user_id: &str,
+    device_id: &str,
+    after: u64,
+    limit: u64,
+    max_bytes: u64,
+) -> Result<Vec<ToDeviceRow>> {
+    db.all(PENDING, &[&user_id, &device_id, &after, &limit, &max_bytes]).await
 }
 
 /// Forgets the device's messages up to position `upto`, once it has received them.

@@ -32,6 +32,7 @@ NAMED_SERVERS = {
     "support_email_url": {"ADMIN_CONTACT": "admin@example.org"},
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
+    "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
 }
 
 
@@ -354,6 +355,11 @@ def support_mxid_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def presence_disabled_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["presence_disabled_url"])
+
+
+@pytest.fixture(scope="session")
+def to_device_limited_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["to_device_limited_url"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Account management: password changes, deactivation, and what guests may not do."""
 
+import time
+
 import pytest
 
 from conftest import (
     V3, assert_error, assert_ok, assert_token_revoked, assert_uia_challenge, login, login_request, password_auth,
-    profile_path,
+    path_quote, profile_path,
 )
+from rooms import create_room, invite, join, room_path, send_state, state_event
 
 PASSWORD_PATH = f"{V3}/account/password"
 DEACTIVATE = f"{V3}/account/deactivate"
@@ -49,6 +52,20 @@ class TestChangePassword:
         assert_ok(right)
         login(new_client(), user.user_id, "new")
 
+    def test_password_guesses_share_the_login_limits(self, user, new_client):
+        """A stolen token gives no more guesses than /login does: the account's 5 in a burst."""
+        for _ in range(5):
+            session = assert_uia_challenge(user.post(PASSWORD_PATH, json={"new_password": "x"}),
+                                           ["m.login.password"])["session"]
+            wrong = user.post(PASSWORD_PATH, json=change_to("x", password_auth(user.user_id, "guess", session)))
+            assert_error(wrong, 401, "M_FORBIDDEN")
+        session = assert_uia_challenge(user.post(PASSWORD_PATH, json={"new_password": "x"}),
+                                       ["m.login.password"])["session"]
+        right = user.post(PASSWORD_PATH, json=change_to("x", password_auth(user.user_id, user.password, session)))
+        assert_error(right, 429, "M_LIMIT_EXCEEDED")
+        # /login counts against the same account.
+        assert_error(login_request(new_client(), user.user_id, user.password), 429, "M_LIMIT_EXCEEDED")
+
     def test_auth_must_name_the_caller(self, user, new_user, new_client):
         other = new_user()
         first = user.post(PASSWORD_PATH, json={"new_password": "new"})
@@ -77,7 +94,10 @@ class TestDeactivate:
         # Every session is gone, and the account cannot log in again.
         assert_token_revoked(user.client, user.access_token)
         assert_token_revoked(user.client, other["access_token"])
-        assert_error(login_request(new_client(), user.user_id, user.password), 403, "M_USER_DEACTIVATED")
+        # It answers like a wrong password, so that nobody learns which accounts were deactivated
+        # (the password is gone with the account).
+        for password in ["a guess", user.password]:
+            assert_error(login_request(new_client(), user.user_id, password), 403, "M_FORBIDDEN")
         # The name stays taken.
         c = new_client()
         assert_error(c.get(f"{V3}/register/available", params={"username": user.localpart}), 400, "M_USER_IN_USE")
@@ -90,6 +110,31 @@ class TestDeactivate:
             assert profile.json() == {}
         else:
             assert_error(profile, 404, "M_NOT_FOUND")
+
+    def test_deactivation_leaves_every_room(self, user, new_user):
+        """Joined, invited and knocking: the user leaves each room, more rooms than one batch."""
+        owner = new_user()
+        joined = [create_room(owner, preset="public_chat") for _ in range(18)]
+        for room_id in joined:
+            join(user, room_id)
+        invited = create_room(owner, preset="private_chat")
+        invite(owner, invited, user)
+        knocked = create_room(owner, room_version="12")
+        send_state(owner, knocked, "m.room.join_rules", {"join_rule": "knock"})
+        assert_ok(user.post(f"{V3}/knock/{path_quote(knocked)}", json={}))
+        assert_ok(user.with_password("POST", DEACTIVATE, {}))
+        rooms = [*joined, invited, knocked]
+        deadline = time.monotonic() + 30
+        while True:
+            members = [state_event(owner, room_id, "m.room.member", user.user_id) for room_id in rooms]
+            left = sum(m["membership"] == "leave" for m in members)
+            if left == len(rooms):
+                break
+            assert time.monotonic() < deadline, f"left {left} of {len(rooms)} rooms"
+            time.sleep(0.5)
+        for room_id in rooms:
+            event = assert_ok(owner.get(room_path(room_id, "state", "m.room.member", user.user_id), params={"format": "event"}))
+            assert event["sender"] == user.user_id
 
     def test_wrong_password_keeps_the_account(self, user):
         first = user.post(DEACTIVATE, json={})

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import (
-    PASSWORD, V3, assert_error, assert_ok, auth_header, describe, error_body, login, make_client, password_auth,
+    V3, assert_error, assert_ok, auth_header, describe, error_body, login, make_client, password_auth,
     profile_path, random_ip, register, unique_name,
 )
 
@@ -433,30 +433,35 @@ def test_bad_input(parties, case):
         assert got.get(readback[1]) == case.value, f"stored {case.value!r}, read back {got!r}"
 
 
-def uia_as_fuzzer(parties, method, path, body, auth_user):
-    """A password stage by the fuzzer's token, with `auth_user`'s name and password."""
-    first = parties.request(method, path, json=body)
-    auth = password_auth(auth_user["user_id"], PASSWORD, first.json()["session"])
-    return parties.request(method, path, json={**body, "auth": auth})
+def uia_as(attacker, method, path, body, auth_user):
+    """A password stage by the attacker's token, with `auth_user`'s name and password."""
+    first = attacker.request(method, path, json=body)
+    auth = password_auth(auth_user.user_id, auth_user.password, first.json()["session"])
+    return attacker.request(method, path, json={**body, "auth": auth})
 
 
-def victim_device_deletions(parties):
-    device = parties.victim["device_id"]
-    return [("DELETE", f"{V3}/devices/{device}", {}), ("POST", f"{V3}/delete_devices", {"devices": [device]})]
+def device_deletions(victim):
+    return [("DELETE", f"{V3}/devices/{victim.device_id}", {}),
+            ("POST", f"{V3}/delete_devices", {"devices": [victim.device_id]})]
 
 
-def test_uia_with_another_users_password_is_refused(parties):
-    """The fuzzer's token with the victim's credentials must not pass any password stage."""
+# Fresh accounts: each password stage counts against the attacker's login limit (5 in a burst).
+def test_uia_with_another_users_password_is_refused(new_user):
+    """The attacker's token with the victim's credentials must not pass any password stage."""
+    attacker, victim = new_user(), new_user()
     for method, path, body in [("POST", f"{V3}/account/password", {"new_password": "hijack"}),
-                               ("POST", f"{V3}/account/deactivate", {}), *victim_device_deletions(parties)]:
-        assert_error(uia_as_fuzzer(parties, method, path, body, parties.victim), {401, 403}, "M_FORBIDDEN")
+                               ("POST", f"{V3}/account/deactivate", {}), *device_deletions(victim)]:
+        assert_error(uia_as(attacker, method, path, body, victim), {401, 403}, "M_FORBIDDEN")
+    assert_ok(victim.whoami())
 
 
-def test_deleting_another_users_device_with_own_password_does_nothing(parties):
-    for method, path, body in victim_device_deletions(parties):
-        resp = uia_as_fuzzer(parties, method, path, body, parties.fuzzer)
+def test_deleting_another_users_device_with_own_password_does_nothing(new_user):
+    attacker, victim = new_user(), new_user()
+    for method, path, body in device_deletions(victim):
+        resp = uia_as(attacker, method, path, body, attacker)
         check_well_formed(resp)
         assert resp.status_code in (200, 404), describe(resp)
+    assert_ok(victim.whoami())
 
 
 def test_nothing_stored_is_harmed(parties):

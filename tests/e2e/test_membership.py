@@ -108,6 +108,27 @@ def test_restricted_rooms_admit_members_of_the_allowed_room(user, new_user, rule
     assert_error(outsider.post(room_path(room_id, "join"), json={}), 403, "M_FORBIDDEN")
 
 
+@pytest.mark.parametrize("rule", ["restricted", "knock_restricted"])
+def test_a_restricted_join_cannot_name_its_own_authoriser(user, new_user, rule):
+    space = create_room(user, preset="private_chat")
+    room_id = create_room(user, preset="private_chat", room_version="11")
+    set_join_rule(user, room_id, rule, allow=[space])
+    outsider, insider = new_user(), new_user()
+    # Someone in no allowed room names a member who may invite: the server vouches for no one.
+    forged = {"membership": "join", "join_authorised_via_users_server": user.user_id}
+    resp = outsider.put(room_path(room_id, "state", "m.room.member", outsider.user_id), json=forged)
+    assert_error(resp, 403, "M_FORBIDDEN")
+    assert room_id not in joined_rooms(outsider)
+    # A member of the allowed room may join this way too, but the server picks the authoriser.
+    invite(user, space, insider)
+    join(insider, space)
+    named = {"membership": "join", "join_authorised_via_users_server": insider.user_id}
+    assert_ok(insider.put(room_path(room_id, "state", "m.room.member", insider.user_id), json=named))
+    member = state_event(user, room_id, "m.room.member", insider.user_id)
+    assert member["membership"] == "join"
+    assert member["join_authorised_via_users_server"] == user.user_id
+
+
 def test_kick_ban_unban(user, new_user):
     room_id = create_room(user, preset="public_chat")
     bob, carol = new_user(), new_user()

@@ -186,6 +186,34 @@ def test_type_and_sender_filters(user, new_user):
     assert chunk({"senders": many, "types": ["m.room.message"]}) == [his]
 
 
+def test_type_filters_on_types_longer_than_a_glob_may_be(user):
+    """D1 refuses GLOB and LIKE patterns over 50 bytes; `*` matches any run of characters, and
+    every other character, `[`, `?`, `%` and `_` included, only itself."""
+    room_id = create_room(user)
+    long = "org.example." + "a" * 60 + ".event"
+    odd = "org.example.[x]?%_." + "b" * 40
+
+    def send(event_type):
+        return assert_ok(user.put(room_path(room_id, "send", event_type, event_type[-30:] + "t"), json={}))["event_id"]
+
+    first, second, third = send(long), send(long + ".more"), send(odd)
+
+    def chunk(**flt):
+        return set(ids(page(user, room_id, dir="b", limit=50, filter=flt)["chunk"]))
+
+    assert chunk(types=[long]) == {first}
+    assert chunk(types=[long + "*"]) == {first, second}
+    assert chunk(types=["*" + long[1:]]) == {first}
+    assert chunk(types=["org.example.*a.event*"]) == {first, second}
+    assert chunk(types=["org.*.example.*"]) == set()
+    assert chunk(types=["o*g.ex*" + "a" * 60 + "*.event*m*e"]) == {second}
+    assert chunk(types=[odd]) == {third}
+    assert chunk(types=["org.example.[x]?%_.*"]) == {third}
+    assert chunk(types=["org.example.x?%_.*", "org.example.[x]x%_.*", "org.example.[x]?x_.*"]) == set()
+    assert chunk(types=["org.example.*"], not_types=[long + "*", odd]) == set()
+    assert chunk(types=["org.example.*"], not_types=["*.more"]) == {first, third}
+
+
 def test_contains_url_filter(user):
     room_id = create_room(user)
     plain = send_message(user, room_id, "text")

@@ -68,6 +68,25 @@ def test_taken_username_is_refused_before_auth(new_client):
         assert_error(resp, 400, "M_USER_IN_USE")
 
 
+def test_a_registration_is_counted_when_it_opens_its_session(client, new_client):
+    """Starting a registration stores a UIA session: the address's registration limit (3 in a
+    burst) applies before it is stored."""
+    sessions = [start_registration(client, username=unique_name(), password="pw") for _ in range(3)]
+    limited = client.post(REGISTER, json={"username": unique_name(), "password": "pw"})
+    assert_error(limited, 429, "M_LIMIT_EXCEEDED")
+    assert "session" not in limited.json()
+    # A session opened within the limit still completes: each registration counts once.
+    name = unique_name()
+    done = client.post(REGISTER, json={"username": name, "password": "pw",
+                                       "auth": {"type": "m.login.dummy", "session": sessions[0]}})
+    assert assert_ok(done)["user_id"] == user_id_of(name)
+    # Auth without a session opens one too.
+    inline = client.post(REGISTER, json={"username": unique_name(), "password": "pw",
+                                         "auth": {"type": "m.login.dummy"}})
+    assert_error(inline, 429, "M_LIMIT_EXCEEDED")
+    start_registration(new_client(), username=unique_name(), password="pw")
+
+
 def test_password_is_required_once_auth_is_done(client):
     body = {"username": unique_name()}
     session = start_registration(client, **body)

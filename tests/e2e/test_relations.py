@@ -264,6 +264,26 @@ def test_threads_respect_history_visibility_and_redactions(user, new_user):
     assert_error(new_user().get(f"{V1}/rooms/{path_quote(room_id)}/threads"), 403, "M_FORBIDDEN")
 
 
+def test_thread_counts_are_exact_however_many_visibility_ranges(user, new_user):
+    """A reader who sees the room in more than 64 separate ranges (its history visibility went
+    back and forth) counts only the replies it may see."""
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "world_readable"})
+    root = send_message(user, room_id, "root")
+    reply_in_thread(user, room_id, root, "seen first")
+    for i in range(65):
+        send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "joined"})
+        reply_in_thread(user, room_id, root, f"hidden {i}")
+        send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "world_readable"})
+    last = reply_in_thread(user, room_id, root, "seen last")
+    peeker = new_user()  # no member: it reads the world readable stretches only
+    for served in [threads(peeker, room_id)["chunk"], [assert_ok(peeker.get(room_path(room_id, "event", root)))]]:
+        assert ids(served) == [root]
+        assert summary(served[0])["count"] == 2
+        assert summary(served[0])["latest_event"]["event_id"] == last
+    assert summary(threads(user, room_id)["chunk"][0])["count"] == 67
+
+
 # ---------------------------------------------------------------------------------------------
 # Edits: the m.replace aggregation
 

@@ -116,6 +116,31 @@ def test_membership_transitions(user, new_user):
     assert left["rooms"]["leave"][room_id]["timeline"]["events"][-1]["content"]["membership"] == "leave"
 
 
+@pytest.mark.parametrize("membership", ["invite", "knock"])
+def test_stripped_state_is_redacted(user, new_user, membership):
+    room_id = create_room(user, name="Secret plans", topic="Classified", room_version="11")
+    send_state(user, room_id, "m.room.join_rules", {"join_rule": "knock"})
+    for event_type in ["m.room.name", "m.room.topic"]:
+        event_id = state_event_id(user, room_id, event_type)
+        assert_ok(user.put(room_path(room_id, "redact", event_id, f"r-{event_type}"), json={}))
+    bob = new_user()
+    if membership == "invite":
+        invite(user, room_id, bob)
+    else:
+        assert_ok(bob.post(f"{V3}/knock/{room_id}", json={}))
+    section = sync(bob)["rooms"][membership][room_id][f"{membership}_state"]["events"]
+    assert "Secret" not in json.dumps(section) and "Classified" not in json.dumps(section)
+    by_type = {e["type"]: e for e in section}
+    assert by_type["m.room.name"]["content"] == {} and by_type["m.room.topic"]["content"] == {}
+    assert by_type["m.room.join_rules"]["content"] == {"join_rule": "knock"}, "unredacted state is intact"
+
+
+def state_event_id(user, room_id: str, event_type: str) -> str:
+    resp = user.get(room_path(room_id, "state"))
+    assert resp.status_code == 200, resp.text
+    return next(e["event_id"] for e in resp.json() if e["type"] == event_type)
+
+
 def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
     room_id = create_room(user, preset="public_chat")
     bob = new_user()
@@ -358,6 +383,28 @@ def test_to_device_wakes_a_waiting_sync(user, new_user):
     thread.join(timeout=25)
     assert out["elapsed"] < 10
     assert [e["content"] for e in out["response"]["to_device"]["events"]] == [{"wake": True}]
+
+
+def test_large_to_device_messages_come_over_several_syncs(user, new_user):
+    """A sync takes a bounded number of bytes from the device's queue, the rest comes in the next
+    ones: in order, each message once."""
+    bob = new_user()
+    token = sync(bob)["next_batch"]
+    blob = "x" * 60_000
+    for i in range(6):
+        send_to_device(user, {bob.user_id: {bob.device_id: {"i": i, "blob": blob}}}, f"big{i}")
+    received, syncs = [], 0
+    while len(received) < 6 and syncs < 6:
+        response = sync(bob, token)
+        events = response["to_device"]["events"]
+        assert events, "a sync delivers at least one of the waiting messages"
+        assert len(json.dumps(events)) < (256 + 64) * 1024, "at most the byte budget and one message"
+        received += [e["content"]["i"] for e in events]
+        token = response["next_batch"]
+        syncs += 1
+    assert received == list(range(6))
+    assert syncs > 1
+    assert sync(bob, token)["to_device"]["events"] == []
 
 
 # ---------------------------------------------------------------------------------------------

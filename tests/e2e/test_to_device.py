@@ -1,11 +1,12 @@
 """Send-to-device: what is observable without /sync (status codes, idempotency, validation).
 Delivery is tested with /sync."""
 
+import json
 import secrets
 
 import pytest
 
-from conftest import V3, assert_error, assert_ok, path_quote
+from conftest import V3, User, assert_error, assert_ok, path_quote, register, unique_name
 
 
 def send_path(event_type="m.test", txn=None):
@@ -110,10 +111,48 @@ def test_many_recipients_in_one_request(user, new_user):
     assert assert_ok(user.put(send_path(), json={"messages": messages})) == {}
 
 
-def test_large_content_within_the_body_limit(user, new_user):
+# Synapse's bound: a message must fit alone in an EDU, as it would travel over federation.
+MAX_EDU_BYTES = 65536
+
+
+def edu_bytes(sender: str, event_type: str, user_id: str, device_id: str, content: dict) -> int:
+    """The size of the m.direct_to_device EDU (with Synapse's 16-character message ID) that would
+    carry one message to one device."""
+    edu = {"content": {"message_id": "x" * 16, "messages": {user_id: {device_id: content}}, "sender": sender,
+                       "type": event_type}, "edu_type": "m.direct_to_device"}
+    return len(json.dumps(edu, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("device", ["own", "*"])
+def test_a_message_must_fit_in_an_edu(user, new_user, device):
     other = new_user()
-    body = {"messages": {other.user_id: {other.device_id: {"blob": "x" * 500_000}}}}
-    assert assert_ok(user.put(send_path(), json=body)) == {}
+    device_id = other.device_id if device == "own" else "*"
+    padding = MAX_EDU_BYTES - edu_bytes(user.user_id, "m.test", other.user_id, device_id, {"blob": ""})
+    largest = {"blob": "x" * padding}
+    assert edu_bytes(user.user_id, "m.test", other.user_id, device_id, largest) == MAX_EDU_BYTES
+    assert assert_ok(user.put(send_path(), json={"messages": {other.user_id: {device_id: largest}}})) == {}
+    too_large = {"blob": "x" * (padding + 1)}
+    resp = user.put(send_path(), json={"messages": {other.user_id: {device_id: too_large}}})
+    assert_error(resp, 413, "M_TOO_LARGE")
+    # Many messages that each fit may share a request.
+    fitting = {"blob": "x" * (padding - 100)}
+    many = {o.user_id: {o.device_id: fitting} for o in [other, user]}
+    assert assert_ok(user.put(send_path(), json={"messages": many})) == {}
+
+
+def test_a_sender_is_rate_limited(new_client, to_device_limited_url):
+    """On a server that lets a sender send 3 requests in a burst."""
+    def account():
+        client = new_client(to_device_limited_url)
+        body = register(client, unique_name())
+        return User(client, body["user_id"], body["access_token"], body["device_id"])
+    sender, other = account(), account()
+    body = {"messages": {other.user_id: {"*": {"n": 1}}}}
+    for _ in range(3):
+        assert_ok(sender.put(send_path(), json=body))
+    limited = assert_error(sender.put(send_path(), json=body), 429, "M_LIMIT_EXCEEDED")
+    assert limited["retry_after_ms"] > 0
+    assert_ok(other.put(send_path(), json={"messages": {sender.user_id: {"*": {}}}}))
 
 
 def test_needs_a_token(client):

@@ -1,0 +1,113 @@
+//! A deactivated user's way out of its rooms: the leaves, sent a batch per alarm.
+//!
+//! Deactivation hands the object, named by the user ID, every room where the user is joined,
+//! invited or knocking, and returns. Each alarm sends the user's leave to [`BATCH`] of them
+//! through their writers, side by side, and sets the next alarm while rooms remain. A request has
+//! 50 subrequests on the free plan and each leave is one, so no user has too many rooms to leave:
+//! an alarm is a request of its own. As in Synapse, each room is tried once; a room that refuses
+//! (the user already left it) or fails is logged and skipped.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
+
+use super::room::{self, RoomRequest};
+use crate::error::{internal, Result};
+use crate::http::Reply;
+use crate::room::pdu::EventTemplate;
+
+/// Leaves per alarm: well within a request's 50 subrequests.
+pub const BATCH: usize = 16;
+/// The storage key of the rooms still to leave.
+const ROOMS: &str = "rooms";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Leave {
+    user_id: String,
+    rooms: Vec<String>,
+}
+
+/// Has `user_id` leave `rooms`, in the background. Returns once the list is stored.
+pub async fn leave_rooms(env: &Env, user_id: &str, rooms: Vec<String>) -> Result<()> {
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let stub = env.durable_object("DEACTIVATION")?.id_from_name(user_id)?.get_stub()?;
+    let body = serde_json::to_string(&Leave { user_id: user_id.to_owned(), rooms })
+        .map_err(|e| internal("deactivation request", e))?;
+    let mut init = RequestInit::new();
+    init.with_method(worker::Method::Post).with_body(Some(body.into()));
+    let mut res = stub.fetch_with_request(Request::new_with_init("https://deactivation/", &init)?).await?;
+    if res.status_code() != 200 {
+        return Err(internal("deactivation", res.text().await?));
+    }
+    Ok(())
+}
+
+#[durable_object]
+pub struct Deactivation {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Deactivation {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let outcome = match serde_json::from_str::<Leave>(&req.text().await?) {
+            Ok(leave) => self.queue(leave).await,
+            Err(e) => Err(internal("deactivation request", e)),
+        };
+        match outcome.and_then(|()| Reply::json(&json!({}))) {
+            Ok(reply) => reply.into_response(None),
+            Err(e) => Reply::error(&e).into_response(None),
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        let storage = self.state.storage();
+        let Some(mut leave) = storage.get::<Leave>(ROOMS).await? else { return Response::empty() };
+        let rest = leave.rooms.split_off(leave.rooms.len().min(BATCH));
+        let sends = leave.rooms.iter().map(|room_id| self.leave(&leave.user_id, room_id));
+        for (room_id, result) in leave.rooms.iter().zip(futures::future::join_all(sends).await) {
+            if let Err(e) = result {
+                let reason = e.matrix().map(|m| m.message.to_string()).unwrap_or_else(|| format!("{e:?}"));
+                crate::log::error(&format!("deactivation of {}: not leaving {room_id}: {reason}", leave.user_id));
+            }
+        }
+        if rest.is_empty() {
+            storage.delete(ROOMS).await?;
+        } else {
+            storage.put(ROOMS, Leave { user_id: leave.user_id, rooms: rest }).await?;
+            storage.set_alarm(0).await?;
+        }
+        Response::empty()
+    }
+}
+
+impl Deactivation {
+    /// Stores the rooms to leave, and sets the alarm for now.
+    async fn queue(&self, leave: Leave) -> Result<()> {
+        let storage = self.state.storage();
+        storage.put(ROOMS, &leave).await?;
+        storage.set_alarm(0).await?;
+        Ok(())
+    }
+
+    async fn leave(&self, user_id: &str, room_id: &str) -> Result<()> {
+        let room_id = ruma_common::RoomId::parse(room_id).map_err(|e| internal("stored room ID", e))?;
+        let user = ruma_common::UserId::parse(user_id).map_err(|e| internal("stored user ID", e))?;
+        let content = serde_json::from_value(json!({"membership": "leave"})).map_err(|e| internal("leave", e))?;
+        let template = EventTemplate {
+            kind: "m.room.member".into(),
+            state_key: Some(user_id.into()),
+            sender: user,
+            content,
+            redacts: None,
+        };
+        let request = RoomRequest::Send { room_id: room_id.clone(), template, txn: None, facts: Default::default() };
+        room::call(&self.env, room_id.as_str(), &request).await.map(|_| ())
+    }
+}
