@@ -231,9 +231,7 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             }
         }
     }
-    // The device's own keys, once per response rather than once per pass.
-    let keys = e2e_one_time_keys::counts_and_fallbacks(&cx.db, &user, &device).await?;
-    Reply::json(&response.into_json(keys))
+    Reply::json(&response.into_json())
 }
 
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
@@ -275,7 +273,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
             None => Ok(DeviceLists::default()),
         }
     };
-    let (memberships, account_data, to_device, ignored, presence_changes, device_lists) = futures::try_join!(
+    let (memberships, account_data, to_device, ignored, presence_changes, device_lists, keys) = futures::try_join!(
         current_state::memberships_of_user(&cx.db, user),
         account_data,
         device_messages,
@@ -287,6 +285,8 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
             }
         },
         device_lists,
+        // The device's own keys: beside the rest, so that a woken sync waits for no extra query.
+        e2e_one_time_keys::counts_and_fallbacks(&cx.db, user, &device),
     )?;
     let now = now_ms();
     let filter = &options.filter.presence;
@@ -476,7 +476,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         to_device: delivered.unwrap_or(since.map_or(0, |s| s.to_device)),
         ..upto.max_with(&since.unwrap_or_default())
     };
-    Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, device_lists, joined })
+    Ok(SyncResponse { next, rooms, account_data: global_account_data, presence, to_device, device_lists, keys, joined })
 }
 
 /// The user's push rules as `m.push_rules` content: the stored ones (`None`: none) brought up to
@@ -546,6 +546,7 @@ struct SyncResponse {
     presence: Vec<Value>,
     to_device: Vec<Value>,
     device_lists: DeviceLists,
+    keys: KeyCounts,
     /// The rooms the user is joined to.
     joined: Vec<String>,
 }
@@ -562,8 +563,8 @@ impl SyncResponse {
             && self.device_lists.is_empty()
     }
 
-    fn into_json(self, mut keys: KeyCounts) -> Value {
-        keys.one_time.entry(SIGNED_CURVE25519.to_owned()).or_insert(0);
+    fn into_json(mut self) -> Value {
+        self.keys.one_time.entry(SIGNED_CURVE25519.to_owned()).or_insert(0);
         json!({
             "next_batch": sync_token(&self.next),
             "rooms": {
@@ -576,8 +577,8 @@ impl SyncResponse {
             "presence": {"events": self.presence},
             "to_device": {"events": self.to_device},
             "device_lists": {"changed": self.device_lists.changed, "left": self.device_lists.left},
-            "device_one_time_keys_count": keys.one_time,
-            "device_unused_fallback_key_types": keys.unused_fallback,
+            "device_one_time_keys_count": self.keys.one_time,
+            "device_unused_fallback_key_types": self.keys.unused_fallback,
         })
     }
 }
