@@ -1,5 +1,6 @@
 //! Account registration: `POST /register` (users and guests) and `GET /register/available`.
 
+use ruma_common::UserId;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -43,7 +44,7 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if guest {
         return register_guest(cx).await;
     }
-    let body: RegisterBody = cx.req.json()?;
+    let mut body: RegisterBody = cx.req.json()?;
     if body.kind.as_deref() == Some(APPSERVICE_LOGIN) {
         return register_for_service(cx, body).await;
     }
@@ -64,35 +65,14 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if body.auth.as_ref().is_none_or(|auth| auth.session.is_none()) {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    uia::authenticate(&cx, body.auth, FLOWS, None).await?;
-    let password = body.password.ok_or_else(|| missing_param("password is required"))?;
+    uia::authenticate(&cx, body.auth.take(), FLOWS, None).await?;
+    let password = body.password.take().ok_or_else(|| missing_param("password is required"))?;
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
     };
     let hash = password::hash(&password, cx.config.password_cost)?;
-    let mut statements = vec![
-        users::insert(&cx.db, user_id.as_str(), Some(&hash), false, now)?,
-        profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
-    ];
-    let session = if body.inhibit_login {
-        None
-    } else {
-        let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
-        statements.extend(session.statements);
-        Some((session.device_id, session.access_token))
-    };
-    if cx.db.try_batch(statements).await?.is_none() {
-        return Err(user_in_use());
-    }
-    let mut reply = Map::new();
-    reply.insert("user_id".into(), user_id.as_str().into());
-    reply.insert("home_server".into(), cx.config.server_name.as_str().into());
-    if let Some((device_id, access_token)) = session {
-        reply.insert("device_id".into(), device_id.into());
-        reply.insert("access_token".into(), access_token.into());
-    }
-    Reply::json(&reply)
+    create_account(cx, &user_id, Some(hash.as_str()), body, now).await
 }
 
 /// A service registers a user of its namespace: no password, no user-interactive auth.
@@ -109,28 +89,7 @@ async fn register_for_service(cx: Ctx, body: RegisterBody) -> Result<Reply> {
     if service.registration.rate_limited {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    let mut statements = vec![
-        users::insert(&cx.db, user_id.as_str(), None, false, now)?,
-        profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
-    ];
-    let session = if body.inhibit_login {
-        None
-    } else {
-        let session = new_session(&cx, &user_id, body.device_id, body.initial_device_display_name.as_deref())?;
-        statements.extend(session.statements);
-        Some((session.device_id, session.access_token))
-    };
-    if cx.db.try_batch(statements).await?.is_none() {
-        return Err(user_in_use());
-    }
-    let mut reply = Map::new();
-    reply.insert("user_id".into(), user_id.as_str().into());
-    reply.insert("home_server".into(), cx.config.server_name.as_str().into());
-    if let Some((device_id, access_token)) = session {
-        reply.insert("device_id".into(), device_id.into());
-        reply.insert("access_token".into(), access_token.into());
-    }
-    Reply::json(&reply)
+    create_account(cx, &user_id, None, body, now).await
 }
 
 /// A guest gets an all-digit ID and a device straight away; it has no password.
@@ -181,4 +140,37 @@ async fn available_user_id(cx: &Ctx, localpart: &str) -> Result<ruma_common::Own
 
 fn user_in_use() -> crate::error::Error {
     MatrixError::new(ErrorKind::UserInUse, "User ID already taken").into()
+}
+
+/// Creates the account, with its display name and, unless `inhibit_login`, a session, in one
+/// batch; `M_USER_IN_USE` when the ID was taken first.
+async fn create_account(
+    cx: Ctx,
+    user_id: &UserId,
+    password_hash: Option<&str>,
+    body: RegisterBody,
+    now: u64,
+) -> Result<Reply> {
+    let mut statements = vec![
+        users::insert(&cx.db, user_id.as_str(), password_hash, false, now)?,
+        profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
+    ];
+    let session = if body.inhibit_login {
+        None
+    } else {
+        let session = new_session(&cx, user_id, body.device_id, body.initial_device_display_name.as_deref())?;
+        statements.extend(session.statements);
+        Some((session.device_id, session.access_token))
+    };
+    if cx.db.try_batch(statements).await?.is_none() {
+        return Err(user_in_use());
+    }
+    let mut reply = Map::new();
+    reply.insert("user_id".into(), user_id.as_str().into());
+    reply.insert("home_server".into(), cx.config.server_name.as_str().into());
+    if let Some((device_id, access_token)) = session {
+        reply.insert("device_id".into(), device_id.into());
+        reply.insert("access_token".into(), access_token.into());
+    }
+    Reply::json(&reply)
 }
