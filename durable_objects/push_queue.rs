@@ -5,8 +5,9 @@
 //! A request stores one queue item per (pusher, notification) in the object's SQLite storage and
 //! answers once they are stored; delivery runs after the answer. Each pass claims the pushers
 //! that have items and no retry pending, marks them in flight (one request in flight per
-//! pusher), reads their current settings and the user's unread count from D1, and sends each
-//! pusher's items in order, one request each. A failed request leaves the item at the head and
+//! pusher), and sends each pusher's items in order, one request each, with the pushers'
+//! settings and the user's unread count: those the room's writer read with the notifications,
+//! for the pass that follows an enqueue; current ones from D1 for any other pass. A failed request leaves the item at the head and
 //! the pusher waits 1, 2, 4 s … up to an hour before its next try; a new event never jumps that
 //! wait. After every pass the alarm is set to the earliest moment something is due, so the
 //! queue survives evictions: the alarm runs a pass too, and a pass sends only what is still
@@ -30,7 +31,8 @@ use crate::error::{internal, Result};
 use crate::http::Reply;
 use crate::push::gateway::{self, Target};
 use crate::push::notification::EventNotification;
-use crate::storage::{event_push_actions, pushers, Db};
+use crate::storage::pushers::{self, Pusher};
+use crate::storage::{event_push_actions, Db};
 use crate::time::now_ms;
 
 /// The most gateway requests one pass makes, below the 50 subrequests of an invocation.
@@ -47,16 +49,24 @@ const FAILED_PASS_RETRY_MS: u64 = 10_000;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PushRequest {
-    /// Events that notify the user, in stream order: queue them for each of the user's pushers.
-    Enqueue { notifications: Vec<EventNotification> },
+    /// Events that notify the user, in stream order: queue them for each of `pushers`, the
+    /// user's pushers, whose badge is now `unread`.
+    Enqueue { notifications: Vec<EventNotification>, pushers: Vec<Pusher>, unread: u64 },
     /// The user's counts changed without a new notification (a read receipt): send each pusher
     /// a counts-only update.
     Badge,
 }
 
-/// Queues notifications for the user's pushers. Returns once they are stored durably.
-pub async fn enqueue(env: &Env, user_id: &str, notifications: Vec<EventNotification>) -> Result<()> {
-    call(env, user_id, &PushRequest::Enqueue { notifications }).await
+/// Queues notifications for the user's pushers, as read with the user's badge count. Returns
+/// once they are stored durably.
+pub async fn enqueue(
+    env: &Env,
+    user_id: &str,
+    notifications: Vec<EventNotification>,
+    pushers: Vec<Pusher>,
+    unread: u64,
+) -> Result<()> {
+    call(env, user_id, &PushRequest::Enqueue { notifications, pushers, unread }).await
 }
 
 /// Tells the user's pushers that the counts changed.
@@ -221,7 +231,7 @@ impl DurableObject for PushQueue {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        pass(&self.shared).await;
+        pass(&self.shared, None).await;
         Response::ok("")
     }
 }
@@ -231,19 +241,23 @@ impl PushQueue {
     /// answer does not wait for.
     async fn queue(&self, user: &str, request: PushRequest) -> Result<()> {
         self.shared.set_owner(user)?;
-        let items: Vec<Option<String>> = match request {
-            PushRequest::Enqueue { mut notifications } => {
+        let (items, fresh): (Vec<Option<String>>, _) = match request {
+            PushRequest::Enqueue { mut notifications, pushers, unread } => {
                 notifications.sort_by_key(|n| n.event_stream);
                 let json = notifications.iter().map(|n| serde_json::to_string(n).map(Some));
-                json.collect::<std::result::Result<_, _>>().map_err(|e| internal("push notification", e))?
+                let items =
+                    json.collect::<std::result::Result<_, _>>().map_err(|e| internal("push notification", e))?;
+                (items, Some(Fresh { pushers, unread }))
             }
-            PushRequest::Badge => vec![None],
+            PushRequest::Badge => (vec![None], None),
         };
         if items.is_empty() {
             return Ok(());
         }
-        let db = Db::new(&self.shared.env)?;
-        let targets = pushers::for_user(&db, user).await?;
+        let targets = match &fresh {
+            Some(fresh) => fresh.pushers.clone(),
+            None => pushers::for_user(&Db::new(&self.shared.env)?, user).await?,
+        };
         if targets.is_empty() {
             return Ok(());
         }
@@ -255,14 +269,20 @@ impl PushQueue {
             }
         }
         let shared = self.shared.clone();
-        self.state.wait_until(async move { pass(&shared).await });
+        self.state.wait_until(async move { pass(&shared, fresh).await });
         Ok(())
     }
 }
 
+/// The user's pushers and badge as the room's writer read them a moment ago.
+struct Fresh {
+    pushers: Vec<Pusher>,
+    unread: u64,
+}
+
 /// One delivery pass: claims the due pushers, delivers to them, and sets the alarm for what
 /// remains. Errors are logged; the alarm brings the next try.
-async fn pass(shared: &Rc<Shared>) {
+async fn pass(shared: &Rc<Shared>, fresh: Option<Fresh>) {
     let claim = match shared.claim() {
         Ok(claim) => claim,
         Err(_) => return shared.schedule(true).await,
@@ -272,7 +292,7 @@ async fn pass(shared: &Rc<Shared>) {
     if claim.keys.is_empty() {
         return;
     }
-    let delivered = shared.deliver(&claim).await;
+    let delivered = shared.deliver(&claim, fresh).await;
     drop(claim);
     shared.schedule(delivered.is_err()).await;
 }
@@ -333,11 +353,13 @@ impl Shared {
     }
 
     /// Delivers the claimed pushers' items, the pushers side by side.
-    async fn deliver(&self, claim: &Claim) -> Result<()> {
+    async fn deliver(&self, claim: &Claim, fresh: Option<Fresh>) -> Result<()> {
         let Some(user) = self.owner()? else { return Ok(()) };
         let db = Db::new(&self.env)?;
-        let (stored, unread) =
-            futures::try_join!(pushers::for_user(&db, &user), event_push_actions::unread_rooms(&db, &user))?;
+        let (stored, unread) = match fresh {
+            Some(Fresh { pushers, unread }) => (pushers, unread),
+            None => futures::try_join!(pushers::for_user(&db, &user), event_push_actions::unread_rooms(&db, &user))?,
+        };
         let budget = (MAX_SENDS_PER_PASS / claim.keys.len()).max(1);
         let mut runs = Vec::new();
         for key in &claim.keys {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use js_int::{Int, UInt};
 use ruma_common::power_levels::NotificationPowerLevels;
-use ruma_common::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset};
+use ruma_common::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx};
 use ruma_common::room_version_rules::{AuthorizationRules, RoomPowerLevelsRules};
 use ruma_common::serde::Raw;
 use ruma_common::{OwnedRoomId, OwnedUserId, UserId};
@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::notification::EventNotification;
-use super::rules::Recipients;
+use super::rules::{self, Recipients};
 use crate::room::pdu::Pdu;
 use crate::room::state::{as_level, RoomState};
 
@@ -48,6 +48,8 @@ pub struct PushEvent {
     pub state_key: Option<String>,
     /// The event's JSON: the PDU, whose fields the rules' conditions match.
     pub json: String,
+    /// Its content, parsed once.
+    pub content: Value,
 }
 
 /// What one user's rules decided for one event, when they notify or highlight.
@@ -70,7 +72,22 @@ impl PushEvent {
             sender: pdu.sender.clone(),
             state_key: pdu.state_key.clone(),
             json: pdu.json.clone(),
+            content: pdu.content_value(),
         }
+    }
+
+    /// The thread the event belongs to for unread counts: its thread root, or `main`.
+    pub fn thread_id(&self) -> String {
+        let relation = &self.content["m.relates_to"];
+        match (relation["rel_type"].as_str(), relation["event_id"].as_str()) {
+            (Some("m.thread"), Some(root)) => root.to_owned(),
+            _ => "main".to_owned(),
+        }
+    }
+
+    /// For a member event: its `membership`.
+    fn membership(&self) -> Option<&str> {
+        (self.kind == "m.room.member").then(|| self.content["membership"].as_str()).flatten()
     }
 }
 
@@ -113,9 +130,7 @@ impl RoomSnapshot {
     /// never the sender.
     pub fn recipients(&self, event: &PushEvent) -> Vec<OwnedUserId> {
         let mut users = self.joined.clone();
-        let content: Value = serde_json::from_str(&event.json).unwrap_or_default();
-        let is_invite = event.kind == "m.room.member" && content["content"]["membership"] == "invite";
-        if let Some(invitee) = event.state_key.as_deref().filter(|_| is_invite) {
+        if let Some(invitee) = event.state_key.as_deref().filter(|_| event.membership() == Some("invite")) {
             if let Ok(invitee) = OwnedUserId::try_from(invitee) {
                 users.push(invitee);
             }
@@ -146,34 +161,87 @@ fn level(power: i64) -> Int {
 
 /// Evaluates `event` against each recipient's ruleset (the server defaults for one without),
 /// skipping recipients who ignore its sender. Only decisions that notify or highlight come back.
+///
+/// Members whose rules differ only by their own user ID get the same outcome when that ID is
+/// nowhere in the event: a condition naming the ID (a mention, an invite's `state_key`, a
+/// pattern) can hold only for an event that contains it. So the rules are evaluated once per
+/// distinct ruleset, and alone only for the members the event names: in a big room almost
+/// everyone shares the server defaults, and one evaluation serves them all.
 pub async fn evaluate(snapshot: &RoomSnapshot, event: &PushEvent, recipients: &Recipients) -> Vec<Decision> {
     let Ok(raw) = RawValue::from_string(event.json.clone()) else { return Vec::new() };
     let raw: Raw<Value> = Raw::from_json(raw);
+    let text = event.json.to_lowercase();
+    let mut shared: BTreeMap<String, Option<Outcome>> = BTreeMap::new();
     let mut decisions = Vec::new();
     for user in snapshot.recipients(event) {
         if recipients.ignored.get(&user).is_some_and(|ignored| ignored.contains(event.sender.as_str())) {
             continue;
         }
-        let defaults;
-        let ruleset = match recipients.rulesets.get(&user) {
-            Some(ruleset) => ruleset,
+        let stored = recipients.rules.get(&user).map(String::as_str);
+        let key = (!names(&text, &user)).then(|| group_key(snapshot, &user, stored));
+        let outcome = match key.as_ref().and_then(|k| shared.get(k)) {
+            Some(outcome) => outcome.clone(),
             None => {
-                defaults = Ruleset::server_default(&user);
-                &defaults
+                let outcome = decide(snapshot, event, &raw, &user, stored).await;
+                if let Some(key) = key {
+                    shared.insert(key, outcome.clone());
+                }
+                outcome
             }
         };
-        let context = snapshot.context(&user, &event.sender);
-        let actions = ruleset.get_actions(&raw, &context).await;
-        let notify = actions.iter().any(Action::should_notify);
-        let highlight = actions.iter().any(Action::is_highlight);
-        if !notify && !highlight {
-            continue;
+        if let Some(Outcome { notify, highlight, actions, tweaks }) = outcome {
+            decisions.push(Decision { user_id: user, notify, highlight, actions, tweaks });
         }
-        let actions: Vec<Value> = actions.iter().filter_map(|a| serde_json::to_value(a).ok()).collect();
-        let tweaks = tweaks(&actions);
-        decisions.push(Decision { user_id: user, notify, highlight, actions, tweaks });
     }
     decisions
+}
+
+/// A decision less whom it is for.
+#[derive(Clone)]
+struct Outcome {
+    notify: bool,
+    highlight: bool,
+    actions: Vec<Value>,
+    tweaks: Map<String, Value>,
+}
+
+/// What `user`'s rules (kept as `stored`, or the defaults) decide for `event`, if anything.
+async fn decide(
+    snapshot: &RoomSnapshot,
+    event: &PushEvent,
+    raw: &Raw<Value>,
+    user: &OwnedUserId,
+    stored: Option<&str>,
+) -> Option<Outcome> {
+    let ruleset = rules::from_content(user, stored);
+    let actions = ruleset.get_actions(raw, &snapshot.context(user, &event.sender)).await;
+    let notify = actions.iter().any(Action::should_notify);
+    let highlight = actions.iter().any(Action::is_highlight);
+    if !notify && !highlight {
+        return None;
+    }
+    let actions: Vec<Value> = actions.iter().filter_map(|a| serde_json::to_value(a).ok()).collect();
+    let tweaks = tweaks(&actions);
+    Some(Outcome { notify, highlight, actions, tweaks })
+}
+
+/// Whether the event (its JSON lowercased, as conditions compare) may name `user`. An ID with a
+/// character that JSON escapes counts as named, as its text could hide in an escape.
+fn names(lowercase_event: &str, user: &UserId) -> bool {
+    let id = user.as_str();
+    id.contains(['"', '\\']) || id.chars().any(char::is_control) || lowercase_event.contains(&id.to_lowercase())
+}
+
+/// What makes two members' outcomes the same when the event names neither: their stored rules
+/// with their own ID taken out, and their display name where a rule reads it.
+fn group_key(snapshot: &RoomSnapshot, user: &OwnedUserId, stored: Option<&str>) -> String {
+    let Some(stored) = stored else { return String::new() };
+    let mut key = stored.replace(user.as_str(), "\0");
+    if stored.contains("contains_display_name") {
+        key.push('\0');
+        key.push_str(snapshot.display_names.get(user).map_or(user.localpart(), String::as_str));
+    }
+    key
 }
 
 /// The tweaks that `set_tweak` actions set; `highlight` without a value is `true`.
@@ -187,27 +255,12 @@ fn tweaks(actions: &[Value]) -> Map<String, Value> {
     tweaks
 }
 
-/// The thread an event belongs to for unread counts: its thread root, or `main`.
-pub fn thread_id(event_json: &str) -> String {
-    let event: Value = serde_json::from_str(event_json).unwrap_or_default();
-    let relation = &event["content"]["m.relates_to"];
-    match (relation["rel_type"].as_str(), relation["event_id"].as_str()) {
-        (Some("m.thread"), Some(root)) => root.to_owned(),
-        _ => "main".to_owned(),
-    }
-}
-
 /// What the user's push queue gets for a decision that notifies, as Synapse fills a
 /// notification: priority high for encrypted events and for those that highlight or sound.
 pub fn notification(snapshot: &RoomSnapshot, event: &PushEvent, decision: &Decision) -> EventNotification {
-    let pdu: Value = serde_json::from_str(&event.json).unwrap_or_default();
-    let content = pdu.get("content").cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let loud = decision.tweaks.get("highlight").is_some_and(|h| h == &Value::Bool(true))
         || decision.tweaks.contains_key("sound");
     let high = event.kind == "m.room.encrypted" || loud;
-    let membership = (event.kind == "m.room.member")
-        .then(|| content.get("membership").and_then(Value::as_str).map(str::to_owned))
-        .flatten();
     EventNotification {
         event_id: event.event_id.clone(),
         room_id: snapshot.room_id.to_string(),
@@ -218,8 +271,8 @@ pub fn notification(snapshot: &RoomSnapshot, event: &PushEvent, decision: &Decis
         room_name: snapshot.room_name.clone(),
         room_alias: snapshot.canonical_alias.clone(),
         user_is_target: event.state_key.as_deref() == Some(decision.user_id.as_str()),
-        membership,
-        content,
+        membership: event.membership().map(str::to_owned),
+        content: event.content.clone(),
         prio: if high { "high" } else { "low" }.to_owned(),
         tweaks: decision.tweaks.clone(),
     }
@@ -229,7 +282,9 @@ pub fn notification(snapshot: &RoomSnapshot, event: &PushEvent, decision: &Decis
 mod tests {
     //! Evaluation vectors: one event, one member's rules, the spec's expected outcome.
 
-    use ruma_common::push::{Action, NewConditionalPushRule, NewPatternedPushRule, NewPushRule, PushCondition};
+    use ruma_common::push::{
+        Action, NewConditionalPushRule, NewPatternedPushRule, NewPushRule, PushCondition, Ruleset,
+    };
     use ruma_common::room_version_rules::RoomVersionRules;
     use serde_json::json;
 
@@ -273,6 +328,7 @@ mod tests {
             sender: user(sender),
             state_key: state_key.map(str::to_owned),
             json: json.to_string(),
+            content: json["content"].clone(),
         }
     }
 
@@ -282,14 +338,14 @@ mod tests {
 
     /// What bob's rules decide: `None` when nothing, else (notify, highlight).
     fn decide(snapshot: &RoomSnapshot, event: &PushEvent, ruleset: Option<Ruleset>) -> Option<(bool, bool)> {
-        let rulesets = ruleset.into_iter().map(|r| (user(BOB), r)).collect();
-        let recipients = Recipients { rulesets, ignored: BTreeMap::new() };
+        let rules = ruleset.into_iter().map(|r| (user(BOB), rules::to_content(&r).unwrap())).collect();
+        let recipients = Recipients { rules, ignored: BTreeMap::new() };
         let decisions = futures::executor::block_on(evaluate(snapshot, event, &recipients));
         decisions.into_iter().find(|d| d.user_id == BOB).map(|d| (d.notify, d.highlight))
     }
 
     fn nobody() -> Recipients {
-        Recipients { rulesets: BTreeMap::new(), ignored: BTreeMap::new() }
+        Recipients { rules: BTreeMap::new(), ignored: BTreeMap::new() }
     }
 
     fn defaults() -> Ruleset {
@@ -439,7 +495,7 @@ mod tests {
     fn a_member_who_ignores_the_sender_is_not_notified() {
         let ev = event("m.room.message", ALICE, None, text("hi"));
         let ignored = BTreeMap::from([(user(BOB), BTreeSet::from([ALICE.to_owned()]))]);
-        let recipients = Recipients { rulesets: BTreeMap::new(), ignored };
+        let recipients = Recipients { rules: BTreeMap::new(), ignored };
         let decisions = futures::executor::block_on(evaluate(&room(3), &ev, &recipients));
         assert_eq!(decisions.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>(), vec!["@m2:hs"]);
     }
@@ -540,8 +596,8 @@ mod tests {
             json!({"msgtype": "m.text", "body": "r",
             "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}),
         );
-        assert_eq!(thread_id(&reply.json), "$root");
-        assert_eq!(thread_id(&event("m.room.message", ALICE, None, text("x")).json), "main");
+        assert_eq!(reply.thread_id(), "$root");
+        assert_eq!(event("m.room.message", ALICE, None, text("x")).thread_id(), "main");
 
         let snapshot = room(5);
         let mention = event(
@@ -557,5 +613,71 @@ mod tests {
         let plain = event("m.room.message", ALICE, None, text("x"));
         let decision = futures::executor::block_on(evaluate(&snapshot, &plain, &nobody())).remove(0);
         assert_eq!(notification(&snapshot, &plain, &decision).prio, "low");
+    }
+
+    #[test]
+    fn shared_evaluation_decides_as_each_member_alone() {
+        let highlight = vec![Action::Notify, Action::SetTweak(ruma_common::push::Tweak::Highlight(true.into()))];
+        let with = |id: &str, rule: NewPushRule| {
+            let mut rules = Ruleset::server_default(&user(id));
+            rules.insert(rule, None, None).unwrap();
+            (user(id), rules::to_content(&rules).unwrap())
+        };
+        let on_body = |rule_id: &str, pattern: &str| {
+            let condition = ruma_common::push::EventMatchConditionData::new("content.body".into(), pattern.into());
+            NewPushRule::Override(NewConditionalPushRule::new(
+                rule_id.into(),
+                vec![PushCondition::EventMatch(condition)],
+                highlight.clone(),
+            ))
+        };
+        // Deprecated, but a stored rule may still use it.
+        #[allow(deprecated)]
+        let on_name = NewPushRule::Override(NewConditionalPushRule::new(
+            "name".into(),
+            vec![PushCondition::ContainsDisplayName],
+            highlight.clone(),
+        ));
+        let mut snapshot = room(10);
+        snapshot.display_names.insert(user("@m6:hs"), "Sam".into());
+        snapshot.display_names.insert(user("@m7:hs"), "Kim".into());
+        let recipients = Recipients {
+            rules: BTreeMap::from([
+                with(
+                    "@m3:hs",
+                    NewPushRule::Content(NewPatternedPushRule::new("k".into(), "m3".into(), highlight.clone())),
+                ),
+                with("@m4:hs", on_body("me", "*@m4:hs*")),
+                with("@m5:hs", on_body("me", "*@m5:hs*")),
+                with("@m6:hs", on_name.clone()),
+                with("@m7:hs", on_name),
+            ]),
+            ignored: BTreeMap::new(),
+        };
+        let events = [
+            event("m.room.message", ALICE, None, text("hi sam, @m4:hs and m3")),
+            event("m.room.message", ALICE, None, json!({"body": "x", "m.mentions": {"user_ids": ["@m2:hs"]}})),
+            event("m.room.member", ALICE, Some("@m8:hs"), json!({"membership": "invite"})),
+            event("m.room.message", ALICE, None, text("hello kim")),
+        ];
+        for ev in &events {
+            let shared = futures::executor::block_on(evaluate(&snapshot, ev, &recipients));
+            let raw: Raw<Value> = Raw::from_json(RawValue::from_string(ev.json.clone()).unwrap());
+            let alone: Vec<(OwnedUserId, Option<Outcome>)> = snapshot
+                .recipients(ev)
+                .into_iter()
+                .map(|u| {
+                    let stored = recipients.rules.get(&u).map(String::as_str);
+                    let outcome = futures::executor::block_on(super::decide(&snapshot, ev, &raw, &u, stored));
+                    (u, outcome)
+                })
+                .collect();
+            let kinds: BTreeSet<_> = alone.iter().map(|(_, o)| o.as_ref().map(|o| (o.notify, o.highlight))).collect();
+            assert!(kinds.len() > 1, "the members' outcomes differ: {}", ev.json);
+            let alone: Vec<_> =
+                alone.into_iter().filter_map(|(u, o)| o.map(|o| (u, o.notify, o.highlight, o.tweaks))).collect();
+            let shared: Vec<_> = shared.into_iter().map(|d| (d.user_id, d.notify, d.highlight, d.tweaks)).collect();
+            assert_eq!(shared, alone, "{}", ev.json);
+        }
     }
 }

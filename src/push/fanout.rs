@@ -43,7 +43,7 @@ pub async fn record(db: &Db, snapshot: &RoomSnapshot, events: &[PushEvent]) -> R
     if !users.is_empty() {
         let recipients = rules::load_many(db, &users.into_iter().collect::<Vec<_>>()).await?;
         for event in events {
-            let thread_id = evaluate::thread_id(&event.json);
+            let thread_id = event.thread_id();
             for decision in evaluate::evaluate(snapshot, event, &recipients).await {
                 if decision.notify {
                     let notification = evaluate::notification(snapshot, event, &decision);
@@ -83,24 +83,30 @@ pub async fn record(db: &Db, snapshot: &RoomSnapshot, events: &[PushEvent]) -> R
     Ok(recorded)
 }
 
-/// Hands each notified user's notifications to their push queue, if they have a pusher. A
-/// failure is logged: the notifications stay recorded, only the push is lost.
+/// Hands each notified user's notifications to their push queue, if they have a pusher, with
+/// the pushers and the user's badge read here in two queries for all of them, so that a queue
+/// reads nothing before it sends. A failure is logged: the notifications stay recorded, only
+/// the push is lost.
 pub async fn deliver(env: &Env, db: &Db, pushes: BTreeMap<OwnedUserId, Vec<EventNotification>>) {
     if pushes.is_empty() {
         return;
     }
     let users: Vec<&str> = pushes.keys().map(|u| u.as_str()).collect();
-    let with_pushers = match pushers::users_with_pushers(db, &users).await {
-        Ok(users) => users,
+    let read = futures::try_join!(pushers::for_users(db, &users), event_push_actions::unread_rooms_of(db, &users));
+    let (mut targets, unread) = match read {
+        Ok(read) => read,
         Err(e) => {
             crate::log::error(&format!("finding pushers: {e:?}"));
             return;
         }
     };
-    let mut pushes = pushes;
-    let calls = with_pushers.iter().filter_map(|user| {
-        let notifications = pushes.remove(user.as_str())?;
-        Some(async move { (user, push_queue::enqueue(env, user, notifications).await) })
+    let calls = pushes.into_iter().filter_map(|(user, notifications)| {
+        let pushers = targets.remove(user.as_str())?;
+        let unread = unread.get(user.as_str()).copied().unwrap_or(0);
+        Some(async move {
+            let result = push_queue::enqueue(env, user.as_str(), notifications, pushers, unread).await;
+            (user, result)
+        })
     });
     for (user, result) in futures::future::join_all(calls).await {
         if let Err(e) = result {
@@ -112,7 +118,7 @@ pub async fn deliver(env: &Env, db: &Db, pushes: BTreeMap<OwnedUserId, Vec<Event
 /// Sends the user's pushers their new badge after a read receipt, if they have any.
 pub async fn update_badge(env: &Env, user_id: &str) {
     let outcome = async {
-        if pushers::users_with_pushers(&Db::new(env)?, &[user_id]).await?.is_empty() {
+        if pushers::for_users(&Db::new(env)?, &[user_id]).await?.is_empty() {
             return Ok(());
         }
         push_queue::badge(env, user_id).await

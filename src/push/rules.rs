@@ -71,8 +71,9 @@ pub async fn load(db: &Db, user_id: &UserId) -> Result<(Ruleset, u64)> {
 
 /// What evaluation needs of each recipient's account data, read in one query.
 pub struct Recipients {
-    /// Each user's ruleset: their own, or the server defaults.
-    pub rulesets: BTreeMap<OwnedUserId, Ruleset>,
+    /// The stored rules (`m.push_rules` content) of each user who has any; the others have the
+    /// server defaults. Kept as text: evaluation parses one ruleset per distinct text.
+    pub rules: BTreeMap<OwnedUserId, String>,
     /// Each user's ignored users (`m.ignored_user_list`), for those who ignore anyone.
     pub ignored: BTreeMap<OwnedUserId, BTreeSet<String>>,
 }
@@ -81,7 +82,7 @@ pub struct Recipients {
 pub async fn load_many(db: &Db, users: &[OwnedUserId]) -> Result<Recipients> {
     let ids: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
     let rows = account_data::global_of_users(db, &ids, &[ACCOUNT_DATA_TYPE, IGNORED_USERS]).await?;
-    let mut stored = BTreeMap::new();
+    let mut rules = BTreeMap::new();
     let mut ignored = BTreeMap::new();
     for (user, kind, content) in rows {
         let Ok(user) = OwnedUserId::try_from(user) else { continue };
@@ -90,11 +91,10 @@ pub async fn load_many(db: &Db, users: &[OwnedUserId]) -> Result<Recipients> {
             let list = content.get("ignored_users").and_then(Value::as_object);
             ignored.insert(user, list.map(|l| l.keys().cloned().collect()).unwrap_or_default());
         } else {
-            stored.insert(user, content);
+            rules.insert(user, content);
         }
     }
-    let rulesets = users.iter().map(|u| (u.clone(), from_content(u, stored.get(u).map(String::as_str)))).collect();
-    Ok(Recipients { rulesets, ignored })
+    Ok(Recipients { rules, ignored })
 }
 
 #[cfg(test)]

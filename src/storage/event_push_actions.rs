@@ -63,17 +63,26 @@ pub fn set_baseline(db: &Db, join_event_id: &str) -> Result<Statement> {
 /// The number of the user's joined rooms that have unread notifications: the badge that push
 /// gateways get as `counts.unread`, as Synapse counts it.
 pub async fn unread_rooms(db: &Db, user_id: &str) -> Result<u64> {
+    Ok(unread_rooms_of(db, &[user_id]).await?.get(user_id).copied().unwrap_or(0))
+}
+
+/// [`unread_rooms`] of each of `users` (those with none are left out), in one query: the list
+/// goes in as one JSON parameter.
+pub async fn unread_rooms_of(db: &Db, users: &[&str]) -> Result<BTreeMap<String, u64>> {
     #[derive(Deserialize)]
     struct Row {
+        user_id: String,
         rooms: f64,
     }
+    let list = serde_json::to_string(users).map_err(|e| internal("unread users", e))?;
     let sql = format!(
-        "SELECT count(DISTINCT a.room_id) AS rooms FROM event_push_actions a \
-         WHERE a.user_id = ?1 AND a.notify = 1 AND a.event_stream > {READ_UPTO} \
+        "SELECT a.user_id, count(DISTINCT a.room_id) AS rooms FROM event_push_actions a \
+         WHERE a.user_id IN (SELECT value FROM json_each(?1)) AND a.notify = 1 AND a.event_stream > {READ_UPTO} \
          AND EXISTS (SELECT 1 FROM current_state c WHERE c.room_id = a.room_id AND c.type = 'm.room.member' \
-         AND c.state_key = a.user_id AND c.membership = 'join')"
+         AND c.state_key = a.user_id AND c.membership = 'join') GROUP BY a.user_id"
     );
-    Ok(db.first::<Row>(&sql, &[&user_id]).await?.map_or(0, |r| r.rooms as u64))
+    let rows: Vec<Row> = db.all(&sql, &[&list]).await?;
+    Ok(rows.into_iter().map(|r| (r.user_id, r.rooms as u64)).collect())
 }
 
 /// Reads the head of the notifications stream; in a batch after [`insert`], the position of

@@ -2,7 +2,9 @@
 //! user. A pusher belongs to the device that first set it: deleting or logging out that device
 //! removes it.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::{Db, Statement};
 use crate::error::{internal, Result};
@@ -16,8 +18,11 @@ const UPSERT: &str = "INSERT INTO pushers (user_id, app_id, pushkey, kind, app_d
      profile_tag = excluded.profile_tag, lang = excluded.lang, data = excluded.data, pushkey_ts = excluded.pushkey_ts";
 const SELECT_FOR_USER: &str = "SELECT app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, \
      lang, data, pushkey_ts FROM pushers WHERE user_id = ?1 ORDER BY app_id, pushkey";
-const USERS_WITH_PUSHERS: &str =
-    "SELECT DISTINCT user_id FROM pushers WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id";
+/// Each row's pusher comes as one JSON object, so that one [`Pusher`] type reads both queries.
+const SELECT_FOR_USERS: &str = "SELECT user_id, json_object('app_id', app_id, 'pushkey', pushkey, 'kind', kind, \
+     'app_display_name', app_display_name, 'device_display_name', device_display_name, 'profile_tag', profile_tag, \
+     'lang', lang, 'data', data, 'pushkey_ts', pushkey_ts) AS pusher FROM pushers \
+     WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id, app_id, pushkey";
 const DELETE_ONE: &str = "DELETE FROM pushers WHERE user_id = ?1 AND app_id = ?2 AND pushkey = ?3";
 const DELETE_OF_OTHER_USERS: &str = "DELETE FROM pushers WHERE app_id = ?1 AND pushkey = ?2 AND user_id != ?3";
 const DELETE_FOR_DEVICE: &str = "DELETE FROM pushers WHERE user_id = ?1 AND device_id = ?2";
@@ -25,7 +30,7 @@ const DELETE_ALL: &str = "DELETE FROM pushers WHERE user_id = ?1";
 const DELETE_ALL_BUT: &str = "DELETE FROM pushers WHERE user_id = ?1 AND device_id IS NOT ?2";
 
 /// A stored pusher.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pusher {
     pub app_id: String,
     pub pushkey: String,
@@ -79,17 +84,23 @@ pub async fn for_user(db: &Db, user_id: &str) -> Result<Vec<Pusher>> {
     db.all(SELECT_FOR_USER, &[&user_id]).await
 }
 
-/// Which of `users` have at least one pusher; the list goes in as one JSON parameter.
-pub async fn users_with_pushers(db: &Db, users: &[&str]) -> Result<Vec<String>> {
+/// The pushers of each of `users` that has any; the list goes in as one JSON parameter.
+pub async fn for_users(db: &Db, users: &[&str]) -> Result<BTreeMap<String, Vec<Pusher>>> {
     #[derive(Deserialize)]
     struct Row {
         user_id: String,
+        pusher: String,
     }
+    let mut pushers: BTreeMap<String, Vec<Pusher>> = BTreeMap::new();
     if users.is_empty() {
-        return Ok(Vec::new());
+        return Ok(pushers);
     }
     let list = serde_json::to_string(users).map_err(|e| internal("pusher users", e))?;
-    Ok(db.all::<Row>(USERS_WITH_PUSHERS, &[&list]).await?.into_iter().map(|r| r.user_id).collect())
+    for row in db.all::<Row>(SELECT_FOR_USERS, &[&list]).await? {
+        let pusher = serde_json::from_str(&row.pusher).map_err(|e| internal("stored pusher", e))?;
+        pushers.entry(row.user_id).or_default().push(pusher);
+    }
+    Ok(pushers)
 }
 
 pub fn delete(db: &Db, user_id: &str, app_id: &str, pushkey: &str) -> Result<Statement> {
