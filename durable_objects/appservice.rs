@@ -10,7 +10,7 @@
 use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage, State};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
 
 use crate::appservice::outbound;
 use crate::appservice::registry;
@@ -52,16 +52,11 @@ enum AppserviceRequest {
 
 /// Queues events for a service; returns once they are stored.
 pub async fn enqueue(env: &Env, service_id: &str, events: Vec<Queued>) -> Result<()> {
-    let stub = env.durable_object("APPSERVICE")?.id_from_name(service_id)?.get_stub()?;
     let request = AppserviceRequest::Enqueue { service_id: service_id.to_owned(), events };
-    let body = serde_json::to_string(&request).map_err(|e| internal("appservice request", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let mut res = stub.fetch_with_request(Request::new_with_init("https://appservice/", &init)?).await?;
-    if res.status_code() != 200 {
-        return Err(internal("appservice queue", res.text().await?));
+    match super::post(env, "APPSERVICE", service_id, "https://appservice/", &request).await? {
+        (200, _) => Ok(()),
+        (_, text) => Err(internal("appservice queue", text)),
     }
-    Ok(())
 }
 
 #[durable_object]

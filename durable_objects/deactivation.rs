@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use super::room::{self, RoomRequest};
 use crate::error::{internal, Result};
@@ -32,16 +32,11 @@ pub async fn leave_rooms(env: &Env, user_id: &str, rooms: Vec<String>) -> Result
     if rooms.is_empty() {
         return Ok(());
     }
-    let stub = env.durable_object("DEACTIVATION")?.id_from_name(user_id)?.get_stub()?;
-    let body = serde_json::to_string(&Leave { user_id: user_id.to_owned(), rooms })
-        .map_err(|e| internal("deactivation request", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(worker::Method::Post).with_body(Some(body.into()));
-    let mut res = stub.fetch_with_request(Request::new_with_init("https://deactivation/", &init)?).await?;
-    if res.status_code() != 200 {
-        return Err(internal("deactivation", res.text().await?));
+    let request = Leave { user_id: user_id.to_owned(), rooms };
+    match super::post(env, "DEACTIVATION", user_id, "https://deactivation/", &request).await? {
+        (200, _) => Ok(()),
+        (_, text) => Err(internal("deactivation", text)),
     }
-    Ok(())
 }
 
 #[durable_object]

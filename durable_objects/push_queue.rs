@@ -27,6 +27,7 @@ use worker::{
     SqlCursor, SqlStorage, SqlStorageValue, State, Storage,
 };
 
+use super::relay;
 use crate::error::{internal, Result};
 use crate::http::Reply;
 use crate::push::gateway::{self, Target};
@@ -35,8 +36,9 @@ use crate::storage::pushers::{self, Pusher};
 use crate::storage::{event_push_actions, Db};
 use crate::time::now_ms;
 
-/// The most gateway requests one pass makes, below the 50 subrequests of an invocation.
-const MAX_SENDS_PER_PASS: usize = 32;
+/// The most gateway requests one pass makes: with a relay's calls (at most
+/// [`relay::width`]), below the 50 subrequests of an invocation.
+const MAX_SENDS_PER_PASS: usize = 24;
 /// How long a gateway may take to answer.
 const GATEWAY_TIMEOUT_MS: u64 = 30_000;
 /// While a pusher is in flight, the alarm is set this far ahead, in case the object is evicted
@@ -50,23 +52,41 @@ const FAILED_PASS_RETRY_MS: u64 = 10_000;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PushRequest {
     /// Events that notify the user, in stream order: queue them for each of `pushers`, the
-    /// user's pushers, whose badge is now `unread`.
-    Enqueue { notifications: Vec<EventNotification>, pushers: Vec<Pusher>, unread: u64 },
+    /// user's pushers, whose badge is now `unread`; then hand `relay` on (see [`super::relay`]).
+    Enqueue {
+        notifications: Vec<EventNotification>,
+        pushers: Vec<Pusher>,
+        unread: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        relay: Vec<Delivery>,
+    },
     /// The user's counts changed without a new notification (a read receipt): send each pusher
     /// a counts-only update.
     Badge,
 }
 
-/// Queues notifications for the user's pushers, as read with the user's badge count. Returns
-/// once they are stored durably.
-pub async fn enqueue(
-    env: &Env,
-    user_id: &str,
-    notifications: Vec<EventNotification>,
-    pushers: Vec<Pusher>,
-    unread: u64,
-) -> Result<()> {
-    call(env, user_id, &PushRequest::Enqueue { notifications, pushers, unread }).await
+/// What one user's push queue gets: notifications for the user's pushers, as read with the
+/// user's badge count.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub user_id: String,
+    pub notifications: Vec<EventNotification>,
+    pub pushers: Vec<Pusher>,
+    pub unread: u64,
+}
+
+/// Queues each delivery in its user's push queue, through the relay tree: at most
+/// [`relay::width`] calls from this invocation. Returns once this invocation's calls have
+/// ended, with the first failure; the queues store what they get before they answer.
+pub async fn enqueue_many(env: &Env, deliveries: Vec<Delivery>) -> Result<()> {
+    let calls = relay::groups(deliveries, relay::width(env)).into_iter().map(|mut group| {
+        let Delivery { user_id, notifications, pushers, unread } = group.remove(0);
+        async move {
+            let request = PushRequest::Enqueue { notifications, pushers, unread, relay: group };
+            call(env, &user_id, &request).await
+        }
+    });
+    futures::future::join_all(calls).await.into_iter().find(Result::is_err).unwrap_or(Ok(()))
 }
 
 /// Tells the user's pushers that the counts changed.
@@ -75,18 +95,13 @@ pub async fn badge(env: &Env, user_id: &str) -> Result<()> {
 }
 
 async fn call(env: &Env, user_id: &str, request: &PushRequest) -> Result<()> {
-    let stub = env.durable_object("PUSH_QUEUE")?.id_from_name(user_id)?.get_stub()?;
-    let body = serde_json::to_string(request).map_err(|e| internal("push request", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
     // The object learns whose queue it is from the URL: alarms come without a request.
     let url = worker::Url::parse_with_params("https://push-queue/", [("user", user_id)])
         .map_err(|e| internal("push queue URL", e))?;
-    let mut res = stub.fetch_with_request(Request::new_with_init(url.as_str(), &init)?).await?;
-    if res.status_code() != 200 {
-        return Err(internal("push queue", res.text().await?));
+    match super::post(env, "PUSH_QUEUE", user_id, url.as_str(), request).await? {
+        (200, _) => Ok(()),
+        (_, text) => Err(internal("push queue", text)),
     }
-    Ok(())
 }
 
 /// The object's own tables: whose queue it is, the queue, and each pusher's retry state.
@@ -242,7 +257,8 @@ impl PushQueue {
     async fn queue(&self, user: &str, request: PushRequest) -> Result<()> {
         self.shared.set_owner(user)?;
         let (items, fresh): (Vec<Option<String>>, _) = match request {
-            PushRequest::Enqueue { mut notifications, pushers, unread } => {
+            PushRequest::Enqueue { mut notifications, pushers, unread, relay } => {
+                self.relay(relay);
                 notifications.sort_by_key(|n| n.event_stream);
                 let json = notifications.iter().map(|n| serde_json::to_string(n).map(Some));
                 let items =
@@ -271,6 +287,21 @@ impl PushQueue {
         let shared = self.shared.clone();
         self.state.wait_until(async move { pass(&shared, fresh).await });
         Ok(())
+    }
+}
+
+impl PushQueue {
+    /// Hands the deliveries of other users on, after this request's answer.
+    fn relay(&self, relay: Vec<Delivery>) {
+        if relay.is_empty() {
+            return;
+        }
+        let env = self.shared.env.clone();
+        self.state.wait_until(async move {
+            if let Err(e) = enqueue_many(&env, relay).await {
+                crate::log::error(&format!("relaying pushes: {e:?}"));
+            }
+        });
     }
 }
 
@@ -437,6 +468,7 @@ async fn post(url: &str, body: &str) -> std::result::Result<String, String> {
     headers.set("Content-Type", "application/json").map_err(|e| e.to_string())?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    crate::cost::fetch();
     let fetch = Fetch::Request(Request::new_with_init(url, &init).map_err(|e| e.to_string())?);
     let controller = AbortController::default();
     let signal = controller.signal();

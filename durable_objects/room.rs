@@ -14,7 +14,7 @@ use futures::channel::oneshot;
 use ruma_common::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{durable_object, DurableObject, Env, Request, RequestInit, Response, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use super::user_sync::{self, Positions};
 use crate::appservice::handoff::{self, Handoff};
@@ -86,14 +86,7 @@ pub struct Sent {
 
 /// Sends a request to a room's writer.
 pub async fn call(env: &Env, room_id: &str, request: &RoomRequest) -> Result<Vec<Sent>> {
-    let stub = env.durable_object("ROOM")?.id_from_name(room_id)?.get_stub()?;
-    let body = serde_json::to_string(request).map_err(|e| internal("room request", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(worker::Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://room/", &init)?;
-    let mut res = stub.fetch_with_request(req).await?;
-    let status = res.status_code();
-    let text = res.text().await?;
+    let (status, text) = super::post(env, "ROOM", room_id, "https://room/", request).await?;
     if status == 200 {
         return serde_json::from_str(&text).map_err(|e| internal("room reply", e));
     }
@@ -369,12 +362,9 @@ impl Room {
                     None
                 }
             };
-            let wakes = users.iter().map(|user| user_sync::notify(&env, user, positions));
-            for result in futures::future::join_all(wakes).await {
-                if let Err(e) = result {
-                    // A missed wake-up delays a sync until its timeout; the events are safe.
-                    crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
-                }
+            if let Err(e) = user_sync::notify_many(&env, users, positions).await {
+                // A missed wake-up delays a sync until its timeout; the events are safe.
+                crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
             }
             if let Some((db, pushes)) = pushes {
                 fanout::deliver(&env, &db, pushes).await;

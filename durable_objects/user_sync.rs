@@ -23,8 +23,9 @@ use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen_futures::JsFuture;
-use worker::{durable_object, Delay, DurableObject, Env, Request, RequestInit, Response, State};
+use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
 
+use super::relay;
 use crate::error::{internal, Result};
 use crate::http::Reply;
 
@@ -92,8 +93,13 @@ impl Positions {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum SyncRequest {
-    /// Something at these positions concerns the user.
-    Notify { positions: Positions },
+    /// Something at these positions concerns the user, and the users of `relay`, whom this
+    /// object tells in turn (see [`super::relay`]).
+    Notify {
+        positions: Positions,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        relay: Vec<String>,
+    },
     /// Returns when something beyond `covered` concerns the user, after `timeout_ms`, or when
     /// the same device waits more than [`MAX_WAITERS_PER_DEVICE`] times at once.
     Wait { covered: Positions, timeout_ms: u64, device: String },
@@ -101,14 +107,25 @@ pub enum SyncRequest {
 
 /// Tells a user's waiters that something at `positions` concerns them.
 pub async fn notify(env: &Env, user_id: &str, positions: Positions) -> Result<()> {
-    call(env, user_id, &SyncRequest::Notify { positions }).await.map(|_| ())
+    notify_many(env, vec![user_id.to_owned()], positions).await
+}
+
+/// Tells the waiters of each of `users` that something at `positions` concerns them, through
+/// the relay tree: at most [`relay::width`] calls from this invocation, whatever their number.
+/// The first failure is returned once every call has ended.
+pub async fn notify_many(env: &Env, users: Vec<String>, positions: Positions) -> Result<()> {
+    let calls = relay::groups(users, relay::width(env)).into_iter().map(|mut group| {
+        let head = group.remove(0);
+        async move { call(env, &head, &SyncRequest::Notify { positions, relay: group }).await }
+    });
+    futures::future::join_all(calls).await.into_iter().find(Result::is_err).unwrap_or(Ok(Value::Null)).map(|_| ())
 }
 
 /// Tells the joined members of a room that something at `positions` concerns them.
 pub async fn notify_room(env: &Env, db: &crate::storage::Db, room_id: &str, positions: Positions) -> Result<()> {
     let members = crate::storage::current_state::members(db, room_id).await?;
-    let wakes = members.iter().filter(|(_, m)| m == "join").map(|(user, _)| notify(env, user, positions));
-    futures::future::try_join_all(wakes).await.map(|_| ())
+    let joined = members.into_iter().filter(|(_, m)| m == "join").map(|(user, _)| user).collect();
+    notify_many(env, joined, positions).await
 }
 
 /// How a wait ended.
@@ -132,16 +149,10 @@ pub async fn wait(env: &Env, user_id: &str, device: &str, covered: Positions, ti
 }
 
 async fn call(env: &Env, user_id: &str, request: &SyncRequest) -> Result<Value> {
-    let stub = env.durable_object("USER_SYNC")?.id_from_name(user_id)?.get_stub()?;
-    let body = serde_json::to_string(request).map_err(|e| internal("sync request", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(worker::Method::Post).with_body(Some(body.into()));
-    let mut res = stub.fetch_with_request(Request::new_with_init("https://user-sync/", &init)?).await?;
-    let text = res.text().await?;
-    if res.status_code() != 200 {
-        return Err(internal("user sync", text));
+    match super::post(env, "USER_SYNC", user_id, "https://user-sync/", request).await? {
+        (200, text) => serde_json::from_str(&text).map_err(|e| internal("user sync reply", e)),
+        (_, text) => Err(internal("user sync", text)),
     }
-    serde_json::from_str(&text).map_err(|e| internal("user sync reply", e))
 }
 
 /// A registered waiter.
@@ -211,18 +222,28 @@ impl Waiters {
 
 #[durable_object]
 pub struct UserSync {
+    state: State,
+    env: Env,
     waiters: Rc<RefCell<Waiters>>,
 }
 
 impl DurableObject for UserSync {
-    fn new(_state: State, _env: Env) -> Self {
-        Self { waiters: Rc::default() }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, waiters: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let outcome = match serde_json::from_str::<SyncRequest>(&req.text().await?) {
-            Ok(SyncRequest::Notify { positions }) => {
+            Ok(SyncRequest::Notify { positions, relay }) => {
                 self.waiters.borrow_mut().notify(&positions);
+                if !relay.is_empty() {
+                    let env = self.env.clone();
+                    self.state.wait_until(async move {
+                        if let Err(e) = notify_many(&env, relay, positions).await {
+                            crate::log::error(&format!("relaying a wake-up: {e:?}"));
+                        }
+                    });
+                }
                 Reply::json(&true)
             }
             Ok(SyncRequest::Wait { covered, timeout_ms, device }) => {

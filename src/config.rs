@@ -28,7 +28,17 @@ pub struct Config {
     pub rc_registration: Rule,
     pub rc_to_device: Rule,
     pub password_cost: password::Cost,
+    /// Whether each response says what its invocation cost in D1 queries, Durable Object calls
+    /// and fetches (a `Server-Timing` header): on for `npm run dev` and the tests.
+    pub cost_headers: bool,
+    /// The most calls one invocation makes when it fans out to many users' objects.
+    pub fanout_width: usize,
 }
+
+/// A room's writer fans out twice per commit (wake-ups, then pushes), and a push queue that
+/// relays also sends to gateways: 16 keeps each of those invocations well below the free
+/// plan's 50 subrequests.
+pub const DEFAULT_FANOUT_WIDTH: usize = 16;
 
 /// Who to ask for help, served at `/.well-known/matrix/support`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +76,10 @@ impl Config {
         if !password_cost.is_valid() {
             return Err(format!("PASSWORD_HASH_MEMORY_KIB must be at least 8, not {}", password_cost.memory_kib));
         }
+        let fanout_width = number(&var, "FANOUT_WIDTH", DEFAULT_FANOUT_WIDTH)?;
+        if !(2..=20).contains(&fanout_width) {
+            return Err(format!("FANOUT_WIDTH must be from 2 to 20, not {fanout_width}"));
+        }
         Ok(Self {
             server_name,
             public_baseurl,
@@ -89,6 +103,8 @@ impl Config {
                 burst: number(&var, "RC_TO_DEVICE_BURST", 100.0)?,
             },
             password_cost,
+            cost_headers: flag(&var, "COST_HEADERS", false)?,
+            fanout_width,
         })
     }
 

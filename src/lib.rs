@@ -7,6 +7,7 @@ pub mod appservice;
 mod auth;
 mod client;
 mod config;
+mod cost;
 mod error;
 mod http;
 mod identifiers;

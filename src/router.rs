@@ -16,6 +16,7 @@ use crate::client::{
     relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
+use crate::cost;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
 use crate::http::{Incoming, Reply};
 use crate::storage::{devices, Db};
@@ -338,9 +339,19 @@ pub async fn handle(req: worker::Request, env: Env, worker_ctx: worker::Context)
         Some(ErrorKind::LimitExceeded { retry_after_ms }) => Some(retry_after_ms),
         _ => None,
     };
-    match dispatch(req, env, Rc::new(worker_ctx)).await {
+    let cost_headers = Config::get(&env).is_ok_and(|c| c.cost_headers);
+    let (dispatched, counts) = cost::measure(dispatch(req, env, Rc::new(worker_ctx)));
+    let response = match dispatched.await {
         Ok(reply) => reply.into_response(None),
         Err(e) => Reply::error(&e).into_response(retry_after(&e)),
+    };
+    match response {
+        Ok(response) if cost_headers => {
+            let headers = response.headers().clone();
+            headers.set("server-timing", &counts.server_timing())?;
+            Ok(response.with_headers(headers))
+        }
+        response => response,
     }
 }
 

@@ -43,6 +43,7 @@ pub async fn call(
     init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
     let request = Request::new_with_init(&url, &init).map_err(|e| Failure::Connection(e.to_string()))?;
     let exchange = async move {
+        crate::cost::fetch();
         let mut response = Fetch::Request(request).send().await.map_err(|e| Failure::Connection(e.to_string()))?;
         let body = response.text().await.map_err(|e| Failure::Connection(e.to_string()))?;
         Ok(Answer { status: response.status_code(), body })

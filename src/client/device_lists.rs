@@ -60,12 +60,9 @@ fn wake(cx: &Ctx, users: Vec<String>, head: u64) {
     let positions = Positions { device_lists: head, ..Positions::default() };
     let env = cx.env.clone();
     cx.in_background(async move {
-        let wakes = users.iter().map(|user| user_sync::notify(&env, user, positions));
-        for result in futures::future::join_all(wakes).await {
-            if let Err(e) = result {
-                // A missed wake-up delays a sync until its timeout; the change is recorded.
-                crate::log::error(&format!("waking a sync for a device list change: {e:?}"));
-            }
+        if let Err(e) = user_sync::notify_many(&env, users, positions).await {
+            // A missed wake-up delays a sync until its timeout; the change is recorded.
+            crate::log::error(&format!("waking a sync for a device list change: {e:?}"));
         }
     });
 }

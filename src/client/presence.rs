@@ -89,8 +89,7 @@ async fn announce(cx: &Ctx, user_id: &str) -> Result<()> {
     }
     let env = cx.env.clone();
     cx.in_background(async move {
-        let wakes = watchers.iter().map(|user| user_sync::notify(&env, user, positions));
-        let _ = futures::future::join_all(wakes).await;
+        let _ = user_sync::notify_many(&env, watchers, positions).await;
     });
     Ok(())
 }

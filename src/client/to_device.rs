@@ -57,10 +57,9 @@ pub async fn send_to_device(cx: Ctx) -> Result<Reply> {
     // A UNIQUE conflict on the transaction means a retry: the first attempt stored everything.
     if cx.db.try_batch(statements).await?.is_some() && !entries.is_empty() {
         let positions = Positions { to_device: to_device::max_stream_id(&cx.db).await?, ..Positions::default() };
-        let mut recipients: Vec<&str> = entries.iter().map(|(user, _, _)| *user).collect();
+        let mut recipients: Vec<String> = entries.iter().map(|(user, _, _)| (*user).to_owned()).collect();
         recipients.dedup();
-        let wakes = recipients.iter().map(|user| user_sync::notify(&cx.env, user, positions));
-        futures::future::try_join_all(wakes).await?;
+        user_sync::notify_many(&cx.env, recipients, positions).await?;
     }
     Ok(Reply::empty())
 }

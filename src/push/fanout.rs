@@ -11,7 +11,7 @@ use worker::Env;
 use super::evaluate::{self, PushEvent, RoomSnapshot};
 use super::notification::EventNotification;
 use super::rules;
-use crate::durable_objects::push_queue;
+use crate::durable_objects::push_queue::{self, Delivery};
 use crate::error::Result;
 use crate::storage::event_push_actions::{self, NewAction};
 use crate::storage::{pushers, rows, BatchError, Db};
@@ -100,18 +100,13 @@ pub async fn deliver(env: &Env, db: &Db, pushes: BTreeMap<OwnedUserId, Vec<Event
             return;
         }
     };
-    let calls = pushes.into_iter().filter_map(|(user, notifications)| {
+    let deliveries = pushes.into_iter().filter_map(|(user, notifications)| {
         let pushers = targets.remove(user.as_str())?;
         let unread = unread.get(user.as_str()).copied().unwrap_or(0);
-        Some(async move {
-            let result = push_queue::enqueue(env, user.as_str(), notifications, pushers, unread).await;
-            (user, result)
-        })
+        Some(Delivery { user_id: user.to_string(), notifications, pushers, unread })
     });
-    for (user, result) in futures::future::join_all(calls).await {
-        if let Err(e) = result {
-            crate::log::error(&format!("queueing pushes of {user}: {e:?}"));
-        }
+    if let Err(e) = push_queue::enqueue_many(env, deliveries.collect()).await {
+        crate::log::error(&format!("queueing pushes: {e:?}"));
     }
 }
 

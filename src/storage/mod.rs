@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result, Env};
 
+use crate::cost;
 use crate::error::{internal, Error, Result};
 
 pub type Statement = D1PreparedStatement;
@@ -106,11 +107,15 @@ impl Db {
     }
 
     pub async fn first<T: DeserializeOwned>(&self, sql: &str, params: &[&dyn Param]) -> Result<Option<T>> {
-        self.prepare(sql, params)?.first(None).await.map_err(|e| internal(sql, e))
+        let statement = self.prepare(sql, params)?;
+        cost::d1(1);
+        statement.first(None).await.map_err(|e| internal(sql, e))
     }
 
     pub async fn all<T: DeserializeOwned>(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<T>> {
-        let result = self.prepare(sql, params)?.all().await.map_err(|e| internal(sql, e))?;
+        let statement = self.prepare(sql, params)?;
+        cost::d1(1);
+        let result = statement.all().await.map_err(|e| internal(sql, e))?;
         if let Some(e) = result.error() {
             return Err(internal(sql, e));
         }
@@ -119,12 +124,14 @@ impl Db {
 
     /// Runs one write and returns how many rows it changed.
     pub async fn run(&self, statement: Statement) -> Result<u64> {
+        cost::d1(1);
         let result = statement.run().await.map_err(|e| internal("write", e))?;
         Ok(changes(&result))
     }
 
     /// Runs the statements as one transaction: all of them take effect, or none.
     pub async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<u64>> {
+        cost::d1(statements.len());
         let results = self.0.batch(statements).await.map_err(|e| internal("batch", e))?;
         Ok(results.iter().map(changes).collect())
     }
@@ -132,6 +139,7 @@ impl Db {
     /// Like [`Db::batch`], but reports a broken UNIQUE or PRIMARY KEY constraint as `Ok(None)`:
     /// the row was there first, and nothing of the batch was written.
     pub async fn try_batch(&self, statements: Vec<Statement>) -> Result<Option<Vec<u64>>> {
+        cost::d1(statements.len());
         match self.0.batch(statements).await {
             Ok(results) => Ok(Some(results.iter().map(changes).collect())),
             Err(e) if e.to_string().contains("UNIQUE constraint failed") => Ok(None),
@@ -151,6 +159,7 @@ pub enum BatchError {
 impl Db {
     /// Runs the statements as one transaction and returns each statement's result rows.
     pub async fn batch_rows(&self, statements: Vec<Statement>) -> std::result::Result<Vec<D1Result>, BatchError> {
+        cost::d1(statements.len());
         match self.0.batch(statements).await {
             Ok(results) => Ok(results),
             Err(e) if e.to_string().contains("UNIQUE constraint failed") => Err(BatchError::Conflict(e.to_string())),

@@ -33,6 +33,8 @@ NAMED_SERVERS = {
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
+    # Fan-out trees of many levels with few members.
+    "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
 }
 
 
@@ -246,7 +248,8 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PORT": str(port), "STATE_DIR": str(self.workdir / "state"),
                "INSPECTOR_PORT": str(inspector)}
-        args = [str(ROOT / "scripts" / "serve"), *(f"{k}={v}" for k, v in self.config.items())]
+        settings = {"COST_HEADERS": "true", **self.config}
+        args = [str(ROOT / "scripts" / "serve"), *(f"{k}={v}" for k, v in settings.items())]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -360,6 +363,11 @@ def presence_disabled_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def to_device_limited_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["to_device_limited_url"])
+
+
+@pytest.fixture(scope="session")
+def narrow_fanout_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["narrow_fanout_url"])
 
 
 # ---------------------------------------------------------------------------------------------
