@@ -43,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sync-rooms", type=int, default=50, help="rooms of the initial-sync user")
     parser.add_argument("--sync-events", type=int, default=100, help="events per room of the initial-sync user")
     parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
+    parser.add_argument("--big-room", type=int, default=1000, help="members of the big fan-out room")
+    parser.add_argument("--big-room-waiting", type=int, default=300, help="of them, members waiting")
+    parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
     parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee"], action="append",
@@ -122,6 +125,10 @@ def cold_starts(serve: str, launches: int) -> None:
           "the worker to load)")
 
 
+# The `Server-Timing` header (Stratus with COST_HEADERS) of the last timed response.
+last_cost: list[str] = [""]
+
+
 def timed(request, status: int = 200) -> float:
     """Seconds that one request takes; fails unless it answers with `status`."""
     start = time.perf_counter()
@@ -129,6 +136,7 @@ def timed(request, status: int = 200) -> float:
     elapsed = time.perf_counter() - start
     if response.status_code != status:
         raise RuntimeError(f"expected {status}, got {response.status_code}: {response.text}")
+    last_cost[0] = response.headers.get("server-timing", "")
     return elapsed
 
 
@@ -136,7 +144,11 @@ def latency(name: str, request, count: int, warmup: int, status: int = 200) -> d
     """Times `count` sequential requests after `warmup` uncounted ones; prints and returns stats."""
     for _ in range(warmup):
         timed(request, status)
-    return summarize(name, [1000 * timed(request, status) for _ in range(count)])
+    last_cost[0] = ""
+    stats = summarize(name, [1000 * timed(request, status) for _ in range(count)])
+    if last_cost[0]:
+        print(f"    cost of the last one: {last_cost[0]}")
+    return stats
 
 
 def summarize(name: str, ms: list[float]) -> dict[str, float]:
@@ -316,6 +328,13 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
                 lambda: client.get("/_matrix/client/v3/sync", params={"set_presence": "offline",
                                                                       "timeout": next(distinct)}, headers=carol),
                 10, 1)
+        dave = new_user()
+        for _ in range(args.many_rooms):
+            send(dave, create(dave))
+        latency(f"GET /sync, initial, {args.many_rooms} rooms x 1 message",
+                lambda: client.get("/_matrix/client/v3/sync", params={"set_presence": "offline",
+                                                                      "timeout": next(distinct)}, headers=dave),
+                5, 1)
         token = sync(carol)["next_batch"]
         # Distinct again: an inline filter whose timeline limit no empty response can show.
         latency("GET /sync, incremental, nothing new",
@@ -363,11 +382,41 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
                   f"returned after {1000 * (max(returned) - started):,.0f} ms")
 
         fan_out("one message into a room", lambda: send(owner, room_id, "to everyone"))
+        big_fan_out(url, args, new_user, create, join, sync, send)
         if not args.no_presence:
             def set_presence() -> None:
                 client.put(f"/_matrix/client/v3/presence/{quote(whoami(owner))}/status",
                            json={"presence": "unavailable", "status_msg": "bench"}, headers=owner).raise_for_status()
             fan_out("one presence change, seen by a room", set_presence)
+
+
+def big_fan_out(url: str, args: argparse.Namespace, new_user, create, join, sync, send) -> None:
+    """One message into a room of `--big-room` members, `--big-room-waiting` of them waiting."""
+    if args.big_room <= 0:
+        return
+    owner = new_user()
+    room_id = create(owner)
+    members = [new_user() for _ in range(args.big_room)]
+    for member in members:
+        join(member, room_id)
+    waiting = members[:args.big_room_waiting]
+    tokens = [sync(member)["next_batch"] for member in waiting]
+    returned = [0.0] * len(waiting)
+
+    def wait(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as own:
+            sync(waiting[i], tokens[i], 60_000, client=own)
+        returned[i] = time.perf_counter()
+
+    with ThreadPoolExecutor(len(waiting)) as pool:
+        futures = [pool.submit(wait, i) for i in range(len(waiting))]
+        time.sleep(5)
+        started = time.perf_counter()
+        send(owner, room_id, "to everyone")
+        for future in futures:
+            future.result()
+    print(f"  fan-out: one message into a room of {args.big_room} members, {len(waiting)} of them waiting; "
+          f"the last waiter returned after {1000 * (max(returned) - started):,.0f} ms")
 
 
 class Gateway:
