@@ -224,7 +224,7 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/media/v3/upload/{serverName}/{mediaId}" User Stream => media::upload_content_to_mxc;
     GET "/_matrix/client/v1/media/config" UserOrGuest => media::get_config;
     GET "/_matrix/client/v1/media/download/{serverName}/{mediaId}" UserOrGuest => media::get_content;
-    GET "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}" UserOrGuest => media::get_content_as_filename;
+    GET "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}" UserOrGuest => media::get_content_as_filename;
     GET "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}" UserOrGuest => media::get_content_thumbnail;
     // The unauthenticated media endpoints, frozen: nothing uploaded here is served through them.
     GET "/_matrix/media/v3/config" User => media::get_config;

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::json;
 use worker::{Bucket, Data, Headers, HttpMetadata, Response, ResponseBody};
 
@@ -130,9 +131,13 @@ async fn store(cx: &mut Ctx, key: &str, content_type: Option<&str>) -> Result<u6
         (_, None) | (Some(0), _) => Data::Empty,
         (Some(_), Some(stream)) => Data::ReadableStream(stream),
         (None, Some(_)) => {
-            let bytes = req.bytes().await.map_err(|e| internal("reading an upload", e))?;
-            if bytes.len() as u64 > max {
-                return Err(too_large(max));
+            let mut chunks = req.stream().map_err(|e| internal("reading an upload", e))?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                bytes.extend(chunk.map_err(|e| internal("reading an upload", e))?);
+                if bytes.len() as u64 > max {
+                    return Err(too_large(max));
+                }
             }
             Data::Bytes(bytes)
         }
@@ -205,10 +210,12 @@ pub async fn get_content(cx: Ctx) -> Result<Reply> {
     download(&cx, &media_id, row.upload_name.as_deref(), &row).await
 }
 
-/// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}`
+/// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}`; an empty name
+/// (a trailing slash, as matrix-nio sends) is no name.
 pub async fn get_content_as_filename(cx: Ctx) -> Result<Reply> {
     let (media_id, row) = uploaded_media(&cx).await?;
-    download(&cx, &media_id, Some(cx.param("fileName")), &row).await
+    let name = Some(cx.param("fileName")).filter(|n| !n.is_empty()).or(row.upload_name.as_deref());
+    download(&cx, &media_id, name, &row).await
 }
 
 async fn download(cx: &Ctx, media_id: &str, file_name: Option<&str>, row: &Media) -> Result<Reply> {
