@@ -3,15 +3,20 @@ headers and ranges, thumbnails of real images, limits, and the frozen unauthenti
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
 import os
 import threading
 import time
 
 import pytest
+from nio import DownloadResponse, UploadResponse
 from PIL import Image
 
 from conftest import SERVER_NAME, User, assert_error, assert_ok, describe, register, unique_name
+from js import run_js
+from test_client_nio import nio_client
 
 MEDIA = "/_matrix/media/v3"
 CLIENT_MEDIA = "/_matrix/client/v1/media"
@@ -336,3 +341,46 @@ def test_thumbnail_errors(user):
     assert_error(thumbnail(user, text, 32, 32), 400, "M_UNKNOWN")
     broken = upload(user, b"\x89PNG\r\n\x1a\n broken", "image/png")
     assert_error(thumbnail(user, broken, 32, 32), 400, "M_UNKNOWN")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real clients
+
+
+def test_matrix_js_sdk_upload_and_authenticated_urls(base_url, new_user):
+    alice, bob = new_user(), new_user()
+    data = image_bytes("PNG", (300, 200))
+    seen = run_js("client.mjs", base_url, {"alice": alice, "bob": bob}, "media",
+                  data_base64=base64.b64encode(data).decode(), content_type="image/png", file_name="js.png")
+    assert seen["content_uri"].startswith(f"mxc://{SERVER_NAME}/")
+    got = seen["download"]
+    assert f"{CLIENT_MEDIA}/download/" in got["url"], got["url"]
+    assert got["status"] == 200 and base64.b64decode(got["body_base64"]) == data
+    assert got["headers"]["content-disposition"] == "inline; filename=js.png"
+    thumb = seen["thumbnail"]
+    assert f"{CLIENT_MEDIA}/thumbnail/" in thumb["url"], thumb["url"]
+    assert thumb["status"] == 200, thumb
+    assert Image.open(io.BytesIO(base64.b64decode(thumb["body_base64"]))).size == (96, 96)
+
+
+async def nio_round_trip(base_url: str, user, data: bytes):
+    client = nio_client(base_url, user.user_id)
+    client.access_token, client.device_id, client.user_id = user.access_token, user.device_id, user.user_id
+    try:
+        uploaded, _ = await client.upload(io.BytesIO(data), content_type="text/plain", filename="nio.txt",
+                                          filesize=len(data))
+        assert isinstance(uploaded, UploadResponse), uploaded
+        downloaded = await client.download(uploaded.content_uri)
+        assert isinstance(downloaded, DownloadResponse), downloaded
+        return uploaded.content_uri, downloaded
+    finally:
+        await client.close()
+
+
+def test_matrix_nio_upload_and_download(base_url, user):
+    data = os.urandom(100_000)
+    uri, downloaded = asyncio.run(nio_round_trip(base_url, user, data))
+    assert uri.startswith(f"mxc://{SERVER_NAME}/")
+    assert downloaded.body == data
+    assert downloaded.filename == "nio.txt"
+    assert downloaded.content_type == "text/plain"  # nio keeps the type without its charset
