@@ -26,6 +26,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// The largest media upload, in bytes (`m.upload.size`).
     pub max_upload_bytes: u64,
+    /// The largest image (width × height) we make thumbnails of; larger ones get `M_TOO_LARGE`.
+    pub max_thumbnail_pixels: u64,
     pub rc_login: Rule,
     pub rc_registration: Rule,
     pub rc_to_device: Rule,
@@ -79,6 +81,7 @@ impl Config {
             max_request_bytes: number(&var, "MAX_REQUEST_BYTES", 1 << 20)?,
             // Synapse's max_upload_size.
             max_upload_bytes: number(&var, "MAX_UPLOAD_BYTES", 50 << 20)?,
+            max_thumbnail_pixels: number(&var, "MAX_THUMBNAIL_PIXELS", crate::media::thumbnail::MAX_PIXELS)?,
             // Synapse's defaults: rc_login.address and rc_registration.
             rc_login: Rule {
                 per_second: number(&var, "RC_LOGIN_PER_SECOND", 0.003)?,
@@ -156,6 +159,7 @@ mod tests {
         assert!(c.enable_presence);
         assert_eq!(c.max_request_bytes, 1 << 20);
         assert_eq!(c.max_upload_bytes, 50 << 20);
+        assert_eq!(c.max_thumbnail_pixels, 16_000_000);
         assert_eq!(c.rc_media_create, Rule { per_second: 10.0, burst: 50.0 });
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
@@ -173,6 +177,7 @@ mod tests {
             ("ADMIN_CONTACT", "@admin:example.org"),
             ("MAX_REQUEST_BYTES", "2048"),
             ("MAX_UPLOAD_BYTES", "4096"),
+            ("MAX_THUMBNAIL_PIXELS", "300000"),
             ("RC_MEDIA_CREATE_PER_SECOND", "1"),
             ("RC_MEDIA_CREATE_BURST", "3"),
             ("RC_LOGIN_PER_SECOND", "10"),
@@ -188,6 +193,7 @@ mod tests {
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
         assert_eq!(c.max_request_bytes, 2048);
         assert_eq!(c.max_upload_bytes, 4096);
+        assert_eq!(c.max_thumbnail_pixels, 300_000);
         assert_eq!(c.rc_media_create, Rule { per_second: 1.0, burst: 3.0 });
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });
         assert_eq!(c.rc_to_device, Rule { per_second: 0.5, burst: 2.0 });

@@ -287,7 +287,7 @@ pub async fn get_content_thumbnail(cx: Ctx) -> Result<Reply> {
     let source = source.ok_or_else(no_such_media)?;
     let source =
         source.body().ok_or_else(no_such_media)?.bytes().await.map_err(|e| internal("reading media from R2", e))?;
-    let (bytes, content_type) = match thumbnail::make(&source, size) {
+    let (bytes, content_type) = match thumbnail::make(&source, size, cx.config.max_thumbnail_pixels) {
         Ok(Outcome::Made(t)) => (t.bytes, t.content_type.to_owned()),
         // The source fits the box: it is its own thumbnail, kept as such.
         Ok(Outcome::Original) => (source, source_type),

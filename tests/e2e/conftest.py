@@ -33,7 +33,7 @@ NAMED_SERVERS = {
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
-    "small_uploads_url": {"MAX_UPLOAD_BYTES": "1000"},
+    "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
 }
 
 
@@ -364,8 +364,8 @@ def to_device_limited_url(server_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def small_uploads_url(server_factory) -> str:
-    return server_factory(**NAMED_SERVERS["small_uploads_url"])
+def small_media_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["small_media_url"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -197,10 +197,14 @@ def test_url_previews_are_absent(user):
     assert_error(user.get(f"{CLIENT_MEDIA}/preview_url", params={"url": "https://example.org"}), 404, "M_UNRECOGNIZED")
 
 
-def test_size_limit(small_uploads_url, new_client):
-    c = new_client(small_uploads_url)
+def small_media_user(small_media_url, new_client) -> User:
+    c = new_client(small_media_url)
     body = register(c, unique_name())
-    user = User(c, body["user_id"], body["access_token"], body["device_id"])
+    return User(c, body["user_id"], body["access_token"], body["device_id"])
+
+
+def test_size_limit(small_media_url, new_client):
+    user = small_media_user(small_media_url, new_client)
     assert assert_ok(user.get(f"{CLIENT_MEDIA}/config")) == {"m.upload.size": 1000}
     assert_error(user.post(f"{MEDIA}/upload", content=b"x" * 1001), 413, "M_TOO_LARGE")
 
@@ -328,6 +332,20 @@ def test_thumbnails_keep_transparency(user):
     uri = upload(user, image_bytes("PNG", (400, 400), "RGBA"), "image/png")
     image = Image.open(io.BytesIO(thumbnail(user, uri, 96, 96, "crop").content))
     assert image.size == (96, 96) and image.mode == "RGBA"
+
+
+def test_thumbnail_pixel_limit(small_media_url, new_client):
+    user = small_media_user(small_media_url, new_client)
+    # Plain images: small files, so that they pass the server's 1000-byte upload limit.
+    def plain(size):
+        out = io.BytesIO()
+        Image.new("RGB", size, (200, 30, 30)).save(out, format="PNG")
+        assert len(out.getvalue()) <= 1000
+        return upload(user, out.getvalue(), "image/png")
+
+    assert_error(thumbnail(user, plain((400, 300)), 32, 32, "crop"), 413, "M_TOO_LARGE")
+    resp = thumbnail(user, plain((300, 300)), 32, 32, "crop")
+    assert resp.status_code == 200 and Image.open(io.BytesIO(resp.content)).size == (32, 32), describe(resp)
 
 
 def test_thumbnail_errors(user):
