@@ -243,7 +243,7 @@ async fn download(cx: &Ctx, media_id: &str, file_name: Option<&str>, row: &Media
     let object = get.execute().await.map_err(|e| internal("reading media from R2", e))?.ok_or_else(no_such_media)?;
     let body = object.body().ok_or_else(|| internal("reading media from R2", "no body"))?;
     let body = body.response_body().map_err(|e| internal("reading media from R2", e))?;
-    Ok(file(body, status, headers)?)
+    file(body, status, headers)
 }
 
 /// `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}`: the smallest of the
