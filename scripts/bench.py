@@ -1,6 +1,7 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
 room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
-to a push gateway on loopback, and end-to-end encryption (key claims, device lists in sync)."""
+to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
+media (upload and download throughput, thumbnail latency and CPU)."""
 
 import argparse
 import itertools
@@ -48,13 +49,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
-    parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee"], action="append",
+    parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee", "media"], action="append",
                         help="run only these sections (repeatable); all by default")
     parser.add_argument("--push-paced", type=int, default=10,
                         help="sends that each wait for the previous message's pushes")
     parser.add_argument("--claim-devices", type=int, default=50, help="devices named in one /keys/claim")
     parser.add_argument("--claims", type=int, default=30, help="/keys/claim requests to time")
     parser.add_argument("--device-list-rooms", type=int, default=50, help="rooms of the device-list sync user")
+    parser.add_argument("--media-runs", type=int, default=5, help="5 MB uploads and downloads to time")
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence fan-out (for a server with presence off)")
     args = parser.parse_args()
@@ -581,6 +583,58 @@ def login_cost(no_hash: dict, hashed: dict) -> None:
     print("  (wall time on this machine: both do the same D1 I/O, only the first hashes)")
 
 
+def media_bench(url: str, args: argparse.Namespace) -> None:
+    """5 MB through R2 each way, and thumbnails of a 1600×1200 photo-like image in each source
+    format: the first request makes one (decode, resize, encode in Wasm), later ones read it from
+    R2. Their difference is the thumbnail's CPU time in Wasm, give or take one R2 read."""
+    import io
+
+    from PIL import Image
+
+    print("Media")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        token = register(client, f"bench-media-{uuid.uuid4().hex[:8]}", "bench password")
+        headers = {"Authorization": f"Bearer {token}"}
+        data = os.urandom(5 * 1024 * 1024)
+        up, down = [], []
+        for _ in range(args.media_runs):
+            start = time.perf_counter()
+            resp = client.post("/_matrix/media/v3/upload", content=data, headers=headers)
+            up.append(time.perf_counter() - start)
+            resp.raise_for_status()
+            media_id = resp.json()["content_uri"].rsplit("/", 1)[1]
+            path = f"/_matrix/client/v1/media/download/localhost/{media_id}"
+            start = time.perf_counter()
+            got = client.get(path, headers=headers)
+            down.append(time.perf_counter() - start)
+            if got.content != data:
+                raise RuntimeError("the download differs from the upload")
+        for name, times in (("upload", up), ("download", down)):
+            print(f"  5 MB {name} ({args.media_runs} runs): p50 {1000 * statistics.median(times):.0f} ms, "
+                  f"{5 / statistics.median(times):.1f} MB/s")
+        width, height = 1600, 1200
+        noise = Image.effect_noise((width, height), 40)
+        photo = Image.merge("RGB", (noise, Image.linear_gradient("L").resize((width, height)),
+                                    Image.radial_gradient("L").resize((width, height))))
+        for fmt, content_type in (("JPEG", "image/jpeg"), ("PNG", "image/png"), ("GIF", "image/gif"),
+                                  ("WEBP", "image/webp")):
+            out = io.BytesIO()
+            photo.save(out, format=fmt)
+            resp = client.post("/_matrix/media/v3/upload", content=out.getvalue(),
+                               headers={**headers, "Content-Type": content_type})
+            resp.raise_for_status()
+            media_id = resp.json()["content_uri"].rsplit("/", 1)[1]
+            path = f"/_matrix/client/v1/media/thumbnail/localhost/{media_id}"
+            for w, h, method in ((96, 96, "crop"), (800, 600, "scale")):
+                params = {"width": w, "height": h, "method": method}
+                first = 1000 * timed(lambda: client.get(path, params=params, headers=headers))
+                time.sleep(0.2)  # the thumbnail is stored after its answer
+                cached = statistics.median(
+                    1000 * timed(lambda: client.get(path, params=params, headers=headers)) for _ in range(10))
+                print(f"  thumbnail {w}x{h} {method} of a {width}x{height} {fmt} ({len(out.getvalue()) // 1024} KiB): "
+                      f"first {first:.0f} ms, cached p50 {cached:.1f} ms; CPU estimate {first - cached:.0f} ms")
+
+
 def main() -> None:
     args = parse_args()
     print(f"Stratus benchmark, server {args.url}")
@@ -593,7 +647,8 @@ def main() -> None:
 
     if wanted("latency"):
         login_cost(*latencies(args.url, args))
-    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("push", push_bench), ("e2ee", e2ee_bench)]:
+    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("push", push_bench), ("e2ee", e2ee_bench),
+                           ("media", media_bench)]:
         if wanted(section):
             bench(args.url, args)
 

@@ -24,9 +24,14 @@ pub struct Config {
     pub admin_contact: Option<AdminContact>,
     /// The largest request body we read, in bytes.
     pub max_request_bytes: usize,
+    /// The largest media upload, in bytes (`m.upload.size`).
+    pub max_upload_bytes: u64,
+    /// The largest image (width × height) we make thumbnails of; larger ones get `M_TOO_LARGE`.
+    pub max_thumbnail_pixels: u64,
     pub rc_login: Rule,
     pub rc_registration: Rule,
     pub rc_to_device: Rule,
+    pub rc_media_create: Rule,
     pub password_cost: password::Cost,
     /// Whether each response says what its invocation cost in D1 queries, Durable Object calls
     /// and fetches (a `Server-Timing` header): on for `npm run dev` and the tests.
@@ -88,6 +93,9 @@ impl Config {
             enable_presence: flag(&var, "ENABLE_PRESENCE", true)?,
             admin_contact,
             max_request_bytes: number(&var, "MAX_REQUEST_BYTES", 1 << 20)?,
+            // Synapse's max_upload_size.
+            max_upload_bytes: number(&var, "MAX_UPLOAD_BYTES", 50 << 20)?,
+            max_thumbnail_pixels: number(&var, "MAX_THUMBNAIL_PIXELS", crate::media::thumbnail::MAX_PIXELS)?,
             // Synapse's defaults: rc_login.address and rc_registration.
             rc_login: Rule {
                 per_second: number(&var, "RC_LOGIN_PER_SECOND", 0.003)?,
@@ -101,6 +109,11 @@ impl Config {
             rc_to_device: Rule {
                 per_second: number(&var, "RC_TO_DEVICE_PER_SECOND", 20.0)?,
                 burst: number(&var, "RC_TO_DEVICE_BURST", 100.0)?,
+            },
+            // Synapse's rc_media_create, counted here for every upload as well as every /create.
+            rc_media_create: Rule {
+                per_second: number(&var, "RC_MEDIA_CREATE_PER_SECOND", 10.0)?,
+                burst: number(&var, "RC_MEDIA_CREATE_BURST", 50.0)?,
             },
             password_cost,
             cost_headers: flag(&var, "COST_HEADERS", false)?,
@@ -161,6 +174,9 @@ mod tests {
         assert!(!c.allow_guest_access);
         assert!(c.enable_presence);
         assert_eq!(c.max_request_bytes, 1 << 20);
+        assert_eq!(c.max_upload_bytes, 50 << 20);
+        assert_eq!(c.max_thumbnail_pixels, 16_000_000);
+        assert_eq!(c.rc_media_create, Rule { per_second: 10.0, burst: 50.0 });
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
         assert_eq!(c.rc_to_device, Rule { per_second: 20.0, burst: 100.0 });
@@ -176,6 +192,10 @@ mod tests {
             ("ENABLE_PRESENCE", "false"),
             ("ADMIN_CONTACT", "@admin:example.org"),
             ("MAX_REQUEST_BYTES", "2048"),
+            ("MAX_UPLOAD_BYTES", "4096"),
+            ("MAX_THUMBNAIL_PIXELS", "300000"),
+            ("RC_MEDIA_CREATE_PER_SECOND", "1"),
+            ("RC_MEDIA_CREATE_BURST", "3"),
             ("RC_LOGIN_PER_SECOND", "10"),
             ("RC_LOGIN_BURST", "100"),
             ("RC_TO_DEVICE_PER_SECOND", "0.5"),
@@ -188,6 +208,9 @@ mod tests {
         assert!(c.enable_registration && c.allow_guest_access && !c.enable_presence);
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
         assert_eq!(c.max_request_bytes, 2048);
+        assert_eq!(c.max_upload_bytes, 4096);
+        assert_eq!(c.max_thumbnail_pixels, 300_000);
+        assert_eq!(c.rc_media_create, Rule { per_second: 1.0, burst: 3.0 });
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });
         assert_eq!(c.rc_to_device, Rule { per_second: 0.5, burst: 2.0 });
         assert_eq!(c.password_cost, password::Cost { memory_kib: 19456, iterations: 2 });

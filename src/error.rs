@@ -16,6 +16,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadJson,
+    /// An async upload's media ID whose bytes were already uploaded (409).
+    CannotOverwriteMedia,
     /// An application service's ping found the service failing (502).
     BadStatus {
         status: u16,
@@ -43,6 +45,8 @@ pub enum ErrorKind {
     MissingToken,
     NotFound,
     NotJson,
+    /// Media created with `/create` whose bytes did not arrive in time (504).
+    NotYetUploaded,
     /// Account data the server manages, which clients may not set (405).
     NotSettable,
     ProfileTooLarge,
@@ -76,6 +80,7 @@ impl ErrorKind {
         use ErrorKind::*;
         &[
             BadJson,
+            CannotOverwriteMedia,
             BadStatus { status: 0 },
             ConnectionFailed,
             ConnectionTimeout,
@@ -94,6 +99,7 @@ impl ErrorKind {
             MissingToken,
             NotFound,
             NotJson,
+            NotYetUploaded,
             NotSettable,
             ProfileTooLarge,
             RoomInUse,
@@ -122,6 +128,7 @@ impl ErrorKind {
         match self {
             BadJson => ("M_BAD_JSON", 400),
             BadStatus { .. } => ("M_BAD_STATUS", 502),
+            CannotOverwriteMedia => ("M_CANNOT_OVERWRITE_MEDIA", 409),
             ConnectionFailed => ("M_CONNECTION_FAILED", 502),
             ConnectionTimeout => ("M_CONNECTION_TIMEOUT", 504),
             Exclusive => ("M_EXCLUSIVE", 400),
@@ -139,6 +146,7 @@ impl ErrorKind {
             MissingToken => ("M_MISSING_TOKEN", 401),
             NotFound => ("M_NOT_FOUND", 404),
             NotJson => ("M_NOT_JSON", 400),
+            NotYetUploaded => ("M_NOT_YET_UPLOADED", 504),
             NotSettable => ("M_BAD_JSON", 405),
             ProfileTooLarge => ("M_PROFILE_TOO_LARGE", 400),
             RoomInUse => ("M_ROOM_IN_USE", 400),

@@ -7,7 +7,8 @@ use worker::{Headers, Method, Response};
 
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
 
-/// An incoming request, read in full and checked against the body size limit.
+/// An incoming request, read in full and checked against the body size limit; or, on a route that
+/// streams its body (uploads), with the body left unread in `stream`.
 pub struct Incoming {
     pub method: Method,
     /// The path as sent, still percent-encoded.
@@ -16,6 +17,8 @@ pub struct Incoming {
     pub query: Vec<(String, String)>,
     pub headers: Headers,
     pub body: Vec<u8>,
+    /// The request itself, body unread, on a streaming route.
+    pub stream: Option<worker::Request>,
     /// The client's address, from `CF-Connecting-IP`.
     pub ip: Option<String>,
     /// `scheme://host[:port]` of the request, for links back to ourselves.
@@ -23,20 +26,21 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub async fn read(mut req: worker::Request, max_body: usize) -> Result<Self> {
+    /// Reads the request; `stream` leaves its body unread, for the handler to pass on.
+    pub async fn read(mut req: worker::Request, max_body: u64, stream: bool) -> Result<Self> {
         let url = req.url().map_err(|e| internal("request URL", e))?;
         let method = req.method();
         let headers = req.headers().clone();
         let declared = headers.get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > max_body as u64) {
+        if declared.is_some_and(|n| n > max_body) {
             return Err(too_large(max_body));
         }
-        let body = if matches!(method, Method::Get | Method::Head | Method::Options) {
+        let body = if stream || matches!(method, Method::Get | Method::Head | Method::Options) {
             Vec::new()
         } else {
             req.bytes().await.map_err(|e| internal("reading the body", e))?
         };
-        if body.len() > max_body {
+        if body.len() as u64 > max_body {
             return Err(too_large(max_body));
         }
         Ok(Self {
@@ -47,6 +51,7 @@ impl Incoming {
             origin: url.origin().ascii_serialization(),
             headers,
             body,
+            stream: stream.then_some(req),
         })
     }
 
@@ -79,7 +84,7 @@ impl Incoming {
     }
 }
 
-fn too_large(max_body: usize) -> Error {
+pub fn too_large(max_body: u64) -> Error {
     MatrixError::new(ErrorKind::TooLarge, format!("Request body is larger than {max_body} bytes")).into()
 }
 
@@ -119,30 +124,41 @@ pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     })
 }
 
-/// What a handler answers: a status and a JSON body.
+/// What a handler answers: a status and a JSON body, or a file (media downloads) as the handler
+/// built it.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    file: Option<Response>,
 }
 
 impl Reply {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
         let body = serde_json::to_vec(value).map_err(|e| internal("serializing a reply", e))?;
-        Ok(Self { status: 200, body })
+        Ok(Self { status: 200, body, file: None })
     }
 
     /// `{}`, the answer of endpoints that only act.
     pub fn empty() -> Self {
-        Self { status: 200, body: b"{}".to_vec() }
+        Self { status: 200, body: b"{}".to_vec(), file: None }
     }
 
     pub fn error(error: &Error) -> Self {
         let body = serde_json::to_vec(&error.body()).unwrap_or_else(|_| b"{}".to_vec());
-        Self { status: error.status(), body }
+        Self { status: error.status(), body, file: None }
+    }
+
+    /// A response that is not JSON; it gets the CORS headers and nothing else.
+    pub fn file(response: Response) -> Self {
+        Self { status: response.status_code(), body: Vec::new(), file: Some(response) }
     }
 
     pub fn into_response(self, retry_after_ms: Option<u64>) -> worker::Result<Response> {
+        if let Some(mut response) = self.file {
+            set_cors(response.headers_mut())?;
+            return Ok(response);
+        }
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         set_cors(&headers)?;

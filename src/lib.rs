@@ -12,6 +12,7 @@ mod error;
 mod http;
 mod identifiers;
 mod log;
+mod media;
 mod password;
 mod push;
 mod ratelimit;

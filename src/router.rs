@@ -12,8 +12,8 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
-    key_backup, keys, membership, message, notifications, presence, profile, push_rules, pushers, receipts, register,
-    relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    key_backup, keys, media, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
+    register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::cost;
@@ -44,6 +44,9 @@ pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub auth: Auth,
+    /// The handler reads the body itself, as a stream (`Incoming::stream`), up to
+    /// `MAX_UPLOAD_BYTES` rather than `MAX_REQUEST_BYTES`.
+    pub streams_body: bool,
     handler: Handler,
 }
 
@@ -63,13 +66,23 @@ macro_rules! method {
 }
 
 macro_rules! routes {
-    ($($method:ident $path:literal $auth:ident => $handler:path;)*) => {
+    ($($method:ident $path:literal $auth:ident $($stream:ident)? => $handler:path;)*) => {
         &[$(Route {
             method: method!($method),
             path: $path,
             auth: Auth::$auth,
+            streams_body: streams!($($stream)?),
             handler: |cx| Box::pin($handler(cx)),
         },)*]
+    };
+}
+
+macro_rules! streams {
+    () => {
+        false
+    };
+    (Stream) => {
+        true
     };
 }
 
@@ -206,6 +219,19 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
+    // Content repository (URL previews are absent: 404 M_UNRECOGNIZED)
+    POST "/_matrix/media/v3/upload" User Stream => media::create_content;
+    POST "/_matrix/media/v1/create" User => media::create_mxc_uri;
+    PUT "/_matrix/media/v3/upload/{serverName}/{mediaId}" User Stream => media::upload_content_to_mxc;
+    GET "/_matrix/client/v1/media/config" UserOrGuest => media::get_config;
+    GET "/_matrix/client/v1/media/download/{serverName}/{mediaId}" UserOrGuest => media::get_content;
+    GET "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}" UserOrGuest => media::get_content_as_filename;
+    GET "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}" UserOrGuest => media::get_content_thumbnail;
+    // The unauthenticated media endpoints, frozen: nothing uploaded here is served through them.
+    GET "/_matrix/media/v3/config" User => media::get_config;
+    GET "/_matrix/media/v3/download/{serverName}/{mediaId}" None => media::frozen;
+    GET "/_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}" None => media::frozen;
+    GET "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}" None => media::frozen;
 };
 
 /// Everything a handler gets: the request, who sent it, and the server's bindings.
@@ -374,7 +400,8 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
             return Err(MatrixError::new(ErrorKind::InvalidParam, "The path is not valid percent-encoded UTF-8").into())
         }
     };
-    let req = Incoming::read(req, config.max_request_bytes).await?;
+    let max_body = if route.streams_body { config.max_upload_bytes } else { config.max_request_bytes as u64 };
+    let req = Incoming::read(req, max_body, route.streams_body).await?;
     let db = Db::new(&env)?;
     let requester = match route.auth {
         Auth::None => None,

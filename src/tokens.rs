@@ -26,6 +26,11 @@ pub fn random_string(len: usize, alphabet: &[u8]) -> Result<String> {
     Ok(out)
 }
 
+/// A new media ID: 24 alphanumerics (142 random bits), unguessable, as Synapse makes them.
+pub fn new_media_id() -> Result<String> {
+    random_string(24, &URL_SAFE[..62])
+}
+
 /// A new access token: 256 random bits behind a recognisable prefix.
 pub fn new_access_token() -> Result<String> {
     Ok(format!("stx_{}", random_string(43, URL_SAFE)?))

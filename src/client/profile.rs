@@ -105,10 +105,12 @@ fn check_value(key: &str, value: &Value) -> Result<()> {
             Err(invalid_param(format!("displayname is longer than {MAX_DISPLAYNAME_CHARS} characters")))
         }
         ("displayname", _) => Err(bad_json("displayname must be a string")),
-        ("avatar_url", Value::String(s)) if s.starts_with("mxc://") && s.chars().count() <= MAX_AVATAR_URL_CHARS => {
+        ("avatar_url", Value::String(s))
+            if crate::media::is_valid_mxc(s) && s.chars().count() <= MAX_AVATAR_URL_CHARS =>
+        {
             Ok(())
         }
-        ("avatar_url", _) => Err(bad_json("avatar_url must be an mxc:// URI")),
+        ("avatar_url", _) => Err(bad_json("avatar_url must be an mxc://<server-name>/<media-id> URI")),
         ("m.tz", Value::String(_)) => Ok(()),
         ("m.tz", _) => Err(bad_json("m.tz must be a string")),
         _ => Ok(()),
@@ -144,6 +146,7 @@ mod tests {
         assert!(check_value("displayname", &Value::from("x".repeat(257))).is_err());
         assert!(check_value("avatar_url", &Value::from("mxc://a/b")).is_ok());
         assert!(check_value("avatar_url", &Value::from("https://a/b")).is_err());
+        assert!(check_value("avatar_url", &Value::from("mxc://a/../etc")).is_err());
         assert!(check_value("org.example.any", &serde_json::json!({"nested": [1]})).is_ok());
     }
 }

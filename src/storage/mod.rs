@@ -23,6 +23,7 @@ pub mod event_txns;
 pub mod events;
 pub mod filters;
 pub mod forgotten_rooms;
+pub mod media;
 pub mod presence;
 pub mod profiles;
 pub mod pushers;

@@ -35,6 +35,7 @@ NAMED_SERVERS = {
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
     # Fan-out trees of many levels with few members.
     "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
+    "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
 }
 
 
@@ -368,6 +369,11 @@ def to_device_limited_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def narrow_fanout_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["narrow_fanout_url"])
+
+
+@pytest.fixture(scope="session")
+def small_media_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["small_media_url"])
 
 
 # ---------------------------------------------------------------------------------------------

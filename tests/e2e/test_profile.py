@@ -97,7 +97,8 @@ def test_body_without_the_key(user):
     assert_error(get_field(user.client, user.user_id, "avatar_url"), 404, "M_NOT_FOUND")
 
 
-@pytest.mark.parametrize("value", ["https://example.org/a.png", "mxc:/broken", 42, ["mxc://a/b"], {"url": AVATAR}])
+@pytest.mark.parametrize("value", ["https://example.org/a.png", "mxc:/broken", "mxc://example.org/../etc",
+                                   "mxc://example.org/", "mxc://bad server/x", 42, ["mxc://a/b"], {"url": AVATAR}])
 def test_avatar_url_must_be_an_mxc_uri(user, value):
     assert_error(put_field(user, "avatar_url", value), 400, "M_BAD_JSON")
 

@@ -331,6 +331,23 @@ const scenarios = {
       joined: room.getJoinedMembers().map((m) => m.userId).sort(),
     };
   },
+
+  // Media as Element handles it: bob uploads with uploadContent, alice turns the mxc URI into
+  // authenticated download and thumbnail URLs and fetches them with her token. No client starts.
+  async media({ data_base64, content_type, file_name }) {
+    const alice = client("alice");
+    const bob = client("bob");
+    const { content_uri } = await bob.uploadContent(Buffer.from(data_base64, "base64"),
+      { name: file_name, type: content_type });
+    const fetchWithToken = async (url) => {
+      const resp = await fetch(url, { headers: { Authorization: `Bearer ${alice.getAccessToken()}` } });
+      return { url, status: resp.status, headers: Object.fromEntries(resp.headers),
+        body_base64: Buffer.from(await resp.arrayBuffer()).toString("base64") };
+    };
+    const download = alice.mxcUrlToHttp(content_uri, undefined, undefined, undefined, false, true, true);
+    const thumbnail = alice.mxcUrlToHttp(content_uri, 96, 96, "crop", false, true, true);
+    return { content_uri, download: await fetchWithToken(download), thumbnail: await fetchWithToken(thumbnail) };
+  },
 };
 
 const name = process.argv[2];
