@@ -46,6 +46,10 @@ pub enum ErrorKind {
     /// Account data the server manages, which clients may not set (405).
     NotSettable,
     ProfileTooLarge,
+    /// The server is full (monthly active users) or disabled.
+    ResourceLimitExceeded {
+        limit_type: LimitType,
+    },
     RoomInUse,
     TooLarge,
     /// A malformed request that no more specific code describes.
@@ -96,6 +100,7 @@ impl ErrorKind {
             NotJson,
             NotSettable,
             ProfileTooLarge,
+            ResourceLimitExceeded { limit_type: LimitType::MonthlyActiveUser },
             RoomInUse,
             TooLarge,
             Unknown,
@@ -141,6 +146,7 @@ impl ErrorKind {
             NotJson => ("M_NOT_JSON", 400),
             NotSettable => ("M_BAD_JSON", 405),
             ProfileTooLarge => ("M_PROFILE_TOO_LARGE", 400),
+            ResourceLimitExceeded { .. } => ("M_RESOURCE_LIMIT_EXCEEDED", 403),
             RoomInUse => ("M_ROOM_IN_USE", 400),
             TooLarge => ("M_TOO_LARGE", 413),
             Unknown => ("M_UNKNOWN", 400),
@@ -157,16 +163,39 @@ impl ErrorKind {
     }
 }
 
+/// Why the server refuses activity: Synapse's `limit_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitType {
+    MonthlyActiveUser,
+    HsDisabled,
+}
+
+impl LimitType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitType::MonthlyActiveUser => "monthly_active_user",
+            LimitType::HsDisabled => "hs_disabled",
+        }
+    }
+}
+
 /// A Matrix error: `{errcode, error}` plus the fields its kind defines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixError {
     pub kind: ErrorKind,
     pub message: Cow<'static, str>,
+    /// Who to contact, on errors that ask the user to (`M_RESOURCE_LIMIT_EXCEEDED`).
+    pub admin_contact: Option<String>,
 }
 
 impl MatrixError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), admin_contact: None }
+    }
+
+    pub fn with_admin_contact(mut self, contact: Option<&str>) -> Self {
+        self.admin_contact = contact.map(str::to_owned);
+        self
     }
 
     pub fn status(&self) -> u16 {
@@ -192,7 +221,13 @@ impl MatrixError {
             ErrorKind::WrongRoomKeysVersion { current_version } => {
                 body.insert("current_version".into(), current_version.to_string().into());
             }
+            ErrorKind::ResourceLimitExceeded { limit_type } => {
+                body.insert("limit_type".into(), limit_type.as_str().into());
+            }
             _ => {}
+        }
+        if let Some(contact) = &self.admin_contact {
+            body.insert("admin_contact".into(), contact.clone().into());
         }
         body
     }
@@ -279,6 +314,7 @@ mod tests {
             let with_fields = matches!(
                 kind,
                 ErrorKind::LimitExceeded { .. }
+                    | ErrorKind::ResourceLimitExceeded { .. }
                     | ErrorKind::UnknownToken { .. }
                     | ErrorKind::WrongRoomKeysVersion { .. }
             );

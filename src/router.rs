@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use ruma_common::UserId;
 use worker::{Env, Method, Response};
 
+use crate::activity;
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
@@ -18,7 +19,7 @@ use crate::client::{
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
 use crate::http::{Incoming, Reply};
-use crate::storage::{devices, Db};
+use crate::storage::Db;
 use crate::time::now_ms;
 
 /// Who may call an endpoint.
@@ -35,6 +36,8 @@ pub enum Auth {
     /// Anyone, or an application service when the request carries an `as_token`
     /// (`/register` and `/login` of type `m.login.application_service`).
     NoneOrAppservice,
+    /// A server admin's access token (the admin API); others get `M_FORBIDDEN`.
+    Admin,
 }
 
 type Handler = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<Reply>>>>;
@@ -367,21 +370,26 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
     let db = Db::new(&env)?;
     let requester = match route.auth {
         Auth::None => None,
-        Auth::User | Auth::UserOrGuest => {
+        Auth::User | Auth::UserOrGuest | Auth::Admin => {
             let now = now_ms();
-            let (requester, seen_long_ago) = auth::authenticate(&db, config.server_name.as_str(), &req, now).await?;
-            if requester.is_guest && route.auth == Auth::User {
+            let server_name = config.server_name.as_str();
+            let (requester, due) = auth::authenticate(&db, server_name, &req, now, config.mau.enabled).await?;
+            if requester.is_guest && route.auth != Auth::UserOrGuest {
                 return Err(
                     MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into()
                 );
             }
-            if seen_long_ago {
-                // Keep "last seen" roughly current without a write on every request.
-                let touch =
-                    devices::touch(&db, requester.user_id.as_str(), &requester.device_id, now, req.ip.as_deref())?;
+            // Keep "last seen", client addresses and monthly activity roughly current without a
+            // write on every request.
+            let record = activity::record(&db, &config, &requester, &req, due.as_deref(), now)?;
+            if !record.is_empty() {
+                let db = Db::new(&env)?;
                 worker_ctx.wait_until(async move {
-                    let _ = touch.run().await;
+                    let _ = db.batch(record).await;
                 });
+            }
+            if route.auth == Auth::Admin && !requester.is_admin {
+                return Err(MatrixError::new(ErrorKind::Forbidden, "You are not a server admin").into());
             }
             Some(requester)
         }

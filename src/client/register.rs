@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
+use crate::auth_blocking::{self, Subject};
 use crate::client::session::{new_session, APPSERVICE_LOGIN};
 use crate::error::{forbidden, invalid_param, missing_param, ErrorKind, MatrixError, Result};
 use crate::http::{parse_json_object, Reply};
@@ -51,6 +52,9 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if !cx.config.enable_registration {
         return Err(forbidden("Registration has been disabled"));
     }
+    // Synapse checks once the auth is done; a full server refuses before anything starts.
+    let newcomer = Subject::Newcomer { user_type: None, threepid: None };
+    auth_blocking::check(&cx.db, &cx.config, &newcomer, None).await?;
     if body.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_BYTES) {
         return Err(invalid_param(format!("Password may not be longer than {MAX_PASSWORD_BYTES} bytes")));
     }
@@ -72,7 +76,7 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
     };
     let hash = password::hash(&password, cx.config.password_cost)?;
-    create_account(cx, &user_id, Some(hash.as_str()), body, now).await
+    create_account(cx, &user_id, Some(hash.as_str()), users::NewUser::default(), body, now).await
 }
 
 /// A service registers a user of its namespace: no password, no user-interactive auth.
@@ -89,7 +93,8 @@ async fn register_for_service(cx: Ctx, body: RegisterBody) -> Result<Reply> {
     if service.registration.rate_limited {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    create_account(cx, &user_id, None, body, now).await
+    let kind = users::NewUser { appservice_id: Some(service.id()), ..Default::default() };
+    create_account(cx, &user_id, None, kind, body, now).await
 }
 
 /// A guest gets an all-digit ID and a device straight away; it has no password.
@@ -104,7 +109,7 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     for _ in 0..3 {
         let user_id = local_user_id(&new_guest_localpart()?, &cx.config.server_name)?;
         let session = new_session(&cx, &user_id, None, body.initial_device_display_name.as_deref())?;
-        let mut statements = vec![users::insert(&cx.db, user_id.as_str(), None, true, now_ms())?];
+        let mut statements = vec![users::insert(&cx.db, user_id.as_str(), None, &users::NewUser { is_guest: true, ..Default::default() }, now_ms())?];
         statements.extend(session.statements);
         if cx.db.try_batch(statements).await?.is_some() {
             return Reply::json(&json!({
@@ -148,11 +153,12 @@ async fn create_account(
     cx: Ctx,
     user_id: &UserId,
     password_hash: Option<&str>,
+    kind: users::NewUser<'_>,
     body: RegisterBody,
     now: u64,
 ) -> Result<Reply> {
     let mut statements = vec![
-        users::insert(&cx.db, user_id.as_str(), password_hash, false, now)?,
+        users::insert(&cx.db, user_id.as_str(), password_hash, &kind, now)?,
         profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
     ];
     let session = if body.inhibit_login {
