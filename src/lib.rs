@@ -4,6 +4,7 @@
 //! reads D1 and calls the Durable Objects in `durable_objects/`. README.md has the map.
 
 mod activity;
+mod admin;
 pub mod appservice;
 mod auth;
 mod auth_blocking;

@@ -10,6 +10,7 @@ use ruma_common::UserId;
 use worker::{Env, Method, Response};
 
 use crate::activity;
+use crate::admin;
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
@@ -208,6 +209,18 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
+    // The admin API (Synapse's)
+    GET "/_synapse/admin/v1/server_version" None => admin::server_version;
+    GET "/_synapse/admin/v1/register" None => admin::register::get_nonce;
+    POST "/_synapse/admin/v1/register" None => admin::register::register;
+    GET "/_synapse/admin/v2/users" Admin => admin::users::list_users;
+    GET "/_synapse/admin/v2/users/{userId}" Admin => admin::users::get_user;
+    PUT "/_synapse/admin/v2/users/{userId}" Admin => admin::users::put_user;
+    POST "/_synapse/admin/v1/users/{userId}/login" Admin => admin::users::puppet_login;
+    POST "/_synapse/admin/v1/deactivate/{userId}" Admin => admin::users::deactivate;
+    POST "/_synapse/admin/v1/reset_password/{userId}" Admin => admin::users::reset_password;
+    GET "/_synapse/admin/v1/whois/{userId}" Admin => admin::users::whois;
+    POST "/_synapse/admin/v1/send_server_notice" Admin => crate::server_notices::send_server_notice;
 };
 
 /// Everything a handler gets: the request, who sent it, and the server's bindings.

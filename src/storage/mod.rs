@@ -37,6 +37,8 @@ pub mod to_device;
 pub mod typing;
 pub mod uia_sessions;
 pub mod user_ips;
+pub mod user_threepids;
+pub mod admin_register_nonces;
 pub mod users;
 
 use serde::de::DeserializeOwned;

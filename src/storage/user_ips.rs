@@ -10,7 +10,6 @@ const UPSERT: &str = "INSERT INTO user_ips (user_id, device_id, ip, user_agent, 
      DO UPDATE SET last_seen_ms = excluded.last_seen_ms";
 const OF_USER: &str = "SELECT device_id, ip, user_agent, last_seen_ms FROM user_ips WHERE user_id = ?1 \
      ORDER BY device_id, last_seen_ms DESC";
-const DELETE_ALL: &str = "DELETE FROM user_ips WHERE user_id = ?1";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Connection {
@@ -26,8 +25,4 @@ pub fn upsert(db: &Db, user_id: &str, device_id: &str, ip: &str, user_agent: &st
 
 pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<Connection>> {
     db.all(OF_USER, &[&user_id]).await
-}
-
-pub fn delete_all(db: &Db, user_id: &str) -> Result<Statement> {
-    db.prepare(DELETE_ALL, &[&user_id])
 }
