@@ -58,10 +58,14 @@ pub fn decide(config: &Config, subject: &Subject<'_>, now_ms: u64) -> Decision {
         _ => None,
     };
     // Never the notices user or a support user: they must be able to tell others of the block.
+    // (A support user registering gets a token as one, which Synapse lets through.)
     if let Some(s) = standing {
         if config.server_notices_mxid.as_ref() == Some(&s.user_id) || s.user_type.as_deref() == Some(SUPPORT) {
             return Decision::Allow;
         }
+    }
+    if let Subject::Newcomer { user_type: Some(SUPPORT), .. } = subject {
+        return Decision::Allow;
     }
     if config.hs_disabled.is_some() {
         return Decision::Disabled;
@@ -74,7 +78,6 @@ pub fn decide(config: &Config, subject: &Subject<'_>, now_ms: u64) -> Decision {
         Subject::Newcomer { threepid: Some((medium, address)), .. } if is_reserved(config, medium, address) => {
             Decision::Allow
         }
-        Subject::Newcomer { threepid: None, user_type: Some(SUPPORT) } => Decision::Allow,
         _ => Decision::IfRoom,
     }
 }
@@ -217,6 +220,8 @@ mod tests {
         let c = config(&[("HS_DISABLED", "true"), ("HS_DISABLED_MESSAGE", "Reason for being disabled")]);
         assert_eq!(decide(&c, &Subject::User(&standing(None, Some(NOW))), NOW), Decision::Disabled);
         assert_eq!(decide(&c, &Subject::User(&standing(Some("support"), None)), NOW), Decision::Allow);
+        let support = Subject::Newcomer { user_type: Some("support"), threepid: None };
+        assert_eq!(decide(&c, &support, NOW), Decision::Allow);
         let with_notices = config(&[("HS_DISABLED", "true"), ("SERVER_NOTICES_LOCALPART", "user")]);
         assert_eq!(decide(&with_notices, &Subject::User(&standing(None, None)), NOW), Decision::Allow);
         let e = refusal(&c, LimitType::HsDisabled).body();

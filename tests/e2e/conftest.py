@@ -34,6 +34,10 @@ NAMED_SERVERS = {
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
 }
+# What the suite's own server adds to wrangler.toml (scripts/test starts it the same way): admins
+# are made with this secret (`admin.py`), and server notices are on.
+SUITE_CONFIG = {"ALLOW_GUEST_ACCESS": "true", "REGISTRATION_SHARED_SECRET": "stratus-e2e-shared-secret",
+                "SERVER_NOTICES_LOCALPART": "notices"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ def base_url(request) -> str:
     url = os.environ.get("STRATUS_BASE_URL")
     if url:
         return url.rstrip("/")
-    return request.getfixturevalue("server_factory")(ALLOW_GUEST_ACCESS="true")
+    return request.getfixturevalue("server_factory")(**SUITE_CONFIG)
 
 
 @pytest.fixture(scope="session")
