@@ -61,3 +61,6 @@ CREATE TABLE server_notice_rooms (
     room_id          TEXT NOT NULL,
     limit_notice_id  TEXT                     -- the pinned m.server_notice.usage_limit_reached
 ) WITHOUT ROWID;
+
+-- The registration token a registration's auth session used, counted when it completes.
+ALTER TABLE uia_sessions ADD COLUMN registration_token TEXT;

@@ -60,6 +60,8 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     /// An application service without a URL was pinged.
     UrlNotSet,
+    /// A credential that does not authorise the request, such as a spent registration token.
+    Unauthorized,
     /// An endpoint this server does not have.
     Unrecognized,
     /// A path value a known endpoint does not know, such as a push rule scope (400, as Synapse).
@@ -107,6 +109,7 @@ impl ErrorKind {
             UnknownToken { soft_logout: false },
             UnsupportedRoomVersion,
             UrlNotSet,
+            Unauthorized,
             Unrecognized,
             UnrecognizedParam,
             UserDeactivated,
@@ -153,6 +156,7 @@ impl ErrorKind {
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             UrlNotSet => ("M_URL_NOT_SET", 400),
+            Unauthorized => ("M_UNAUTHORIZED", 401),
             Unrecognized => ("M_UNRECOGNIZED", 404),
             UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),

@@ -87,6 +87,7 @@ pub static ROUTES: &[Route] = routes! {
     // Registration
     POST "/_matrix/client/v3/register" NoneOrAppservice => register::register;
     GET "/_matrix/client/v3/register/available" None => register::get_username_availability;
+    GET "/_matrix/client/v1/register/m.login.registration_token/validity" None => register::registration_token_validity;
     // Login and sessions
     GET "/_matrix/client/v3/login" None => session::get_login_types;
     POST "/_matrix/client/v3/login" NoneOrAppservice => session::login;
@@ -221,6 +222,11 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_synapse/admin/v1/reset_password/{userId}" Admin => admin::users::reset_password;
     GET "/_synapse/admin/v1/whois/{userId}" Admin => admin::users::whois;
     POST "/_synapse/admin/v1/send_server_notice" Admin => crate::server_notices::send_server_notice;
+    GET "/_synapse/admin/v1/registration_tokens" Admin => admin::registration_tokens::list;
+    POST "/_synapse/admin/v1/registration_tokens/new" Admin => admin::registration_tokens::create;
+    GET "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::get;
+    PUT "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::update;
+    DELETE "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::delete;
 };
 
 /// Everything a handler gets: the request, who sent it, and the server's bindings.

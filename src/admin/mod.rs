@@ -3,6 +3,7 @@
 //! (`Auth::Admin` in the route table).
 
 pub mod register;
+pub mod registration_tokens;
 pub mod users;
 
 use ruma_common::OwnedUserId;

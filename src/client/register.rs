@@ -1,4 +1,5 @@
-//! Account registration: `POST /register` (users and guests) and `GET /register/available`.
+//! Account registration: `POST /register` (users and guests), `GET /register/available` and
+//! `GET /register/m.login.registration_token/validity`.
 
 use ruma_common::UserId;
 use serde::Deserialize;
@@ -13,12 +14,14 @@ use crate::identifiers::{local_user_id, user_id_for_appservice, user_id_for_regi
 use crate::password;
 use crate::ratelimit;
 use crate::router::Ctx;
-use crate::storage::{profiles, users};
+use crate::storage::{profiles, registration_tokens, users};
 use crate::time::now_ms;
 use crate::tokens::new_guest_localpart;
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::DUMMY]];
+/// With `REGISTRATION_REQUIRES_TOKEN`, as Synapse: the token stage goes before the others.
+const FLOWS_WITH_TOKEN: Flows = &[&[uia::REGISTRATION_TOKEN, uia::DUMMY]];
 /// Synapse's limit; longer passwords only cost hashing time.
 const MAX_PASSWORD_BYTES: usize = 512;
 
@@ -69,8 +72,15 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if body.auth.as_ref().is_none_or(|auth| auth.session.is_none()) {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    uia::authenticate(&cx, body.auth.take(), FLOWS, None).await?;
+    let flows = if cx.config.registration_requires_token { FLOWS_WITH_TOKEN } else { FLOWS };
+    let token = uia::authenticate(&cx, body.auth.take(), flows, None).await?;
     let password = body.password.take().ok_or_else(|| missing_param("password is required"))?;
+    // The token's use counts now that the registration completes; the last use goes to one.
+    if let Some(token) = token {
+        if cx.db.run(registration_tokens::complete_use(&cx.db, &token)?).await? == 0 {
+            return Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token").into());
+        }
+    }
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
@@ -121,6 +131,17 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
         }
     }
     Err(crate::error::internal("guest registration", "three ID collisions in a row"))
+}
+
+/// `GET /register/m.login.registration_token/validity`.
+pub async fn registration_token_validity(cx: Ctx) -> Result<Reply> {
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register-token", cx.req.client_address(), now_ms()).await?;
+    if !cx.config.enable_registration {
+        return Err(forbidden("Registration has been disabled"));
+    }
+    let token = cx.req.query("token").ok_or_else(|| missing_param("token is required"))?;
+    let valid = registration_tokens::get(&cx.db, token).await?.is_some_and(|t| t.is_valid(now_ms()));
+    Reply::json(&json!({ "valid": valid }))
 }
 
 pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {

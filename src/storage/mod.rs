@@ -29,6 +29,7 @@ pub mod profiles;
 pub mod pushers;
 pub mod rate_limits;
 pub mod receipts;
+pub mod registration_tokens;
 pub mod rooms;
 pub mod server_keys;
 pub mod server_notice_rooms;
