@@ -4,6 +4,7 @@
 
 pub mod register;
 pub mod registration_tokens;
+pub mod rooms;
 pub mod users;
 
 use ruma_common::OwnedUserId;

@@ -6,6 +6,7 @@
 
 pub mod access_tokens;
 pub mod account_data;
+pub mod admin_rooms;
 pub mod aliases;
 pub mod appservices;
 pub mod current_state;

@@ -10,7 +10,7 @@ import pytest
 from admin import ADMIN, SHARED_SECRET, assert_created, create_user, shared_secret_mac, shared_secret_request, user_path
 from conftest import (PASSWORD, V3, assert_error, assert_ok, assert_token_revoked, assert_uia_challenge, login,
                       login_request, make_client, unique_name)
-from rooms import join, room_path
+from rooms import create_room, invite, join, room_path
 
 V1 = "/_matrix/client/v1"
 TOKENS = f"{ADMIN}/v1/registration_tokens"
@@ -53,6 +53,9 @@ def test_non_admins_are_refused_everywhere(user, admin):
         ("POST", f"{ADMIN}/v1/reset_password/{admin.user_id}", {"new_password": "x"}),
         ("GET", f"{ADMIN}/v1/whois/{admin.user_id}", None),
         ("POST", f"{ADMIN}/v1/send_server_notice", {"user_id": admin.user_id, "content": {}}),
+        ("GET", f"{ADMIN}/v1/rooms", None),
+        ("GET", f"{ADMIN}/v1/rooms/!x:localhost", None),
+        ("GET", f"{ADMIN}/v1/rooms/!x:localhost/members", None),
         ("GET", TOKENS, None),
         ("POST", f"{TOKENS}/new", {}),
         ("GET", f"{TOKENS}/abcd", None),
@@ -208,3 +211,30 @@ def test_registration_requires_a_token(server_factory):
         assert assert_ok(client.get(validity, params={"token": token}))["valid"] is False
         _, _, resp = register_with(token)
         assert resp.status_code == 401 and resp.json()["errcode"] == "M_UNAUTHORIZED", resp.text
+
+
+def test_rooms(admin, new_user):
+    owner, guest = new_user(), new_user()
+    tag = unique_name("room")
+    big = create_room(owner, name=f"{tag} b", room_alias_name=tag)
+    small = create_room(owner, name=f"{tag} a")
+    invite(owner, big, guest)
+    join(guest, big)
+    listed = assert_ok(admin.get(f"{ADMIN}/v1/rooms", params={"search_term": tag}))
+    assert listed["total_rooms"] == 2 and listed["offset"] == 0
+    assert [r["room_id"] for r in listed["rooms"]] == [small, big]
+    first = listed["rooms"][1]
+    assert first["name"] == f"{tag} b" and first["canonical_alias"] == f"#{tag}:localhost"
+    assert first["joined_members"] == 2 and first["creator"] == owner.user_id and first["public"] is False
+    assert first["join_rules"] == "invite" and first["state_events"] > 0
+    by_members = assert_ok(admin.get(f"{ADMIN}/v1/rooms", params={"search_term": tag, "order_by": "joined_members",
+                                                                   "dir": "b"}))
+    assert [r["room_id"] for r in by_members["rooms"]] == [big, small]
+    page = assert_ok(admin.get(f"{ADMIN}/v1/rooms", params={"search_term": tag, "limit": "1"}))
+    assert len(page["rooms"]) == 1 and page["next_batch"] == 1
+    assert_error(admin.get(f"{ADMIN}/v1/rooms", params={"order_by": "nonsense"}), 400, "M_INVALID_PARAM")
+    details = assert_ok(admin.get(f"{ADMIN}/v1/rooms/{big}"))
+    assert details["room_id"] == big and details["joined_members"] == 2
+    members = assert_ok(admin.get(f"{ADMIN}/v1/rooms/{big}/members"))
+    assert sorted(members["members"]) == sorted([owner.user_id, guest.user_id]) and members["total"] == 2
+    assert_error(admin.get(f"{ADMIN}/v1/rooms/!missing:localhost"), 404, "M_NOT_FOUND")
