@@ -3,12 +3,14 @@ whois, server notices and registration tokens; and a non-admin refused on every 
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
 import pytest
 
 from admin import ADMIN, SHARED_SECRET, assert_created, create_user, shared_secret_mac, shared_secret_request, user_path
-from conftest import (PASSWORD, V3, assert_error, assert_ok, assert_token_revoked, assert_uia_challenge, login,
+from conftest import (PASSWORD, ROOT, V3, assert_error, assert_ok, assert_token_revoked, assert_uia_challenge, login,
                       login_request, make_client, unique_name)
 from rooms import create_room, invite, join, room_path
 
@@ -238,3 +240,18 @@ def test_rooms(admin, new_user):
     members = assert_ok(admin.get(f"{ADMIN}/v1/rooms/{big}/members"))
     assert sorted(members["members"]) == sorted([owner.user_id, guest.user_id]) and members["total"] == 2
     assert_error(admin.get(f"{ADMIN}/v1/rooms/!missing:localhost"), 404, "M_NOT_FOUND")
+
+
+def test_the_admin_command_creates_an_admin(base_url, client):
+    name = unique_name("cmd")
+    env = {**os.environ, "REGISTRATION_SHARED_SECRET": SHARED_SECRET}
+    done = subprocess.run([str(ROOT / "scripts" / "admin"), "create-user", name, "--admin", "--password", "pw 1",
+                           "--url", base_url], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"@{name}:localhost" in done.stdout
+    token = login(client, f"@{name}:localhost", "pw 1")["access_token"]
+    assert_ok(client.get(f"{ADMIN}/v2/users/@{name}:localhost", headers={"Authorization": f"Bearer {token}"}))
+    env["REGISTRATION_SHARED_SECRET"] = "wrong"
+    refused = subprocess.run([str(ROOT / "scripts" / "admin"), "create-user", unique_name(), "--password", "x",
+                              "--url", base_url], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "HMAC incorrect" in refused.stderr
