@@ -1,7 +1,7 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
 room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
-to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and the monthly active user
-limit's cost on an active user's requests."""
+to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
+what the monthly active user limit costs an active user's requests."""
 
 import argparse
 import itertools

@@ -37,7 +37,9 @@ pub fn record(
                 req.ip.as_deref(),
             )?);
         }
-    } else if requester.appservice.is_none() || !config.track_appservice_user_ips || !service_user_due(requester, now_ms)
+    } else if requester.appservice.is_none()
+        || !config.track_appservice_user_ips
+        || !service_user_due(requester, now_ms)
     {
         return Ok(statements);
     }

@@ -85,7 +85,8 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     }
     let now = now_ms();
     // Spent whatever follows, as in Synapse: a nonce is good for one try.
-    let spent = cx.db.run(admin_register_nonces::spend(&cx.db, &body.nonce, now.saturating_sub(NONCE_LIFETIME_MS))?).await?;
+    let spent =
+        cx.db.run(admin_register_nonces::spend(&cx.db, &body.nonce, now.saturating_sub(NONCE_LIFETIME_MS))?).await?;
     if spent == 0 {
         return Err(unknown("unrecognised nonce"));
     }

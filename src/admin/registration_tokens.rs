@@ -40,8 +40,8 @@ fn optional_count(body: &Map<String, Value>, name: &str, min: u64) -> Result<Opt
 }
 
 fn expiry(body: &Map<String, Value>) -> Result<Option<Option<u64>>> {
-    let expiry = optional_count(body, "expiry_time", 0)
-        .map_err(|_| invalid_param("expiry_time must be an integer or null"))?;
+    let expiry =
+        optional_count(body, "expiry_time", 0).map_err(|_| invalid_param("expiry_time must be an integer or null"))?;
     if let Some(Some(t)) = expiry {
         if t < now_ms() {
             return Err(invalid_param("expiry_time must not be in the past"));

@@ -75,7 +75,9 @@ fn flag(cx: &Ctx, name: &str) -> Result<Option<bool>> {
 fn whole(cx: &Ctx, name: &str, default: u64) -> Result<u64> {
     match cx.req.query(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| invalid_param(format!("Query parameter {name:?} must be a non-negative integer"))),
+        Some(v) => {
+            v.parse().map_err(|_| invalid_param(format!("Query parameter {name:?} must be a non-negative integer")))
+        }
     }
 }
 
@@ -198,7 +200,11 @@ pub async fn put_user(cx: Ctx) -> Result<Reply> {
             }
             if body.deactivated == Some(false) && existing.is_deactivated() {
                 if hash.is_none() {
-                    return Err(MatrixError::new(ErrorKind::Forbidden, "Must provide a password to re-activate an account.").into());
+                    return Err(MatrixError::new(
+                        ErrorKind::Forbidden,
+                        "Must provide a password to re-activate an account.",
+                    )
+                    .into());
                 }
                 statements.push(users::reactivate(db, user)?);
             }

@@ -119,7 +119,13 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     for _ in 0..3 {
         let user_id = local_user_id(&new_guest_localpart()?, &cx.config.server_name)?;
         let session = new_session(&cx, &user_id, None, body.initial_device_display_name.as_deref())?;
-        let mut statements = vec![users::insert(&cx.db, user_id.as_str(), None, &users::NewUser { is_guest: true, ..Default::default() }, now_ms())?];
+        let mut statements = vec![users::insert(
+            &cx.db,
+            user_id.as_str(),
+            None,
+            &users::NewUser { is_guest: true, ..Default::default() },
+            now_ms(),
+        )?];
         statements.extend(session.statements);
         if cx.db.try_batch(statements).await?.is_some() {
             return Reply::json(&json!({

@@ -6,6 +6,7 @@
 
 pub mod access_tokens;
 pub mod account_data;
+pub mod admin_register_nonces;
 pub mod admin_rooms;
 pub mod aliases;
 pub mod appservices;
@@ -40,7 +41,6 @@ pub mod typing;
 pub mod uia_sessions;
 pub mod user_ips;
 pub mod user_threepids;
-pub mod admin_register_nonces;
 pub mod users;
 
 use serde::de::DeserializeOwned;

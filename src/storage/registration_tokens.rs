@@ -13,7 +13,8 @@ const INSERT: &str = "INSERT INTO registration_tokens (token, uses_allowed, expi
 const LIST: &str = "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens \
      WHERE ?1 IS NULL OR ?1 = ((expiry_time IS NULL OR expiry_time > ?2) \
      AND (uses_allowed IS NULL OR completed < uses_allowed)) ORDER BY token";
-const GET: &str = "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = ?1";
+const GET: &str =
+    "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = ?1";
 /// `?2`/`?3`: whether to set `uses_allowed`/`expiry_time`, `?4`/`?5`: their values.
 const UPDATE: &str = "UPDATE registration_tokens SET \
      uses_allowed = CASE WHEN ?2 THEN ?4 ELSE uses_allowed END, \
@@ -60,13 +61,8 @@ pub async fn update(
     uses_allowed: Option<Option<u64>>,
     expiry_time: Option<Option<u64>>,
 ) -> Result<()> {
-    let params: [&dyn super::Param; 5] = [
-        &token,
-        &uses_allowed.is_some(),
-        &expiry_time.is_some(),
-        &uses_allowed.flatten(),
-        &expiry_time.flatten(),
-    ];
+    let params: [&dyn super::Param; 5] =
+        [&token, &uses_allowed.is_some(), &expiry_time.is_some(), &uses_allowed.flatten(), &expiry_time.flatten()];
     db.run(db.prepare(UPDATE, &params)?).await?;
     Ok(())
 }

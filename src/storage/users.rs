@@ -5,9 +5,11 @@ use serde::Deserialize;
 use super::{Db, Statement};
 use crate::error::Result;
 
-const INSERT: &str = "INSERT INTO users (user_id, password_hash, is_guest, created_ms, appservice_id, admin, user_type) \
+const INSERT: &str =
+    "INSERT INTO users (user_id, password_hash, is_guest, created_ms, appservice_id, admin, user_type) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const INSERT_IF_ABSENT: &str = "INSERT INTO users (user_id, password_hash, is_guest, created_ms) VALUES (?1, NULL, 0, ?2) \
+const INSERT_IF_ABSENT: &str =
+    "INSERT INTO users (user_id, password_hash, is_guest, created_ms) VALUES (?1, NULL, 0, ?2) \
      ON CONFLICT DO NOTHING";
 const SELECT: &str =
     "SELECT user_id, password_hash, is_guest, deactivated, created_ms, admin, user_type, appservice_id FROM users \
