@@ -64,3 +64,21 @@ CREATE TABLE server_notice_rooms (
 
 -- The registration token a registration's auth session used, counted when it completes.
 ALTER TABLE uia_sessions ADD COLUMN registration_token TEXT;
+
+-- Rooms an admin blocked (or purged): nobody may join, knock or be invited.
+CREATE TABLE blocked_rooms (
+    room_id    TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,                 -- the admin
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Room deletions of the admin API and how they ended (`delete_status`).
+CREATE TABLE room_deletions (
+    delete_id  TEXT PRIMARY KEY,
+    room_id    TEXT NOT NULL,
+    status     TEXT NOT NULL,                 -- 'complete' or 'failed'
+    result     TEXT NOT NULL,                 -- JSON: Synapse's `shutdown_room`
+    error      TEXT,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX room_deletions_by_room ON room_deletions (room_id);

@@ -32,6 +32,7 @@ pub mod pushers;
 pub mod rate_limits;
 pub mod receipts;
 pub mod registration_tokens;
+pub mod room_deletions;
 pub mod rooms;
 pub mod server_keys;
 pub mod server_notice_rooms;

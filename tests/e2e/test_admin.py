@@ -58,6 +58,9 @@ def test_non_admins_are_refused_everywhere(user, admin):
         ("GET", f"{ADMIN}/v1/rooms", None),
         ("GET", f"{ADMIN}/v1/rooms/!x:localhost", None),
         ("GET", f"{ADMIN}/v1/rooms/!x:localhost/members", None),
+        ("DELETE", f"{ADMIN}/v2/rooms/!x:localhost", {}),
+        ("GET", f"{ADMIN}/v2/rooms/!x:localhost/delete_status", None),
+        ("GET", f"{ADMIN}/v2/rooms/delete_status/abc", None),
         ("GET", TOKENS, None),
         ("POST", f"{TOKENS}/new", {}),
         ("GET", f"{TOKENS}/abcd", None),
@@ -255,3 +258,25 @@ def test_the_admin_command_creates_an_admin(base_url, client):
     refused = subprocess.run([str(ROOT / "scripts" / "admin"), "create-user", unique_name(), "--password", "x",
                               "--url", base_url], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "HMAC incorrect" in refused.stderr
+
+
+def test_delete_room(admin, new_user):
+    owner, member = new_user(), new_user()
+    alias = unique_name("doomed")
+    room_id = create_room(owner, room_alias_name=alias, preset="public_chat")
+    join(member, room_id)
+    assert_error(member.delete(f"{ADMIN}/v2/rooms/{room_id}"), 403, "M_FORBIDDEN")
+    delete_id = assert_ok(admin.delete(f"{ADMIN}/v2/rooms/{room_id}", json={"block": True}))["delete_id"]
+    status = assert_ok(admin.get(f"{ADMIN}/v2/rooms/delete_status/{delete_id}"))
+    assert status["status"] == "complete" and status["room_id"] == room_id
+    shutdown = status["shutdown_room"]
+    assert sorted(shutdown["kicked_users"]) == sorted([owner.user_id, member.user_id])
+    assert shutdown["failed_to_kick_users"] == [] and shutdown["local_aliases"] == [f"#{alias}:localhost"]
+    by_room = assert_ok(admin.get(f"{ADMIN}/v2/rooms/{room_id}/delete_status"))["results"]
+    assert [r["delete_id"] for r in by_room] == [delete_id]
+    # Gone: no member, no alias, not listed, and nobody may join it again.
+    assert room_id not in assert_ok(owner.get(f"{V3}/joined_rooms"))["joined_rooms"]
+    assert_error(owner.get(f"{V3}/directory/room/%23{alias}:localhost"), 404, "M_NOT_FOUND")
+    assert_error(admin.get(f"{ADMIN}/v1/rooms/{room_id}"), 404, "M_NOT_FOUND")
+    assert_error(member.post(f"{V3}/rooms/{room_id}/join", json={}), 403, "M_FORBIDDEN")
+    assert_error(admin.get(f"{ADMIN}/v2/rooms/delete_status/nope"), 404, "M_NOT_FOUND")
