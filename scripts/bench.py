@@ -1,7 +1,8 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
 room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
 to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
-media (upload and download throughput, thumbnail latency and CPU)."""
+media (upload and download throughput, thumbnail latency and CPU), and what the monthly active
+user limit costs an active user's requests."""
 
 import argparse
 import itertools
@@ -49,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
-    parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee", "media"], action="append",
+    parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee", "media", "mau"], action="append",
                         help="run only these sections (repeatable); all by default")
     parser.add_argument("--push-paced", type=int, default=10,
                         help="sends that each wait for the previous message's pushes")
@@ -57,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--claims", type=int, default=30, help="/keys/claim requests to time")
     parser.add_argument("--device-list-rooms", type=int, default=50, help="rooms of the device-list sync user")
     parser.add_argument("--media-runs", type=int, default=5, help="5 MB uploads and downloads to time")
+    parser.add_argument("--mau-syncs", type=int, default=200, help="syncs for the MAU limit's cost")
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence fan-out (for a server with presence off)")
     args = parser.parse_args()
@@ -633,6 +635,53 @@ def media_bench(url: str, args: argparse.Namespace) -> None:
                     1000 * timed(lambda: client.get(path, params=params, headers=headers)) for _ in range(10))
                 print(f"  thumbnail {w}x{h} {method} of a {width}x{height} {fmt} ({len(out.getvalue()) // 1024} KiB): "
                       f"first {first:.0f} ms, cached p50 {cached:.1f} ms; CPU estimate {first - cached:.0f} ms")
+class Launched:
+    """A server started with `scripts/serve` and extra settings, on empty state; a context manager."""
+
+    def __init__(self, serve: str, **config: str):
+        self.serve, self.config = serve, config
+
+    def __enter__(self) -> str:
+        self.tmp = tempfile.TemporaryDirectory()
+        port = free_port()
+        env = dict(os.environ, PORT=str(port), INSPECTOR_PORT=str(free_port()), STATE_DIR=f"{self.tmp.name}/state")
+        self.log = open(f"{self.tmp.name}/server.log", "w")
+        args = [self.serve, *(f"{k}={v}" for k, v in self.config.items())]
+        self.server = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline and self.server.poll() is None:
+            try:
+                if httpx.get(f"{url}{VERSIONS}", timeout=5).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start:\n" + Path(self.log.name).read_text())
+
+    def __exit__(self, *exc) -> None:
+        os.killpg(self.server.pid, signal.SIGTERM)
+        self.server.wait(timeout=30)
+        self.log.close()
+        self.tmp.cleanup()
+
+
+def mau_bench(serve: str, args: argparse.Namespace) -> None:
+    """An active user's whoami and incremental sync, with the monthly active user limit off and
+    on: the limit reads its facts with the token, so it should add no D1 round trip."""
+    print("Monthly active user limit (an active user's requests, limit off vs on)")
+    limits = {"RC_REGISTRATION_PER_SECOND": "100000", "RC_REGISTRATION_BURST": "100000"}
+    for label, config in (("LIMIT_USAGE_BY_MAU=false", {}),
+                          ("LIMIT_USAGE_BY_MAU=true", {"LIMIT_USAGE_BY_MAU": "true", "MAX_MAU_VALUE": "1000"})):
+        with Launched(serve, **limits, **config) as url, httpx.Client(base_url=url, timeout=30) as client:
+            bearer = {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'pw')}"}
+            since = client.get("/_matrix/client/v3/sync", headers=bearer).json()["next_batch"]
+            print(f"  {label}")
+            latency("GET /account/whoami", lambda: client.get("/_matrix/client/v3/account/whoami", headers=bearer),
+                    args.whoami, args.warmup)
+            latency("GET /sync (incremental, nothing new)",
+                    lambda: client.get("/_matrix/client/v3/sync", params={"since": since, "timeout": "0"},
+                                       headers=bearer), args.mau_syncs, args.warmup)
 
 
 def main() -> None:
@@ -651,6 +700,8 @@ def main() -> None:
                            ("media", media_bench)]:
         if wanted(section):
             bench(args.url, args)
+    if args.serve and wanted("mau"):
+        mau_bench(args.serve, args)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ use std::rc::Rc;
 use ruma_common::{OwnedUserId, UserId};
 
 use crate::appservice::{registry, Service};
+use crate::auth_blocking::Standing;
 use crate::error::{internal, unknown, Error, ErrorKind, MatrixError, Result};
 use crate::http::Incoming;
 use crate::storage::{access_tokens, devices, users, Db};
 use crate::tokens::token_hash;
 
-/// How stale a device's "last seen" may grow before a request refreshes it.
-const LAST_SEEN_RESOLUTION_MS: u64 = 60_000;
+/// How stale a token's "last used" may grow before a request records its use again: its client
+/// address, its device's "last seen" and its user's monthly activity.
+pub const LAST_SEEN_RESOLUTION_MS: u64 = 60_000;
 
 /// The user and device behind a request's access token.
 #[derive(Debug, Clone)]
@@ -23,6 +25,22 @@ pub struct Requester {
     pub is_guest: bool,
     /// The application service whose `as_token` the request carried.
     pub appservice: Option<Rc<Service>>,
+    /// The admin behind a puppet token (`/_synapse/admin/v1/users/{userId}/login`).
+    pub puppeted_by: Option<OwnedUserId>,
+    /// Whether `user_id` is a server admin.
+    pub is_admin: bool,
+    /// What auth blocking knows of whoever stands behind the request, read with the token;
+    /// none for a service.
+    pub standing: Option<Standing>,
+    /// The user's pinned usage-limit notice, if there is one.
+    pub limit_notice_id: Option<String>,
+}
+
+impl Requester {
+    /// Who is really acting: the admin behind a puppet token, else the user.
+    pub fn entity(&self) -> &UserId {
+        self.puppeted_by.as_deref().unwrap_or(&self.user_id)
+    }
 }
 
 /// The token from `Authorization: Bearer …` or the `access_token` query parameter.
@@ -52,24 +70,50 @@ fn missing_token() -> Error {
     MatrixError::new(ErrorKind::MissingToken, "Missing access token").into()
 }
 
-/// Resolves the request's token, a user's or a service's. Also says whether the device's
-/// "last seen" is due a refresh.
-pub async fn authenticate(db: &Db, server_name: &str, req: &Incoming, now_ms: u64) -> Result<(Requester, bool)> {
+/// Resolves the request's token, a user's or a service's. Also gives the token's hash when its
+/// use is due to be recorded.
+pub async fn authenticate(
+    db: &Db,
+    server_name: &str,
+    req: &Incoming,
+    now_ms: u64,
+    with_mau_count: bool,
+) -> Result<(Requester, Option<String>)> {
     let token = access_token(req)?.ok_or_else(missing_token)?;
     let hash = token_hash(&token);
     // Users' tokens first: their requests never pay for the services' lookup.
-    let Some(owner) = access_tokens::lookup(db, &hash).await? else {
+    let Some(owner) = access_tokens::lookup(db, &hash, with_mau_count).await? else {
         let service = registry::by_token_hash(db, server_name, &hash).await?.ok_or_else(unknown_token)?;
-        return Ok((as_service(db, req, service).await?, false));
+        return Ok((as_service(db, req, service).await?, None));
     };
     if owner.is_deactivated() {
         return Err(unknown_token().into());
     }
-    let user_id = UserId::parse(owner.user_id.as_str()).map_err(|e| internal("stored user ID", e))?;
-    let seen_long_ago = owner.last_seen_ts.is_none_or(|t| (t as u64).saturating_add(LAST_SEEN_RESOLUTION_MS) < now_ms);
-    let is_guest = owner.is_guest();
-    let requester = Requester { user_id, device_id: owner.device_id, is_guest, appservice: None };
-    Ok((requester, seen_long_ago))
+    if owner.expires_ms.is_some_and(|t| (t as u64) <= now_ms) {
+        return Err(MatrixError::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired").into());
+    }
+    let parse = |id: &str| UserId::parse(id).map_err(|e| internal("stored user ID", e));
+    let user_id = parse(&owner.user_id)?;
+    let puppeted_by = owner.puppeted_by.as_deref().map(parse).transpose()?;
+    let due = owner.last_used_ms.is_none_or(|t| (t as u64).saturating_add(LAST_SEEN_RESOLUTION_MS) < now_ms);
+    let standing = Standing {
+        user_id: puppeted_by.clone().unwrap_or_else(|| user_id.clone()),
+        user_type: owner.entity_type.clone(),
+        created_ms: owner.entity_created_ms as u64,
+        mau_ts: owner.entity_mau_ts.map(|t| t as u64),
+        mau_count: owner.mau_count.map(|n| n as u64),
+    };
+    let requester = Requester {
+        user_id,
+        is_guest: owner.is_guest(),
+        is_admin: owner.is_admin(),
+        appservice: None,
+        puppeted_by,
+        standing: Some(standing),
+        limit_notice_id: owner.limit_notice_id,
+        device_id: owner.device_id,
+    };
+    Ok((requester, due.then_some(hash)))
 }
 
 /// The application service behind the request's token: the scheme of service-only endpoints.
@@ -84,7 +128,16 @@ pub async fn authenticate_service(db: &Db, server_name: &str, req: &Incoming) ->
 
 /// A service acts without a device unless it names one.
 fn sender_of(service: Rc<Service>) -> Requester {
-    Requester { user_id: service.sender.clone(), device_id: String::new(), is_guest: false, appservice: Some(service) }
+    Requester {
+        user_id: service.sender.clone(),
+        device_id: String::new(),
+        is_guest: false,
+        appservice: Some(service),
+        puppeted_by: None,
+        is_admin: false,
+        standing: None,
+        limit_notice_id: None,
+    }
 }
 
 /// The service acting as its sender, or masquerading as `?user_id=` and `?device_id=`.

@@ -38,6 +38,28 @@ pub struct Config {
     pub cost_headers: bool,
     /// The most calls one invocation makes when it fans out to many users' objects.
     pub fanout_width: usize,
+    pub mau: MauLimits,
+    /// Every request that could add activity is refused with this message.
+    pub hs_disabled: Option<String>,
+    /// The user who sends server notices; none turns them off.
+    pub server_notices_mxid: Option<OwnedUserId>,
+    /// Whether a puppet token's use counts as its target's activity, not only its admin's.
+    pub track_puppeted_user_ips: bool,
+    /// Whether application services' users count as active users (and so can be blocked).
+    pub track_appservice_user_ips: bool,
+    /// The secret of `/_synapse/admin/v1/register`; none turns that endpoint off.
+    pub registration_shared_secret: Option<String>,
+    pub registration_requires_token: bool,
+}
+
+/// The monthly active user limit, as Synapse's `limit_usage_by_mau` and friends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MauLimits {
+    pub enabled: bool,
+    pub max: u64,
+    pub trial_days: u64,
+    /// `(medium, address)` pairs whose holders are always active.
+    pub reserved_threepids: Vec<(String, String)>,
 }
 
 /// A room's writer fans out twice per commit (wake-ups, then pushes), and a push queue that
@@ -50,6 +72,16 @@ pub const DEFAULT_FANOUT_WIDTH: usize = 16;
 pub enum AdminContact {
     Email(String),
     Matrix(OwnedUserId),
+}
+
+impl AdminContact {
+    /// The setting as written, which errors give as `admin_contact`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AdminContact::Email(e) => e,
+            AdminContact::Matrix(u) => u.as_str(),
+        }
+    }
 }
 
 impl Config {
@@ -85,7 +117,32 @@ impl Config {
         if !(2..=20).contains(&fanout_width) {
             return Err(format!("FANOUT_WIDTH must be from 2 to 20, not {fanout_width}"));
         }
+        let server_notices_mxid = match var("SERVER_NOTICES_LOCALPART").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(localpart) => Some(
+                UserId::parse(format!("@{}:{server_name}", localpart.trim()))
+                    .map_err(|e| format!("SERVER_NOTICES_LOCALPART {localpart:?} is not a localpart: {e}"))?,
+            ),
+        };
+        let mau = MauLimits {
+            enabled: flag(&var, "LIMIT_USAGE_BY_MAU", false)?,
+            max: whole(&var, "MAX_MAU_VALUE", 0)?,
+            trial_days: whole(&var, "MAU_TRIAL_DAYS", 0)?,
+            reserved_threepids: threepids(&var, "MAU_LIMIT_RESERVED_THREEPIDS")?,
+        };
+        let hs_disabled = match flag(&var, "HS_DISABLED", false)? {
+            true => Some(var("HS_DISABLED_MESSAGE").unwrap_or_default()),
+            false => None,
+        };
+        let registration_shared_secret = var("REGISTRATION_SHARED_SECRET").filter(|v| !v.is_empty());
         Ok(Self {
+            mau,
+            hs_disabled,
+            server_notices_mxid,
+            track_puppeted_user_ips: flag(&var, "TRACK_PUPPETED_USER_IPS", false)?,
+            track_appservice_user_ips: flag(&var, "TRACK_APPSERVICE_USER_IPS", false)?,
+            registration_shared_secret,
+            registration_requires_token: flag(&var, "REGISTRATION_REQUIRES_TOKEN", false)?,
             server_name,
             public_baseurl,
             enable_registration: flag(&var, "ENABLE_REGISTRATION", false)?,
@@ -144,6 +201,27 @@ fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Res
     }
 }
 
+/// A count that may be zero.
+fn whole(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, String> {
+    match var(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse::<u64>().map_err(|_| format!("{name} must be a whole number, not {v:?}")),
+    }
+}
+
+/// A JSON list of `{"medium": ..., "address": ...}`.
+fn threepids(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<(String, String)>, String> {
+    let Some(raw) = var(name).filter(|v| !v.trim().is_empty()) else { return Ok(Vec::new()) };
+    let bad = || format!("{name} must be a JSON list of {{\"medium\", \"address\"}} objects, not {raw:?}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&raw).map_err(|_| bad())?;
+    list.iter()
+        .map(|t| match (t.get("medium").and_then(|m| m.as_str()), t.get("address").and_then(|a| a.as_str())) {
+            (Some(medium), Some(address)) => Ok((medium.to_owned(), address.to_owned())),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
 fn number<T: std::str::FromStr + PartialOrd + Default>(
     var: &impl Fn(&str) -> Option<String>,
     name: &str,
@@ -180,6 +258,34 @@ mod tests {
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
         assert_eq!(c.rc_to_device, Rule { per_second: 20.0, burst: 100.0 });
+        assert_eq!(c.mau, MauLimits::default());
+        assert!(c.hs_disabled.is_none() && c.server_notices_mxid.is_none() && c.registration_shared_secret.is_none());
+        assert!(!c.track_puppeted_user_ips && !c.track_appservice_user_ips && !c.registration_requires_token);
+    }
+
+    #[test]
+    fn administration_settings_are_read() {
+        let c = parse(&[
+            ("SERVER_NAME", "a.b"),
+            ("LIMIT_USAGE_BY_MAU", "true"),
+            ("MAX_MAU_VALUE", "0"),
+            ("MAU_TRIAL_DAYS", "3"),
+            ("MAU_LIMIT_RESERVED_THREEPIDS", r#"[{"medium": "email", "address": "x@a.b"}]"#),
+            ("HS_DISABLED", "true"),
+            ("HS_DISABLED_MESSAGE", "Down for maintenance"),
+            ("SERVER_NOTICES_LOCALPART", "notices"),
+            ("TRACK_PUPPETED_USER_IPS", "true"),
+            ("TRACK_APPSERVICE_USER_IPS", "true"),
+            ("REGISTRATION_SHARED_SECRET", "s3cret"),
+            ("REGISTRATION_REQUIRES_TOKEN", "true"),
+        ])
+        .unwrap();
+        let reserved = vec![("email".to_owned(), "x@a.b".to_owned())];
+        assert_eq!(c.mau, MauLimits { enabled: true, max: 0, trial_days: 3, reserved_threepids: reserved });
+        assert_eq!(c.hs_disabled.as_deref(), Some("Down for maintenance"));
+        assert_eq!(c.server_notices_mxid.as_ref().map(|u| u.as_str()), Some("@notices:a.b"));
+        assert!(c.track_puppeted_user_ips && c.track_appservice_user_ips && c.registration_requires_token);
+        assert_eq!(c.registration_shared_secret.as_deref(), Some("s3cret"));
     }
 
     #[test]
@@ -231,6 +337,14 @@ mod tests {
             (&[("SERVER_NAME", "a.b"), ("PUBLIC_BASEURL", "ftp://x")], "PUBLIC_BASEURL"),
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "@bad")], "ADMIN_CONTACT"),
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "nobody")], "ADMIN_CONTACT"),
+            (&[("SERVER_NAME", "a.b"), ("MAX_MAU_VALUE", "-3")], "MAX_MAU_VALUE"),
+            (&[("SERVER_NAME", "a.b"), ("MAU_TRIAL_DAYS", "1.5")], "MAU_TRIAL_DAYS"),
+            (&[("SERVER_NAME", "a.b"), ("MAU_LIMIT_RESERVED_THREEPIDS", "[{}]")], "MAU_LIMIT_RESERVED_THREEPIDS"),
+            (&[("SERVER_NAME", "a.b"), ("MAU_LIMIT_RESERVED_THREEPIDS", "x")], "MAU_LIMIT_RESERVED_THREEPIDS"),
+            (&[("SERVER_NAME", "a.b"), ("HS_DISABLED", "1")], "HS_DISABLED"),
+            (&[("SERVER_NAME", "a.b"), ("SERVER_NOTICES_LOCALPART", "a:b")], "SERVER_NOTICES_LOCALPART"),
+            (&[("SERVER_NAME", "a.b"), ("TRACK_PUPPETED_USER_IPS", "y")], "TRACK_PUPPETED_USER_IPS"),
+            (&[("SERVER_NAME", "a.b"), ("REGISTRATION_REQUIRES_TOKEN", "on")], "REGISTRATION_REQUIRES_TOKEN"),
         ];
         for (vars, named) in cases {
             let err = parse(vars).unwrap_err();

@@ -50,6 +50,10 @@ pub enum ErrorKind {
     /// Account data the server manages, which clients may not set (405).
     NotSettable,
     ProfileTooLarge,
+    /// The server is full (monthly active users) or disabled.
+    ResourceLimitExceeded {
+        limit_type: LimitType,
+    },
     RoomInUse,
     TooLarge,
     /// A malformed request that no more specific code describes.
@@ -60,6 +64,8 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     /// An application service without a URL was pinged.
     UrlNotSet,
+    /// A credential that does not authorise the request, such as a spent registration token.
+    Unauthorized,
     /// An endpoint this server does not have.
     Unrecognized,
     /// A path value a known endpoint does not know, such as a push rule scope (400, as Synapse).
@@ -102,12 +108,14 @@ impl ErrorKind {
             NotYetUploaded,
             NotSettable,
             ProfileTooLarge,
+            ResourceLimitExceeded { limit_type: LimitType::MonthlyActiveUser },
             RoomInUse,
             TooLarge,
             Unknown,
             UnknownToken { soft_logout: false },
             UnsupportedRoomVersion,
             UrlNotSet,
+            Unauthorized,
             Unrecognized,
             UnrecognizedParam,
             UserDeactivated,
@@ -149,12 +157,14 @@ impl ErrorKind {
             NotYetUploaded => ("M_NOT_YET_UPLOADED", 504),
             NotSettable => ("M_BAD_JSON", 405),
             ProfileTooLarge => ("M_PROFILE_TOO_LARGE", 400),
+            ResourceLimitExceeded { .. } => ("M_RESOURCE_LIMIT_EXCEEDED", 403),
             RoomInUse => ("M_ROOM_IN_USE", 400),
             TooLarge => ("M_TOO_LARGE", 413),
             Unknown => ("M_UNKNOWN", 400),
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             UrlNotSet => ("M_URL_NOT_SET", 400),
+            Unauthorized => ("M_UNAUTHORIZED", 401),
             Unrecognized => ("M_UNRECOGNIZED", 404),
             UnrecognizedParam => ("M_UNRECOGNIZED", 400),
             UserDeactivated => ("M_USER_DEACTIVATED", 403),
@@ -165,16 +175,39 @@ impl ErrorKind {
     }
 }
 
+/// Why the server refuses activity: Synapse's `limit_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitType {
+    MonthlyActiveUser,
+    HsDisabled,
+}
+
+impl LimitType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitType::MonthlyActiveUser => "monthly_active_user",
+            LimitType::HsDisabled => "hs_disabled",
+        }
+    }
+}
+
 /// A Matrix error: `{errcode, error}` plus the fields its kind defines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixError {
     pub kind: ErrorKind,
     pub message: Cow<'static, str>,
+    /// Who to contact, on errors that ask the user to (`M_RESOURCE_LIMIT_EXCEEDED`).
+    pub admin_contact: Option<String>,
 }
 
 impl MatrixError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), admin_contact: None }
+    }
+
+    pub fn with_admin_contact(mut self, contact: Option<&str>) -> Self {
+        self.admin_contact = contact.map(str::to_owned);
+        self
     }
 
     pub fn status(&self) -> u16 {
@@ -200,7 +233,13 @@ impl MatrixError {
             ErrorKind::WrongRoomKeysVersion { current_version } => {
                 body.insert("current_version".into(), current_version.to_string().into());
             }
+            ErrorKind::ResourceLimitExceeded { limit_type } => {
+                body.insert("limit_type".into(), limit_type.as_str().into());
+            }
             _ => {}
+        }
+        if let Some(contact) = &self.admin_contact {
+            body.insert("admin_contact".into(), contact.clone().into());
         }
         body
     }
@@ -287,6 +326,7 @@ mod tests {
             let with_fields = matches!(
                 kind,
                 ErrorKind::LimitExceeded { .. }
+                    | ErrorKind::ResourceLimitExceeded { .. }
                     | ErrorKind::UnknownToken { .. }
                     | ErrorKind::WrongRoomKeysVersion { .. }
             );

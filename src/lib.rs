@@ -3,8 +3,11 @@
 //! The stateless worker (this crate's `fetch`) routes `/_matrix/...`, authenticates, validates,
 //! reads D1 and calls the Durable Objects in `durable_objects/`. README.md has the map.
 
+mod activity;
+mod admin;
 pub mod appservice;
 mod auth;
+mod auth_blocking;
 mod client;
 mod config;
 mod cost;
@@ -19,6 +22,7 @@ mod ratelimit;
 mod room;
 mod router;
 mod server_keys;
+mod server_notices;
 mod signed_json;
 mod storage;
 mod time;

@@ -9,6 +9,8 @@ use percent_encoding::percent_decode_str;
 use ruma_common::UserId;
 use worker::{Env, Method, Response};
 
+use crate::activity;
+use crate::admin;
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
@@ -19,7 +21,7 @@ use crate::config::Config;
 use crate::cost;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
 use crate::http::{Incoming, Reply};
-use crate::storage::{devices, Db};
+use crate::storage::Db;
 use crate::time::now_ms;
 
 /// Who may call an endpoint.
@@ -36,6 +38,8 @@ pub enum Auth {
     /// Anyone, or an application service when the request carries an `as_token`
     /// (`/register` and `/login` of type `m.login.application_service`).
     NoneOrAppservice,
+    /// A server admin's access token (the admin API); others get `M_FORBIDDEN`.
+    Admin,
 }
 
 type Handler = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<Reply>>>>;
@@ -97,6 +101,7 @@ pub static ROUTES: &[Route] = routes! {
     // Registration
     POST "/_matrix/client/v3/register" NoneOrAppservice => register::register;
     GET "/_matrix/client/v3/register/available" None => register::get_username_availability;
+    GET "/_matrix/client/v1/register/m.login.registration_token/validity" None => register::registration_token_validity;
     // Login and sessions
     GET "/_matrix/client/v3/login" None => session::get_login_types;
     POST "/_matrix/client/v3/login" NoneOrAppservice => session::login;
@@ -232,6 +237,29 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/media/v3/download/{serverName}/{mediaId}" None => media::frozen;
     GET "/_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}" None => media::frozen;
     GET "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}" None => media::frozen;
+    // The admin API (Synapse's)
+    GET "/_synapse/admin/v1/server_version" None => admin::server_version;
+    GET "/_synapse/admin/v1/register" None => admin::register::get_nonce;
+    POST "/_synapse/admin/v1/register" None => admin::register::register;
+    GET "/_synapse/admin/v2/users" Admin => admin::users::list_users;
+    GET "/_synapse/admin/v2/users/{userId}" Admin => admin::users::get_user;
+    PUT "/_synapse/admin/v2/users/{userId}" Admin => admin::users::put_user;
+    POST "/_synapse/admin/v1/users/{userId}/login" Admin => admin::users::puppet_login;
+    POST "/_synapse/admin/v1/deactivate/{userId}" Admin => admin::users::deactivate;
+    POST "/_synapse/admin/v1/reset_password/{userId}" Admin => admin::users::reset_password;
+    GET "/_synapse/admin/v1/whois/{userId}" Admin => admin::users::whois;
+    POST "/_synapse/admin/v1/send_server_notice" Admin => crate::server_notices::send_server_notice;
+    GET "/_synapse/admin/v1/rooms" Admin => admin::rooms::list_rooms;
+    GET "/_synapse/admin/v1/rooms/{roomId}" Admin => admin::rooms::get_room;
+    GET "/_synapse/admin/v1/rooms/{roomId}/members" Admin => admin::rooms::get_room_members;
+    DELETE "/_synapse/admin/v2/rooms/{roomId}" Admin => admin::rooms::delete_room;
+    GET "/_synapse/admin/v2/rooms/{roomId}/delete_status" Admin => admin::rooms::delete_status_by_room;
+    GET "/_synapse/admin/v2/rooms/delete_status/{deleteId}" Admin => admin::rooms::delete_status_by_id;
+    GET "/_synapse/admin/v1/registration_tokens" Admin => admin::registration_tokens::list;
+    POST "/_synapse/admin/v1/registration_tokens/new" Admin => admin::registration_tokens::create;
+    GET "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::get;
+    PUT "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::update;
+    DELETE "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::delete;
 };
 
 /// Everything a handler gets: the request, who sent it, and the server's bindings.
@@ -405,21 +433,26 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
     let db = Db::new(&env)?;
     let requester = match route.auth {
         Auth::None => None,
-        Auth::User | Auth::UserOrGuest => {
+        Auth::User | Auth::UserOrGuest | Auth::Admin => {
             let now = now_ms();
-            let (requester, seen_long_ago) = auth::authenticate(&db, config.server_name.as_str(), &req, now).await?;
-            if requester.is_guest && route.auth == Auth::User {
+            let server_name = config.server_name.as_str();
+            let (requester, due) = auth::authenticate(&db, server_name, &req, now, config.mau.enabled).await?;
+            if requester.is_guest && route.auth != Auth::UserOrGuest {
                 return Err(
                     MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into()
                 );
             }
-            if seen_long_ago {
-                // Keep "last seen" roughly current without a write on every request.
-                let touch =
-                    devices::touch(&db, requester.user_id.as_str(), &requester.device_id, now, req.ip.as_deref())?;
+            // Keep "last seen", client addresses and monthly activity roughly current without a
+            // write on every request.
+            let record = activity::record(&db, &config, &requester, &req, due.as_deref(), now)?;
+            if !record.is_empty() {
+                let db = Db::new(&env)?;
                 worker_ctx.wait_until(async move {
-                    let _ = touch.run().await;
+                    let _ = db.batch(record).await;
                 });
+            }
+            if route.auth == Auth::Admin && !requester.is_admin {
+                return Err(MatrixError::new(ErrorKind::Forbidden, "You are not a server admin").into());
             }
             Some(requester)
         }

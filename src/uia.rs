@@ -12,12 +12,13 @@ use crate::identifiers::resolve_login_user;
 use crate::password;
 use crate::ratelimit;
 use crate::router::Ctx;
-use crate::storage::{uia_sessions, users};
+use crate::storage::{registration_tokens, uia_sessions, users};
 use crate::time::now_ms;
 use crate::tokens::new_session_id;
 
 pub const DUMMY: &str = "m.login.dummy";
 pub const PASSWORD: &str = "m.login.password";
+pub const REGISTRATION_TOKEN: &str = "m.login.registration_token";
 
 /// How long a session lives, as in Synapse.
 const SESSION_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
@@ -34,6 +35,8 @@ pub struct AuthData {
     pub identifier: Option<Value>,
     pub user: Option<Value>,
     pub password: Option<String>,
+    /// The registration token of an `m.login.registration_token` stage.
+    pub token: Option<String>,
 }
 
 /// The 401 answer while auth is incomplete.
@@ -78,17 +81,23 @@ fn stage_expected(flows: Flows, completed: &[String], stage: &str) -> bool {
     })
 }
 
-/// Runs one round of user-interactive auth for the request in `cx`. `Ok(())` means a flow is
-/// complete and the request may proceed; otherwise the error is the challenge to send back.
+/// Runs one round of user-interactive auth for the request in `cx`. `Ok` means a flow is
+/// complete and the request may proceed, and gives the registration token the session took, if
+/// any (its use is the caller's to count); otherwise the error is the challenge to send back.
 /// `account` is the user whose password the password stage checks.
-pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, account: Option<&UserId>) -> Result<()> {
+pub async fn authenticate(
+    cx: &Ctx,
+    auth: Option<AuthData>,
+    flows: Flows,
+    account: Option<&UserId>,
+) -> Result<Option<String>> {
     let now = now_ms();
     let method = cx.req.method.to_string();
     let Some(auth) = auth else {
         let session = start_session(cx, &method, now).await?;
         return Err(challenge(flows, Vec::new(), session, None));
     };
-    let (session, mut completed) = match &auth.session {
+    let (session, mut completed, mut registration_token) = match &auth.session {
         Some(id) => {
             let stored = uia_sessions::get(&cx.db, id, now.saturating_sub(SESSION_LIFETIME_MS))
                 .await?
@@ -101,9 +110,9 @@ pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, accoun
                 .into());
             }
             let completed: Vec<String> = serde_json::from_str(&stored.completed).unwrap_or_default();
-            (id.clone(), completed)
+            (id.clone(), completed, stored.registration_token)
         }
-        None => (start_session(cx, &method, now).await?, Vec::new()),
+        None => (start_session(cx, &method, now).await?, Vec::new(), None),
     };
     if let Some(stage) = auth.kind.as_deref() {
         if !stage_expected(flows, &completed, stage) {
@@ -113,20 +122,24 @@ pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, accoun
         }
         if let Err(error) = check_stage(cx, stage, &auth, account).await {
             return match error {
-                Error::Matrix(e) if e.kind == ErrorKind::Forbidden => {
+                Error::Matrix(e) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::Unauthorized) => {
                     Err(challenge(flows, completed, session, Some(e)))
                 }
                 other => Err(other),
             };
         }
+        if stage == REGISTRATION_TOKEN {
+            registration_token = auth.token.clone();
+        }
         completed.push(stage.to_owned());
     }
     if flow_complete(flows, &completed) {
         cx.db.run(uia_sessions::delete(&cx.db, &session)?).await?;
-        return Ok(());
+        return Ok(registration_token);
     }
     let completed_json = serde_json::to_string(&completed).unwrap_or_else(|_| "[]".into());
-    cx.db.run(uia_sessions::set_completed(&cx.db, &session, &completed_json)?).await?;
+    let set = uia_sessions::set_completed(&cx.db, &session, &completed_json, registration_token.as_deref())?;
+    cx.db.run(set).await?;
     Err(challenge(flows, completed, session, None))
 }
 
@@ -170,6 +183,17 @@ async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&Us
             match user.password_hash {
                 Some(hash) if password::verify(password, &hash) => Ok(()),
                 _ => Err(wrong().into()),
+            }
+        }
+        REGISTRATION_TOKEN => {
+            let token = auth
+                .token
+                .as_deref()
+                .ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.token is required"))?;
+            let started = cx.db.run(registration_tokens::start_use(&cx.db, token, now_ms())?).await?;
+            match started {
+                0 => Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token").into()),
+                _ => Ok(()),
             }
         }
         _ => Err(MatrixError::new(ErrorKind::Unknown, format!("Unsupported auth stage {stage:?}")).into()),

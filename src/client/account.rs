@@ -9,7 +9,9 @@ use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
 use crate::password;
 use crate::router::Ctx;
-use crate::storage::{access_tokens, current_state, devices, profiles, pushers, users};
+use crate::storage::{
+    access_tokens, current_state, devices, monthly_active_users, profiles, pushers, user_threepids, users,
+};
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::PASSWORD]];
@@ -64,17 +66,25 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
     let body: DeactivateBody = cx.req.json()?;
     let requester = cx.requester()?;
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
-    let user = requester.user_id.as_str();
+    deactivate_user(&cx, requester.user_id.as_str()).await?;
+    Reply::json(&json!({ "id_server_unbind_result": "no-support" }))
+}
+
+/// Deactivates an account, for itself or for an admin.
+pub async fn deactivate_user(cx: &Ctx, user: &str) -> Result<()> {
     cx.db
         .batch(vec![
             users::deactivate(&cx.db, user)?,
             access_tokens::delete_all(&cx.db, user)?,
+            access_tokens::delete_puppets(&cx.db, user)?,
             pushers::delete_all(&cx.db, user)?,
             devices::delete_all(&cx.db, user)?,
             profiles::delete_all(&cx.db, user)?,
+            user_threepids::delete_all(&cx.db, user)?,
+            monthly_active_users::delete(&cx.db, user)?,
         ])
         .await?;
-    device_lists::announce(&cx, user).await?;
+    device_lists::announce(cx, user).await?;
     let rooms: Vec<String> = current_state::memberships_of_user(&cx.db, user)
         .await?
         .into_iter()
@@ -85,5 +95,5 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
         // The account is gone either way; only its memberships stay behind.
         crate::log::error(&format!("deactivation of {user}: the rooms were not handed over: {e:?}"));
     }
-    Reply::json(&json!({ "id_server_unbind_result": "no-support" }))
+    Ok(())
 }

@@ -82,6 +82,7 @@ pub struct NewRoom {
 
 pub async fn create_room(cx: Ctx) -> Result<Reply> {
     let body: CreateRoomBody = cx.req.json()?;
+    crate::auth_blocking::check_requester(&cx.db, &cx.config, cx.requester()?).await?;
     let creator = cx.requester()?.user_id.clone();
     let version = RoomVersion::parse(body.room_version.as_deref().unwrap_or(versions::DEFAULT))?;
     if !body.invite_3pid.is_empty() {

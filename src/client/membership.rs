@@ -11,7 +11,7 @@ use crate::error::{forbidden, invalid_param, not_found, unknown, ErrorKind, Matr
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::router::Ctx;
-use crate::storage::{aliases, current_state, forgotten_rooms, profiles, users};
+use crate::storage::{aliases, current_state, forgotten_rooms, profiles, room_deletions, users};
 
 use super::rooms::{parse_room_id, room_id_param, send_event, to_content};
 
@@ -186,6 +186,12 @@ async fn send_member(
     content: Map<String, Value>,
     facts: Facts,
 ) -> Result<()> {
+    // An admin's blocked (or purged) room takes no one in.
+    if matches!(content.get("membership").and_then(Value::as_str), Some("join" | "invite" | "knock"))
+        && room_deletions::is_blocked(&cx.db, room_id.as_str()).await?
+    {
+        return Err(forbidden("This room has been blocked on this server"));
+    }
     let template = EventTemplate {
         kind: "m.room.member".into(),
         state_key: Some(target.to_string()),

@@ -1,10 +1,12 @@
-//! Account registration: `POST /register` (users and guests) and `GET /register/available`.
+//! Account registration: `POST /register` (users and guests), `GET /register/available` and
+//! `GET /register/m.login.registration_token/validity`.
 
 use ruma_common::UserId;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
+use crate::auth_blocking::{self, Subject};
 use crate::client::session::{new_session, APPSERVICE_LOGIN};
 use crate::error::{forbidden, invalid_param, missing_param, ErrorKind, MatrixError, Result};
 use crate::http::{parse_json_object, Reply};
@@ -12,12 +14,14 @@ use crate::identifiers::{local_user_id, user_id_for_appservice, user_id_for_regi
 use crate::password;
 use crate::ratelimit;
 use crate::router::Ctx;
-use crate::storage::{profiles, users};
+use crate::storage::{profiles, registration_tokens, users};
 use crate::time::now_ms;
 use crate::tokens::new_guest_localpart;
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::DUMMY]];
+/// With `REGISTRATION_REQUIRES_TOKEN`, as Synapse: the token stage goes before the others.
+const FLOWS_WITH_TOKEN: Flows = &[&[uia::REGISTRATION_TOKEN, uia::DUMMY]];
 /// Synapse's limit; longer passwords only cost hashing time.
 const MAX_PASSWORD_BYTES: usize = 512;
 
@@ -51,6 +55,9 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if !cx.config.enable_registration {
         return Err(forbidden("Registration has been disabled"));
     }
+    // Synapse checks once the auth is done; a full server refuses before anything starts.
+    let newcomer = Subject::Newcomer { user_type: None, threepid: None };
+    auth_blocking::check(&cx.db, &cx.config, &newcomer, None).await?;
     if body.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_BYTES) {
         return Err(invalid_param(format!("Password may not be longer than {MAX_PASSWORD_BYTES} bytes")));
     }
@@ -65,14 +72,21 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     if body.auth.as_ref().is_none_or(|auth| auth.session.is_none()) {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    uia::authenticate(&cx, body.auth.take(), FLOWS, None).await?;
+    let flows = if cx.config.registration_requires_token { FLOWS_WITH_TOKEN } else { FLOWS };
+    let token = uia::authenticate(&cx, body.auth.take(), flows, None).await?;
     let password = body.password.take().ok_or_else(|| missing_param("password is required"))?;
+    // The token's use counts now that the registration completes; the last use goes to one.
+    if let Some(token) = token {
+        if cx.db.run(registration_tokens::complete_use(&cx.db, &token)?).await? == 0 {
+            return Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token").into());
+        }
+    }
     let user_id = match requested {
         Some(user_id) => user_id,
         None => local_user_id(&new_guest_localpart()?, &cx.config.server_name)?,
     };
     let hash = password::hash(&password, cx.config.password_cost)?;
-    create_account(cx, &user_id, Some(hash.as_str()), body, now).await
+    create_account(cx, &user_id, Some(hash.as_str()), users::NewUser::default(), body, now).await
 }
 
 /// A service registers a user of its namespace: no password, no user-interactive auth.
@@ -89,7 +103,8 @@ async fn register_for_service(cx: Ctx, body: RegisterBody) -> Result<Reply> {
     if service.registration.rate_limited {
         ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now).await?;
     }
-    create_account(cx, &user_id, None, body, now).await
+    let kind = users::NewUser { appservice_id: Some(service.id()), ..Default::default() };
+    create_account(cx, &user_id, None, kind, body, now).await
 }
 
 /// A guest gets an all-digit ID and a device straight away; it has no password.
@@ -104,7 +119,13 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     for _ in 0..3 {
         let user_id = local_user_id(&new_guest_localpart()?, &cx.config.server_name)?;
         let session = new_session(&cx, &user_id, None, body.initial_device_display_name.as_deref())?;
-        let mut statements = vec![users::insert(&cx.db, user_id.as_str(), None, true, now_ms())?];
+        let mut statements = vec![users::insert(
+            &cx.db,
+            user_id.as_str(),
+            None,
+            &users::NewUser { is_guest: true, ..Default::default() },
+            now_ms(),
+        )?];
         statements.extend(session.statements);
         if cx.db.try_batch(statements).await?.is_some() {
             return Reply::json(&json!({
@@ -116,6 +137,17 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
         }
     }
     Err(crate::error::internal("guest registration", "three ID collisions in a row"))
+}
+
+/// `GET /register/m.login.registration_token/validity`.
+pub async fn registration_token_validity(cx: Ctx) -> Result<Reply> {
+    ratelimit::check(&cx.db, cx.config.rc_registration, "register-token", cx.req.client_address(), now_ms()).await?;
+    if !cx.config.enable_registration {
+        return Err(forbidden("Registration has been disabled"));
+    }
+    let token = cx.req.query("token").ok_or_else(|| missing_param("token is required"))?;
+    let valid = registration_tokens::get(&cx.db, token).await?.is_some_and(|t| t.is_valid(now_ms()));
+    Reply::json(&json!({ "valid": valid }))
 }
 
 pub async fn get_username_availability(cx: Ctx) -> Result<Reply> {
@@ -148,11 +180,12 @@ async fn create_account(
     cx: Ctx,
     user_id: &UserId,
     password_hash: Option<&str>,
+    kind: users::NewUser<'_>,
     body: RegisterBody,
     now: u64,
 ) -> Result<Reply> {
     let mut statements = vec![
-        users::insert(&cx.db, user_id.as_str(), password_hash, false, now)?,
+        users::insert(&cx.db, user_id.as_str(), password_hash, &kind, now)?,
         profiles::set(&cx.db, user_id.as_str(), "displayname", &Value::from(user_id.localpart()).to_string())?,
     ];
     let session = if body.inhibit_login {

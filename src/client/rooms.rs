@@ -71,6 +71,7 @@ pub async fn send_event(
     txn: Option<Txn>,
     facts: Facts,
 ) -> Result<Sent> {
+    crate::auth_blocking::check_requester(&cx.db, &cx.config, cx.requester()?).await?;
     let request = RoomRequest::Send { room_id: room_id.to_owned(), template, txn, facts };
     room::call(&cx.env, room_id.as_str(), &request)
         .await?

@@ -5,6 +5,7 @@ use ruma_common::UserId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth_blocking;
 use crate::client::device_lists;
 use crate::error::{forbidden, invalid_param, Result};
 use crate::error::{ErrorKind, MatrixError};
@@ -107,6 +108,7 @@ pub async fn login(cx: Ctx) -> Result<Reply> {
     if user.is_deactivated() {
         return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
     }
+    auth_blocking::check_user(&cx.db, &cx.config, &user_id).await?;
     complete_login(cx, &user_id, body).await
 }
 
@@ -125,6 +127,10 @@ async fn login_for_service(cx: Ctx, body: LoginBody, now: u64) -> Result<Reply> 
     let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(invalid)?;
     if user.is_deactivated() {
         return Err(MatrixError::new(ErrorKind::UserDeactivated, "This account has been deactivated").into());
+    }
+    // A service's users are limited only when they count (as Synapse's `is_appservice_ghost`).
+    if cx.config.track_appservice_user_ips {
+        auth_blocking::check_user(&cx.db, &cx.config, &user_id).await?;
     }
     complete_login(cx, &user_id, body).await
 }

@@ -201,6 +201,8 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
         super::presence::valid_state(state)?;
     }
     let requester = cx.requester()?;
+    crate::auth_blocking::check_requester(&cx.db, &cx.config, requester).await?;
+    crate::server_notices::on_sync(&cx, requester).await?;
     let (user, device) = (requester.user_id.to_string(), requester.device_id.clone());
     let filter = async {
         match cx.req.query("filter") {

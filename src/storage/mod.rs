@@ -6,6 +6,8 @@
 
 pub mod access_tokens;
 pub mod account_data;
+pub mod admin_register_nonces;
+pub mod admin_rooms;
 pub mod aliases;
 pub mod appservices;
 pub mod current_state;
@@ -24,17 +26,23 @@ pub mod events;
 pub mod filters;
 pub mod forgotten_rooms;
 pub mod media;
+pub mod monthly_active_users;
 pub mod presence;
 pub mod profiles;
 pub mod pushers;
 pub mod rate_limits;
 pub mod receipts;
+pub mod registration_tokens;
+pub mod room_deletions;
 pub mod rooms;
 pub mod server_keys;
+pub mod server_notice_rooms;
 pub mod streams;
 pub mod to_device;
 pub mod typing;
 pub mod uia_sessions;
+pub mod user_ips;
+pub mod user_threepids;
 pub mod users;
 
 use serde::de::DeserializeOwned;

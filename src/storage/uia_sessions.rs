@@ -7,8 +7,9 @@ use crate::error::Result;
 
 const INSERT: &str =
     "INSERT INTO uia_sessions (session_id, method, path, completed, created_ms) VALUES (?1, ?2, ?3, '[]', ?4)";
-const SELECT: &str = "SELECT method, path, completed FROM uia_sessions WHERE session_id = ?1 AND created_ms > ?2";
-const SET_COMPLETED: &str = "UPDATE uia_sessions SET completed = ?2 WHERE session_id = ?1";
+const SELECT: &str = "SELECT method, path, completed, registration_token FROM uia_sessions \
+     WHERE session_id = ?1 AND created_ms > ?2";
+const SET_COMPLETED: &str = "UPDATE uia_sessions SET completed = ?2, registration_token = ?3 WHERE session_id = ?1";
 const DELETE: &str = "DELETE FROM uia_sessions WHERE session_id = ?1";
 const DELETE_EXPIRED: &str = "DELETE FROM uia_sessions WHERE created_ms <= ?1";
 
@@ -18,6 +19,8 @@ pub struct Session {
     pub path: String,
     /// JSON array of stage types.
     pub completed: String,
+    /// The registration token the session's token stage took.
+    pub registration_token: Option<String>,
 }
 
 pub fn insert(db: &Db, session_id: &str, method: &str, path: &str, now_ms: u64) -> Result<Statement> {
@@ -29,8 +32,13 @@ pub async fn get(db: &Db, session_id: &str, created_after_ms: u64) -> Result<Opt
     db.first(SELECT, &[&session_id, &created_after_ms]).await
 }
 
-pub fn set_completed(db: &Db, session_id: &str, completed_json: &str) -> Result<Statement> {
-    db.prepare(SET_COMPLETED, &[&session_id, &completed_json])
+pub fn set_completed(
+    db: &Db,
+    session_id: &str,
+    completed_json: &str,
+    registration_token: Option<&str>,
+) -> Result<Statement> {
+    db.prepare(SET_COMPLETED, &[&session_id, &completed_json, &registration_token])
 }
 
 pub fn delete(db: &Db, session_id: &str) -> Result<Statement> {

@@ -37,6 +37,10 @@ NAMED_SERVERS = {
     "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
     "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
 }
+# What the suite's own server adds to wrangler.toml (scripts/test starts it the same way): admins
+# are made with this secret (`admin.py`), and server notices are on.
+SUITE_CONFIG = {"ALLOW_GUEST_ACCESS": "true", "REGISTRATION_SHARED_SECRET": "stratus-e2e-shared-secret",
+                "SERVER_NOTICES_LOCALPART": "notices"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +337,7 @@ def base_url(request) -> str:
     url = os.environ.get("STRATUS_BASE_URL")
     if url:
         return url.rstrip("/")
-    return request.getfixturevalue("server_factory")(ALLOW_GUEST_ACCESS="true")
+    return request.getfixturevalue("server_factory")(**SUITE_CONFIG)
 
 
 @pytest.fixture(scope="session")
