@@ -4,4 +4,5 @@ pub mod appservice;
 pub mod deactivation;
 pub mod push_queue;
 pub mod room;
+pub mod user_presence;
 pub mod user_sync;

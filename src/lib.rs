@@ -12,6 +12,7 @@ mod http;
 mod identifiers;
 mod log;
 mod password;
+mod presence;
 mod push;
 mod ratelimit;
 mod room;
