@@ -31,8 +31,9 @@ const USER_ID: &str = "presence_user_id";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PresenceOp {
-    /// A sync of `device` that affects presence starts, asking for `wants`.
-    Sync { device: String, wants: State },
+    /// A sync of `device` that affects presence starts, asking for `wants`; `active` when it
+    /// asked for `online` explicitly.
+    Sync { device: String, wants: State, active: bool },
     /// The user sent an event.
     Active,
     /// `PUT /presence/{userId}/status`.
@@ -72,7 +73,7 @@ impl Owner {
         self.load(Some(user_id)).await?;
         let now = now_ms();
         let changed = self.with_presence(|p| match op {
-            PresenceOp::Sync { device, wants } => p.sync_started(&device, wants, now),
+            PresenceOp::Sync { device, wants, active } => p.sync_started(&device, wants, active, now),
             PresenceOp::Active => p.active(now),
             PresenceOp::Set { state, status_msg } => p.set(state, status_msg, now),
         });

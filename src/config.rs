@@ -247,7 +247,10 @@ mod tests {
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "nobody")], "ADMIN_CONTACT"),
             (&[("SERVER_NAME", "a.b"), ("PRESENCE_IDLE_TIMEOUT_MS", "0")], "PRESENCE_IDLE_TIMEOUT_MS"),
             (&[("SERVER_NAME", "a.b"), ("PRESENCE_SYNC_TIMEOUT_MS", "soon")], "PRESENCE_SYNC_TIMEOUT_MS"),
-            (&[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTER_BLACKLISTED_USERS", "bob")], "PRESENCE_ROUTER_BLACKLISTED_USERS"),
+            (
+                &[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTER_BLACKLISTED_USERS", "bob")],
+                "PRESENCE_ROUTER_BLACKLISTED_USERS",
+            ),
             (&[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTERS", "docs_example,nope")], "PRESENCE_ROUTERS"),
         ];
         for (vars, named) in cases {

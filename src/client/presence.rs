@@ -59,8 +59,8 @@ pub async fn set_presence(cx: Ctx) -> Result<Reply> {
 }
 
 /// What a sync's `set_presence` does: `online` (also when absent) and `unavailable` are what the
-/// device asks for, and the sync counts as the device syncing (`online` as activity too);
-/// `offline` leaves presence alone. Returns whether the sync affects presence.
+/// device asks for, and the sync counts as the device syncing; an explicit `online` is activity
+/// too. `offline` leaves presence alone. Returns whether the sync affects presence.
 pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Option<&str>) -> Result<bool> {
     let wants = match set_presence {
         _ if !cx.config.enable_presence => return Ok(false),
@@ -70,7 +70,12 @@ pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Opt
     if wants == State::Offline {
         return Ok(false);
     }
-    user_sync::presence(&cx.env, user_id, PresenceOp::Sync { device: device_id.to_owned(), wants }).await?;
+    let op = PresenceOp::Sync {
+        device: device_id.to_owned(),
+        wants,
+        active: set_presence.is_some() && wants == State::Online,
+    };
+    user_sync::presence(&cx.env, user_id, op).await?;
     Ok(true)
 }
 
@@ -121,12 +126,8 @@ pub async fn send_online_presence_to(cx: Ctx) -> Result<Reply> {
     if body.users.len() > MAX_SNAPSHOT_USERS {
         return Err(invalid_param(format!("At most {MAX_SNAPSHOT_USERS} users at once")));
     }
-    let users: Vec<String> = body
-        .users
-        .iter()
-        .filter(|u| u.server_name() == cx.config.server_name)
-        .map(|u| u.to_string())
-        .collect();
+    let users: Vec<String> =
+        body.users.iter().filter(|u| u.server_name() == cx.config.server_name).map(|u| u.to_string()).collect();
     if !cx.config.enable_presence || users.is_empty() {
         return Reply::json(&json!({}));
     }

@@ -139,7 +139,10 @@ mod tests {
         }
     }
 
-    fn fixed(to: &'static str, interested: Option<&'static [&'static str]>) -> (Box<dyn PresenceRouter>, Rc<Cell<u32>>) {
+    fn fixed(
+        to: &'static str,
+        interested: Option<&'static [&'static str]>,
+    ) -> (Box<dyn PresenceRouter>, Rc<Cell<u32>>) {
         let calls = Rc::new(Cell::new(0));
         (Box::new(Fixed { to, interested, calls: calls.clone() }), calls)
     }
@@ -153,11 +156,8 @@ mod tests {
         let one = routers.get_users_for_states(&[update("@a:hs")]);
         assert_eq!(one.len(), 2);
         assert_eq!(one["@x:hs"].len(), 1);
-        let two = Routers(vec![
-            Box::new(TestUnion::new("hs")),
-            Box::new(DocsExample::new("hs")),
-        ])
-        .get_users_for_states(&[update("@bob:hs"), update("@dave:hs")]);
+        let two = Routers(vec![Box::new(TestUnion::new("hs")), Box::new(DocsExample::new("hs"))])
+            .get_users_for_states(&[update("@bob:hs"), update("@dave:hs")]);
         let to_alice: Vec<&str> = two["@alice:hs"].iter().map(|s| s.user_id.as_str()).collect();
         assert_eq!(to_alice, ["@bob:hs", "@dave:hs"]);
         assert_eq!(two["@watcher:hs"].len(), 2);

@@ -140,7 +140,10 @@ mod tests {
 
     fn builtin(always: &[&str], blacklisted: &[&str]) -> AlwaysSend {
         let ids = |v: &[&str]| v.iter().map(|u| ruma_common::UserId::parse(*u).unwrap()).collect();
-        AlwaysSend::new(&PresenceRouterConfig { always_send_to_users: ids(always), blacklisted_users: ids(blacklisted) })
+        AlwaysSend::new(&PresenceRouterConfig {
+            always_send_to_users: ids(always),
+            blacklisted_users: ids(blacklisted),
+        })
     }
 
     #[test]

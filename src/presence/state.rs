@@ -6,8 +6,9 @@
 //!   the most available state its counting devices ask for, taken when that set or a device's
 //!   wish changes; a state set with `PUT` stays until then.
 //! - Nothing for `sync_ms` (no sync, no `PUT`, no activity): `offline` (`SYNC_ONLINE_TIMEOUT`).
-//! - Online with no activity for `idle_ms`: `unavailable` (`IDLE_TIMER`). Activity brings an
-//!   unavailable user back online.
+//! - Online with no activity for `idle_ms`: `unavailable` (`IDLE_TIMER`). Activity (an event
+//!   sent, a sync with `set_presence=online`, going online) brings an unavailable user back
+//!   online; a sync that only polls keeps the user from going offline, not from going idle.
 //! - `currently_active` is true while online within [`LAST_ACTIVE_GRANULARITY_MS`] of activity.
 //!
 //! Every step ends in [`UserPresence::settle`], which applies the timers as of `now`: a late or
@@ -116,8 +117,9 @@ impl UserPresence {
     }
 
     /// A sync of `device` starts, asking for `wants` (`online` or `unavailable`; a sync that
-    /// asks for `offline` does not affect presence and never comes here).
-    pub fn sync_started(&mut self, device: &str, wants: State, now: u64) -> bool {
+    /// asks for `offline` does not affect presence and never comes here). `active`: it asked
+    /// for `online` explicitly, which counts as activity; a sync that only polls does not.
+    pub fn sync_started(&mut self, device: &str, wants: State, active: bool, now: u64) -> bool {
         let counting = self.counting(now);
         let dropped = self.devices.len() > counting.len();
         self.devices.retain(|d, _| counting.contains(d));
@@ -126,12 +128,12 @@ impl UserPresence {
         entry.wants = wants;
         entry.last_sync_ms = entry.last_sync_ms.max(now);
         self.last_touch_ms = self.last_touch_ms.max(now);
-        if wants == State::Online {
+        if active {
             self.last_active_ts = now;
         }
         if changed || self.state == State::Offline {
             self.follow_devices(now);
-        } else if wants == State::Online && self.state == State::Unavailable && self.idle {
+        } else if active && self.state == State::Unavailable && self.idle {
             self.state = State::Online;
             self.idle = false;
         }
@@ -218,7 +220,8 @@ impl UserPresence {
         if self.state != State::Offline && self.devices.is_empty() {
             deadlines.push(self.offline_at());
         }
-        deadlines.extend(self.devices.values().filter(|d| d.waiting == 0).map(|d| d.last_sync_ms + self.timeouts.sync_ms));
+        deadlines
+            .extend(self.devices.values().filter(|d| d.waiting == 0).map(|d| d.last_sync_ms + self.timeouts.sync_ms));
         if self.state == State::Online {
             deadlines.push(self.last_active_ts.saturating_add(self.timeouts.idle_ms));
         }
@@ -279,7 +282,7 @@ mod tests {
     #[test]
     fn a_sync_brings_a_user_online_and_the_offline_timer_runs_from_its_end() {
         let mut p = fresh();
-        assert!(p.sync_started("D", State::Online, 1_000));
+        assert!(p.sync_started("D", State::Online, true, 1_000));
         assert_eq!(p.shown().state, State::Online);
         assert!(p.shown().currently_active);
         p.wait_started("D");
@@ -297,7 +300,7 @@ mod tests {
     #[test]
     fn idle_after_five_minutes_and_activity_brings_the_user_back() {
         let mut p = fresh();
-        p.sync_started("D", State::Online, 0);
+        p.sync_started("D", State::Online, true, 0);
         p.wait_started("D");
         assert!(p.settle(60_000), "currently_active ends after a minute");
         assert!(!p.shown().currently_active);
@@ -313,23 +316,23 @@ mod tests {
     #[test]
     fn an_online_sync_brings_an_idle_user_back_but_not_a_chosen_unavailable() {
         let mut p = fresh();
-        p.sync_started("D", State::Online, 0);
+        p.sync_started("D", State::Online, true, 0);
         p.wait_started("D");
         p.settle(300_000);
         assert_eq!(p.shown().state, State::Unavailable);
         p.wait_ended("D", 300_001);
-        assert!(p.sync_started("D", State::Online, 300_002));
+        assert!(p.sync_started("D", State::Online, true, 300_002));
         assert_eq!(p.shown().state, State::Online);
         assert!(p.set(State::Unavailable, Some("away".into()), 300_003));
-        assert!(!p.sync_started("D", State::Online, 300_004));
+        assert!(!p.sync_started("D", State::Online, true, 300_004));
         assert_eq!(p.shown().state, State::Unavailable);
     }
 
     #[test]
     fn a_device_that_stops_syncing_no_longer_counts() {
         let mut p = fresh();
-        p.sync_started("PHONE", State::Unavailable, 0);
-        p.sync_started("LAPTOP", State::Online, 0);
+        p.sync_started("PHONE", State::Unavailable, false, 0);
+        p.sync_started("LAPTOP", State::Online, true, 0);
         assert_eq!(p.shown().state, State::Online);
         p.wait_started("PHONE");
         // The laptop's last sync ended at 0: after the sync timeout only the phone counts.
@@ -342,13 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn a_polling_sync_keeps_an_idle_user_idle() {
+        let mut p = fresh();
+        p.sync_started("D", State::Online, false, 0);
+        assert_eq!(p.shown().state, State::Online);
+        for t in 1..=10 {
+            p.sync_started("D", State::Online, false, t * 30_000);
+        }
+        assert_eq!(p.shown().state, State::Unavailable, "idle after five minutes of polling");
+        assert!(!p.sync_started("D", State::Online, false, 301_000));
+        assert_eq!(p.shown().state, State::Unavailable);
+        assert!(p.sync_started("D", State::Online, true, 302_000));
+        assert_eq!(p.shown().state, State::Online);
+    }
+
+    #[test]
     fn repeated_syncs_change_nothing() {
         let mut p = fresh();
-        p.sync_started("A", State::Online, 0);
-        p.sync_started("B", State::Unavailable, 0);
+        p.sync_started("A", State::Online, true, 0);
+        p.sync_started("B", State::Unavailable, false, 0);
         for t in 1..10 {
-            assert!(!p.sync_started("A", State::Online, t * 100));
-            assert!(!p.sync_started("B", State::Unavailable, t * 100));
+            assert!(!p.sync_started("A", State::Online, true, t * 100));
+            assert!(!p.sync_started("B", State::Unavailable, false, t * 100));
         }
         assert_eq!(p.shown().state, State::Online);
     }
@@ -365,7 +383,8 @@ mod tests {
 
     #[test]
     fn a_restarted_owner_knows_no_device_and_lets_the_user_go_offline() {
-        let shown = Shown { state: State::Online, status_msg: Some("hi".into()), last_active_ts: 0, currently_active: false };
+        let shown =
+            Shown { state: State::Online, status_msg: Some("hi".into()), last_active_ts: 0, currently_active: false };
         let mut p = UserPresence::load(Some(shown), T);
         assert_eq!(p.next_deadline(), Some(30_000));
         assert!(p.settle(30_000));
@@ -375,11 +394,13 @@ mod tests {
 
     #[test]
     fn last_active_bumps_notify_only_when_not_currently_active() {
-        let online = |ts, active| Shown { state: State::Online, status_msg: None, last_active_ts: ts, currently_active: active };
+        let online =
+            |ts, active| Shown { state: State::Online, status_msg: None, last_active_ts: ts, currently_active: active };
         assert!(!should_notify(&online(0, true), &online(50_000, true)));
         assert!(!should_notify(&online(0, true), &online(70_000, true)));
         assert!(should_notify(&online(0, true), &online(0, false)));
-        let away = |ts| Shown { state: State::Unavailable, status_msg: None, last_active_ts: ts, currently_active: false };
+        let away =
+            |ts| Shown { state: State::Unavailable, status_msg: None, last_active_ts: ts, currently_active: false };
         assert!(should_notify(&away(0), &away(70_000)));
         assert!(!should_notify(&away(0), &away(50_000)));
     }

@@ -11,7 +11,8 @@ use crate::presence::state::{Shown, State};
 
 /// Writes a user's presence at a new position (INSERT OR REPLACE takes a new AUTOINCREMENT
 /// rowid) and returns the position.
-const WRITE: &str = "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts, currently_active) \
+const WRITE: &str =
+    "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, last_active_ts, currently_active) \
      VALUES (?1, ?2, ?3, ?4, ?5) RETURNING stream_id";
 const GET: &str =
     "SELECT user_id, presence, status_msg, last_active_ts, currently_active FROM presence WHERE user_id = ?1";
@@ -109,7 +110,13 @@ pub async fn share_a_room(db: &Db, a: &str, b: &str) -> Result<bool> {
 /// The presence `reader` gets in a sync from `after` up to `upto`, oldest first: its own, its
 /// co-members' and `routed`'s (all users' with `None`). From 0, or after a snapshot was asked
 /// for, the current presence of those who are not offline; else the changes in between.
-pub async fn visible(db: &Db, reader: &str, after: u64, upto: u64, routed: Option<&[String]>) -> Result<Vec<PresenceRow>> {
+pub async fn visible(
+    db: &Db,
+    reader: &str,
+    after: u64,
+    upto: u64,
+    routed: Option<&[String]>,
+) -> Result<Vec<PresenceRow>> {
     match routed {
         Some(users) => {
             let users = serde_json::to_string(users).map_err(|e| internal("routed users", e))?;
@@ -120,7 +127,9 @@ pub async fn visible(db: &Db, reader: &str, after: u64, upto: u64, routed: Optio
             db.all(&sql, &[&reader, &after, &upto, &users]).await
         }
         None => {
-            let sql = format!("WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p, snapshot s WHERE {IN_WINDOW} ORDER BY p.stream_id");
+            let sql = format!(
+                "WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p, snapshot s WHERE {IN_WINDOW} ORDER BY p.stream_id"
+            );
             db.all(&sql, &[&reader, &after, &upto]).await
         }
     }
