@@ -25,7 +25,9 @@ const CO_MEMBERS: &str = "SELECT DISTINCT o.state_key AS user_id FROM current_st
 /// otherwise the changes in `(?2, ?3]`.
 const SNAPSHOT: &str = "snapshot AS (SELECT ?2 = 0 OR EXISTS (SELECT 1 FROM presence_full_sync \
      WHERE user_id = ?1 AND stream_id > ?2 AND stream_id <= ?3) AS yes)";
-const IN_WINDOW: &str = "p.stream_id <= ?3 AND CASE WHEN s.yes THEN p.presence != 'offline' ELSE p.stream_id > ?2 END";
+/// Written as bounds on the position, so that all users' presence is read by range.
+const IN_WINDOW: &str = "p.stream_id <= ?3 AND p.stream_id > (SELECT CASE WHEN yes THEN 0 ELSE ?2 END FROM snapshot) \
+     AND (p.presence != 'offline' OR NOT (SELECT yes FROM snapshot))";
 /// What ?1 sees: its own, its co-members' and the JSON array ?4's presence, each looked up by
 /// user, never a scan of the stream.
 const VISIBLE: &str = "interested (user_id) AS (SELECT ?1 UNION SELECT value FROM json_each(?4) UNION";
@@ -122,13 +124,13 @@ pub async fn visible(
             let users = serde_json::to_string(users).map_err(|e| internal("routed users", e))?;
             let sql = format!(
                 "WITH {VISIBLE} {CO_MEMBERS}), {SNAPSHOT} SELECT {COLUMNS} FROM interested i \
-                 JOIN presence p ON p.user_id = i.user_id, snapshot s WHERE {IN_WINDOW} ORDER BY p.stream_id"
+                 JOIN presence p ON p.user_id = i.user_id WHERE {IN_WINDOW} ORDER BY p.stream_id"
             );
             db.all(&sql, &[&reader, &after, &upto, &users]).await
         }
         None => {
             let sql = format!(
-                "WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p, snapshot s WHERE {IN_WINDOW} ORDER BY p.stream_id"
+                "WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p WHERE {IN_WINDOW} ORDER BY p.stream_id"
             );
             db.all(&sql, &[&reader, &after, &upto]).await
         }
