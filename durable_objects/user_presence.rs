@@ -140,7 +140,14 @@ impl Owner {
     /// Writes a change and finds whom it concerns; then sets the alarm for what comes next.
     async fn finish(&self, changed: bool, now: u64) -> Result<Option<Published>> {
         let published = match changed {
-            true => Some(self.publish().await?),
+            true => match self.publish().await {
+                Ok(published) => Some(published),
+                Err(e) => {
+                    // What others see was not written: start again from D1 at the next step.
+                    self.inner.borrow_mut().presence = None;
+                    return Err(e);
+                }
+            },
             false => None,
         };
         self.schedule(now).await?;

@@ -75,8 +75,14 @@ pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Opt
         wants,
         active: set_presence.is_some() && wants == State::Online,
     };
-    user_sync::presence(&cx.env, user_id, op).await?;
-    Ok(true)
+    // Presence is no reason to fail a sync: without its owner, this sync does not count.
+    match user_sync::presence(&cx.env, user_id, op).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            crate::log::error(&format!("presence of {user_id}'s sync: {e:?}"));
+            Ok(false)
+        }
+    }
 }
 
 /// The requester did something (sent an event): it counts as activity, after the response.

@@ -129,9 +129,8 @@ pub async fn visible(
             db.all(&sql, &[&reader, &after, &upto, &users]).await
         }
         None => {
-            let sql = format!(
-                "WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p WHERE {IN_WINDOW} ORDER BY p.stream_id"
-            );
+            let sql =
+                format!("WITH {SNAPSHOT} SELECT {COLUMNS} FROM presence p WHERE {IN_WINDOW} ORDER BY p.stream_id");
             db.all(&sql, &[&reader, &after, &upto]).await
         }
     }
