@@ -9,6 +9,12 @@
 //! waiter [`Waited::Fresh`]: that sync reads D1 once more and then waits again, on an object that
 //! now hears every change.
 //!
+//! The object also owns the user's presence ([`super::user_presence`]): it sees the syncs that
+//! make a user online, and its alarm runs the idle and offline timers.
+//!
+//! Many users are woken through the relay tree ([`notify_many`], [`super::relay`]): no
+//! invocation calls more than `FANOUT_WIDTH` objects, whatever the number of users.
+//!
 //! A waiter goes when its caller does: a client that disconnects cancels the worker's call, and
 //! the call's abort signal (compatibility flag `enable_request_signal`) removes the waiter. Where
 //! a disconnect goes unnoticed, each device holds at most [`MAX_WAITERS_PER_DEVICE`] waiters, and
@@ -26,6 +32,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
 
 use super::relay;
+use super::user_presence::{Owner, PresenceOp, Published};
 use crate::error::{internal, Result};
 use crate::http::Reply;
 
@@ -101,8 +108,17 @@ pub enum SyncRequest {
         relay: Vec<String>,
     },
     /// Returns when something beyond `covered` concerns the user, after `timeout_ms`, or when
-    /// the same device waits more than [`MAX_WAITERS_PER_DEVICE`] times at once.
-    Wait { covered: Positions, timeout_ms: u64, device: String },
+    /// the same device waits more than [`MAX_WAITERS_PER_DEVICE`] times at once. A wait of a
+    /// sync that affects presence keeps the device online while it lasts.
+    Wait {
+        covered: Positions,
+        timeout_ms: u64,
+        device: String,
+        #[serde(default)]
+        presence: bool,
+    },
+    /// Something that changes `user_id`'s presence, of which this object is the owner.
+    Presence { user_id: String, change: PresenceOp },
 }
 
 /// Tells a user's waiters that something at `positions` concerns them.
@@ -119,6 +135,11 @@ pub async fn notify_many(env: &Env, users: Vec<String>, positions: Positions) ->
         async move { call(env, &head, &SyncRequest::Notify { positions, relay: group }).await }
     });
     futures::future::join_all(calls).await.into_iter().find(Result::is_err).unwrap_or(Ok(Value::Null)).map(|_| ())
+}
+
+/// Hands a presence change to the user's presence owner; returns once it is written.
+pub async fn presence(env: &Env, user_id: &str, op: PresenceOp) -> Result<()> {
+    call(env, user_id, &SyncRequest::Presence { user_id: user_id.to_owned(), change: op }).await.map(|_| ())
 }
 
 /// Tells the joined members of a room that something at `positions` concerns them.
@@ -142,8 +163,16 @@ pub enum Waited {
 }
 
 /// Waits until something beyond `covered` concerns the user, or `timeout_ms` passes.
-pub async fn wait(env: &Env, user_id: &str, device: &str, covered: Positions, timeout_ms: u64) -> Result<Waited> {
-    let request = SyncRequest::Wait { covered, timeout_ms, device: device.to_owned() };
+/// `presence`: the sync affects presence, and its device counts as syncing while it waits.
+pub async fn wait(
+    env: &Env,
+    user_id: &str,
+    device: &str,
+    covered: Positions,
+    timeout_ms: u64,
+    presence: bool,
+) -> Result<Waited> {
+    let request = SyncRequest::Wait { covered, timeout_ms, device: device.to_owned(), presence };
     let reply = call(env, user_id, &request).await?;
     serde_json::from_value(reply).map_err(|e| internal("user sync reply", e))
 }
@@ -225,11 +254,13 @@ pub struct UserSync {
     state: State,
     env: Env,
     waiters: Rc<RefCell<Waiters>>,
+    presence: Rc<Owner>,
 }
 
 impl DurableObject for UserSync {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, waiters: Rc::default() }
+        let presence = Rc::new(Owner::new(same_state(&state), env.clone()));
+        Self { state, env, waiters: Rc::default(), presence }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -246,9 +277,16 @@ impl DurableObject for UserSync {
                 }
                 Reply::json(&true)
             }
-            Ok(SyncRequest::Wait { covered, timeout_ms, device }) => {
-                Reply::json(&self.wait(&req, &device, covered, timeout_ms).await)
+            Ok(SyncRequest::Wait { covered, timeout_ms, device, presence }) => {
+                Reply::json(&self.wait(&req, &device, covered, timeout_ms, presence).await)
             }
+            Ok(SyncRequest::Presence { user_id, change }) => match self.presence.apply(&user_id, change).await {
+                Ok(published) => {
+                    self.announce(published);
+                    Reply::json(&true)
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(internal("sync request", e)),
         };
         match outcome {
@@ -256,22 +294,87 @@ impl DurableObject for UserSync {
             Err(e) => Reply::error(&e).into_response(None),
         }
     }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        match self.presence.alarm().await {
+            Ok(published) => {
+                self.announce(published);
+                Response::empty()
+            }
+            Err(e) => {
+                // Thrown, the alarm is tried again; settling twice changes nothing.
+                crate::log::error(&format!("presence alarm: {e:?}"));
+                Err(worker::Error::RustError(format!("{e:?}")))
+            }
+        }
+    }
 }
 
 impl UserSync {
-    async fn wait(&self, req: &Request, device: &str, covered: Positions, timeout_ms: u64) -> Waited {
+    async fn wait(&self, req: &Request, device: &str, covered: Positions, timeout_ms: u64, presence: bool) -> Waited {
         let registration = self.waiters.borrow_mut().register(device, covered);
         let (id, woken) = match registration {
             Registration::Answered(waited) => return waited,
             Registration::Waiting(id, woken) => (id, woken),
         };
+        if presence {
+            self.presence.wait_started(device);
+        }
         let timeout = Delay::from(Duration::from_millis(timeout_ms.min(MAX_WAIT_MS)));
         let waited = match select(woken, select(timeout, caller_gone(req))).await {
             Either::Left((Ok(waited), _)) => waited,
             Either::Left((Err(_), _)) | Either::Right(_) => Waited::TimedOut,
         };
         self.waiters.borrow_mut().remove(id);
+        if presence {
+            // The sync answers now: the offline timer runs from here, set after the answer.
+            let (owner, device, this) = (self.presence.clone(), device.to_owned(), self.announcer());
+            self.state.wait_until(async move {
+                match owner.wait_ended(&device).await {
+                    Ok(published) => this.announce(published),
+                    Err(e) => crate::log::error(&format!("presence after a wait: {e:?}")),
+                }
+            });
+        }
         waited
+    }
+
+    fn announcer(&self) -> Announcer {
+        Announcer { state: same_state(&self.state), env: self.env.clone(), waiters: self.waiters.clone() }
+    }
+
+    fn announce(&self, published: Option<Published>) {
+        self.announcer().announce(published);
+    }
+}
+
+/// Another handle on the object's state.
+fn same_state(state: &State) -> State {
+    use wasm_bindgen::JsCast;
+    let raw: &wasm_bindgen::JsValue = state.as_raw().as_ref();
+    State::from(raw.clone().unchecked_into::<worker::worker_sys::DurableObjectState>())
+}
+
+/// Wakes the syncs a presence change concerns: the user's own here, the others' through the
+/// tree, after the answer.
+struct Announcer {
+    state: State,
+    env: Env,
+    waiters: Rc<RefCell<Waiters>>,
+}
+
+impl Announcer {
+    fn announce(&self, published: Option<Published>) {
+        let Some(Published { position, recipients }) = published else { return };
+        let positions = Positions { presence: position, ..Positions::default() };
+        self.waiters.borrow_mut().notify(&positions);
+        let env = self.env.clone();
+        self.state.wait_until(async move {
+            if let Err(e) = notify_many(&env, recipients, positions).await {
+                // A missed wake-up delays a sync until its timeout; the change is recorded.
+                crate::log::error(&format!("waking syncs for a presence change: {e:?}"));
+            }
+        });
     }
 }
 

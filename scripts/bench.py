@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
-    parser.add_argument("--only", choices=["latency", "rooms", "sync", "push", "e2ee", "media", "mau"], action="append",
+    parser.add_argument("--only", choices=["latency", "rooms", "sync", "presence", "push", "e2ee", "media", "mau"], action="append",
                         help="run only these sections (repeatable); all by default")
     parser.add_argument("--push-paced", type=int, default=10,
                         help="sends that each wait for the previous message's pushes")
@@ -60,7 +60,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--media-runs", type=int, default=5, help="5 MB uploads and downloads to time")
     parser.add_argument("--mau-syncs", type=int, default=200, help="syncs for the MAU limit's cost")
     parser.add_argument("--no-presence", action="store_true",
-                        help="skip the presence fan-out (for a server with presence off)")
+                        help="skip the presence benchmarks (for a server with presence off)")
+    parser.add_argument("--presence-rooms", type=int, default=20, help="rooms of the presence fan-out user")
+    parser.add_argument("--presence-members", type=int, default=50, help="members of each of those rooms")
+    parser.add_argument("--presence-changes", type=int, default=30, help="presence changes per router run")
+    parser.add_argument("--router-url",
+                        help="the same server with PRESENCE_ROUTER_ALWAYS_SEND_TO_USERS=@bench_gobbler:localhost")
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
@@ -423,6 +428,93 @@ def big_fan_out(url: str, args: argparse.Namespace, new_user, create, join, sync
           f"the last waiter returned after {1000 * (max(returned) - started):,.0f} ms")
 
 
+def presence_bench(url: str, args: argparse.Namespace) -> None:
+    """Presence fan-out to the co-members of a user in many rooms, and the cost of the built-in
+    router on a presence change."""
+    print("Presence")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def new_user(name: str | None = None) -> tuple[str, dict]:
+            name = name or f"bench_{uuid.uuid4().hex[:12]}"
+            return f"@{name}:localhost", {"Authorization": f"Bearer {register(client, name, 'bench pw')}"}
+
+        def sync(headers, since=None, timeout=0, own=client) -> dict:
+            params = {"timeout": timeout, "set_presence": "offline", **({"since": since} if since else {})}
+            response = own.get("/_matrix/client/v3/sync", params=params, headers=headers)
+            response.raise_for_status()
+            return response.json()
+
+        owner_id, owner = new_user()
+        members = []
+        for _ in range(args.presence_rooms):
+            room_id = client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                                  headers=owner).json()["room_id"]
+            for _ in range(args.presence_members - 1):
+                _, member = new_user()
+                client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
+                            headers=member).raise_for_status()
+                members.append(member)
+        tokens = [sync(member)["next_batch"] for member in members]
+        returned = [0.0] * len(members)
+
+        def wait_member(i: int) -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                sync(members[i], tokens[i], 60_000, own)
+            returned[i] = time.perf_counter()
+
+        with ThreadPoolExecutor(len(members)) as pool:
+            futures = [pool.submit(wait_member, i) for i in range(len(members))]
+            time.sleep(5)
+            started = time.perf_counter()
+            client.put(f"/_matrix/client/v3/presence/{quote(owner_id)}/status",
+                       json={"presence": "unavailable", "status_msg": "bench"}, headers=owner).raise_for_status()
+            for future in futures:
+                future.result()
+        print(f"  fan-out: one presence change of a user in {args.presence_rooms} rooms of "
+              f"{args.presence_members} members; the last of {len(members)} waiters returned after "
+              f"{1000 * (max(returned) - started):,.0f} ms")
+
+    def router_run(server: str, label: str) -> None:
+        """PUT /presence latency, and the time until a waiting co-member has the change."""
+        with httpx.Client(base_url=server, timeout=120) as c:
+            def user(name=None) -> tuple[str, dict]:
+                name = name or f"bench_{uuid.uuid4().hex[:12]}"
+                return f"@{name}:localhost", {"Authorization": f"Bearer {register(c, name, 'bench pw')}"}
+
+            alice_id, alice = user()
+            _, bob = user()
+            room_id = c.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, headers=alice).json()["room_id"]
+            c.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={}, headers=bob).raise_for_status()
+            token = sync(bob, own=c)["next_batch"]
+            puts, seen = [], []
+            with httpx.Client(base_url=server, timeout=120) as waiter:
+                for n in range(args.presence_changes):
+                    box = {}
+
+                    def wait(since=token):
+                        box["response"] = sync(bob, since, 30_000, waiter)
+                        box["returned"] = time.perf_counter()
+
+                    with ThreadPoolExecutor(1) as pool:
+                        future = pool.submit(wait)
+                        time.sleep(0.05)
+                        started = time.perf_counter()
+                        c.put(f"/_matrix/client/v3/presence/{quote(alice_id)}/status",
+                              json={"presence": "online", "status_msg": f"n{n}"}, headers=alice).raise_for_status()
+                        puts.append(1000 * (time.perf_counter() - started))
+                        future.result()
+                    seen.append(1000 * (box["returned"] - started))
+                    token = box["response"]["next_batch"]
+            p, s = (statistics.quantiles(x, n=100, method="inclusive") for x in (puts, seen))
+            print(f"  {label}: PUT /presence p50 {p[49]:.2f} ms, p95 {p[94]:.2f} ms; a waiting co-member has it "
+                  f"after p50 {s[49]:.2f} ms, p95 {s[94]:.2f} ms ({args.presence_changes} changes)")
+
+    router_run(url, "no router")
+    if args.router_url:
+        with httpx.Client(base_url=args.router_url, timeout=120) as c:
+            register(c, "bench_gobbler", "bench pw")
+        router_run(args.router_url, "always_send_to_users set")
+
+
 class Gateway:
     """A push gateway on loopback that records when each notify arrives, per event ID."""
 
@@ -696,9 +788,9 @@ def main() -> None:
 
     if wanted("latency"):
         login_cost(*latencies(args.url, args))
-    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("push", push_bench), ("e2ee", e2ee_bench),
+    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("presence", presence_bench), ("push", push_bench), ("e2ee", e2ee_bench),
                            ("media", media_bench)]:
-        if wanted(section):
+        if wanted(section) and not (section == "presence" and args.no_presence):
             bench(args.url, args)
     if args.serve and wanted("mau"):
         mau_bench(args.serve, args)

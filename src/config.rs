@@ -9,6 +9,7 @@ use std::rc::Rc;
 use ruma_common::{OwnedServerName, OwnedUserId, ServerName, UserId};
 
 use crate::password;
+use crate::presence::{router, state::Timeouts};
 use crate::ratelimit::Rule;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,12 @@ pub struct Config {
     pub allow_guest_access: bool,
     /// Whether presence is tracked and shared; it costs a wake-up of every co-member per change.
     pub enable_presence: bool,
+    /// The idle (5 minutes) and offline (30 seconds after the last sync) timers.
+    pub presence_timeouts: Timeouts,
+    /// The built-in presence router's options.
+    pub presence_router: PresenceRouterConfig,
+    /// Registered presence routers to run after the built-in one, in order.
+    pub presence_routers: Vec<String>,
     pub admin_contact: Option<AdminContact>,
     /// The largest request body we read, in bytes.
     pub max_request_bytes: usize,
@@ -66,6 +73,15 @@ pub struct MauLimits {
 /// relays also sends to gateways: 16 keeps each of those invocations well below the free
 /// plan's 50 subrequests.
 pub const DEFAULT_FANOUT_WIDTH: usize = 16;
+
+/// The built-in presence router (the example router of Synapse's docs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PresenceRouterConfig {
+    /// Receive every user's presence.
+    pub always_send_to_users: Vec<OwnedUserId>,
+    /// Whose presence is never routed (shared-room presence is unaffected).
+    pub blacklisted_users: Vec<OwnedUserId>,
+}
 
 /// Who to ask for help, served at `/.well-known/matrix/support`.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +151,14 @@ impl Config {
             false => None,
         };
         let registration_shared_secret = var("REGISTRATION_SHARED_SECRET").filter(|v| !v.is_empty());
+        let presence_router = PresenceRouterConfig {
+            always_send_to_users: user_ids(&var, "PRESENCE_ROUTER_ALWAYS_SEND_TO_USERS")?,
+            blacklisted_users: user_ids(&var, "PRESENCE_ROUTER_BLACKLISTED_USERS")?,
+        };
+        let presence_routers = list(&var, "PRESENCE_ROUTERS");
+        if let Some(unknown) = presence_routers.iter().find(|name| !router::is_registered(name)) {
+            return Err(format!("PRESENCE_ROUTERS names {unknown:?}, which is not a registered presence router"));
+        }
         Ok(Self {
             mau,
             hs_disabled,
@@ -148,6 +172,12 @@ impl Config {
             enable_registration: flag(&var, "ENABLE_REGISTRATION", false)?,
             allow_guest_access: flag(&var, "ALLOW_GUEST_ACCESS", false)?,
             enable_presence: flag(&var, "ENABLE_PRESENCE", true)?,
+            presence_timeouts: Timeouts {
+                idle_ms: number(&var, "PRESENCE_IDLE_TIMEOUT_MS", 300_000)?,
+                sync_ms: number(&var, "PRESENCE_SYNC_TIMEOUT_MS", 30_000)?,
+            },
+            presence_router,
+            presence_routers,
             admin_contact,
             max_request_bytes: number(&var, "MAX_REQUEST_BYTES", 1 << 20)?,
             // Synapse's max_upload_size.
@@ -222,6 +252,18 @@ fn threepids(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<(S
         .collect()
 }
 
+/// A comma-separated list; empty items are ignored.
+fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
+    var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn user_ids(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<OwnedUserId>, String> {
+    list(var, name)
+        .into_iter()
+        .map(|id| UserId::parse(id.as_str()).map_err(|e| format!("{name}: {id:?} is not a user ID: {e}")))
+        .collect()
+}
+
 fn number<T: std::str::FromStr + PartialOrd + Default>(
     var: &impl Fn(&str) -> Option<String>,
     name: &str,
@@ -286,6 +328,8 @@ mod tests {
         assert_eq!(c.server_notices_mxid.as_ref().map(|u| u.as_str()), Some("@notices:a.b"));
         assert!(c.track_puppeted_user_ips && c.track_appservice_user_ips && c.registration_requires_token);
         assert_eq!(c.registration_shared_secret.as_deref(), Some("s3cret"));
+        assert_eq!(c.presence_timeouts, Timeouts { idle_ms: 300_000, sync_ms: 30_000 });
+        assert!(c.presence_routers.is_empty() && c.presence_router == PresenceRouterConfig::default());
     }
 
     #[test]
@@ -308,8 +352,17 @@ mod tests {
             ("RC_TO_DEVICE_BURST", "2"),
             ("PASSWORD_HASH_MEMORY_KIB", "19456"),
             ("PASSWORD_HASH_ITERATIONS", "2"),
+            ("PRESENCE_IDLE_TIMEOUT_MS", "3000"),
+            ("PRESENCE_SYNC_TIMEOUT_MS", "2000"),
+            ("PRESENCE_ROUTER_ALWAYS_SEND_TO_USERS", "@a:example.org, @b:example.org"),
+            ("PRESENCE_ROUTER_BLACKLISTED_USERS", "@c:example.org"),
+            ("PRESENCE_ROUTERS", "docs_example,test_union"),
         ])
         .unwrap();
+        assert_eq!(c.presence_timeouts, Timeouts { idle_ms: 3000, sync_ms: 2000 });
+        assert_eq!(c.presence_router.always_send_to_users.len(), 2);
+        assert_eq!(c.presence_router.blacklisted_users[0], "@c:example.org");
+        assert_eq!(c.presence_routers, ["docs_example", "test_union"]);
         assert_eq!(c.public_baseurl.as_deref(), Some("https://matrix.example.org"));
         assert!(c.enable_registration && c.allow_guest_access && !c.enable_presence);
         assert!(matches!(c.admin_contact, Some(AdminContact::Matrix(ref u)) if u == "@admin:example.org"));
@@ -345,6 +398,13 @@ mod tests {
             (&[("SERVER_NAME", "a.b"), ("SERVER_NOTICES_LOCALPART", "a:b")], "SERVER_NOTICES_LOCALPART"),
             (&[("SERVER_NAME", "a.b"), ("TRACK_PUPPETED_USER_IPS", "y")], "TRACK_PUPPETED_USER_IPS"),
             (&[("SERVER_NAME", "a.b"), ("REGISTRATION_REQUIRES_TOKEN", "on")], "REGISTRATION_REQUIRES_TOKEN"),
+            (&[("SERVER_NAME", "a.b"), ("PRESENCE_IDLE_TIMEOUT_MS", "0")], "PRESENCE_IDLE_TIMEOUT_MS"),
+            (&[("SERVER_NAME", "a.b"), ("PRESENCE_SYNC_TIMEOUT_MS", "soon")], "PRESENCE_SYNC_TIMEOUT_MS"),
+            (
+                &[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTER_BLACKLISTED_USERS", "bob")],
+                "PRESENCE_ROUTER_BLACKLISTED_USERS",
+            ),
+            (&[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTERS", "docs_example,nope")], "PRESENCE_ROUTERS"),
         ];
         for (vars, named) in cases {
             let err = parse(vars).unwrap_err();

@@ -17,6 +17,7 @@ mod identifiers;
 mod log;
 mod media;
 mod password;
+mod presence;
 mod push;
 mod ratelimit;
 mod room;

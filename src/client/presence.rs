@@ -1,19 +1,28 @@
-//! Presence: `GET` and `PUT /presence/{userId}/status`, and what `/sync` sets (`set_presence`)
-//! and serves (`presence.events`).
+//! Presence: `GET` and `PUT /presence/{userId}/status`, what `/sync` sets (`set_presence`) and
+//! serves (`presence.events`), activity, and `POST /_stratus/admin/v1/send_online_presence_to`.
 //!
-//! A user's presence is seen by the users who share a joined room with them, and by themselves.
-//! Every change takes a new position in the presence stream and wakes those users' syncs.
+//! A user's presence is owned by the user's `UserSync` object, which decides it and runs its
+//! timers (`durable_objects/user_presence.rs`); every change takes a new position in the
+//! presence stream and wakes the syncs of those who see it. A user's presence is seen by the
+//! users who share a joined room with them, by themselves, and by whom presence routers add
+//! (`src/presence/router.rs`); routing never opens `GET` to users who share no room.
 //! With `ENABLE_PRESENCE=false` nothing is stored: requests are checked, everyone is `offline`.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::durable_objects::user_presence::PresenceOp;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, invalid_param, Result};
 use crate::http::Reply;
+use crate::presence::router::{self, Interested, PresenceRouter};
+use crate::presence::state::State;
 use crate::router::Ctx;
 use crate::storage::presence::{self, PresenceRow};
 use crate::time::now_ms;
+
+/// The most users one `send_online_presence_to` names.
+const MAX_SNAPSHOT_USERS: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 struct PresenceBody {
@@ -45,53 +54,98 @@ pub async fn set_presence(cx: Ctx) -> Result<Reply> {
     if !cx.config.enable_presence {
         return Ok(Reply::empty());
     }
-    cx.db.run(presence::set(&cx.db, &user_id, state, body.status_msg.as_deref(), now_ms())?).await?;
-    announce(&cx, &user_id).await?;
+    user_sync::presence(&cx.env, &user_id, PresenceOp::Set { state, status_msg: body.status_msg }).await?;
     Ok(Reply::empty())
 }
 
 /// What a sync's `set_presence` does: `online` (also when absent) and `unavailable` are what the
-/// device asks for, and `offline` leaves the presence alone. When a device asks for something
-/// new, the user takes the most available state its devices ask for: two devices that differ
-/// settle, and a state set with `PUT` stays until a device changes its mind. Only a change is
-/// written and announced.
-pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Option<&str>) -> Result<()> {
-    let state = match set_presence {
-        _ if !cx.config.enable_presence => return Ok(()),
-        None => "online",
-        Some("offline") => return Ok(()),
-        Some(other) => valid_state(other)?,
+/// device asks for, and the sync counts as the device syncing; an explicit `online` is activity
+/// too. `offline` leaves presence alone. Returns whether the sync affects presence.
+pub async fn on_sync(cx: &Ctx, user_id: &str, device_id: &str, set_presence: Option<&str>) -> Result<bool> {
+    let wants = match set_presence {
+        _ if !cx.config.enable_presence => return Ok(false),
+        None => State::Online,
+        Some(raw) => valid_state(raw)?,
     };
-    if cx.db.run(presence::set_device_state(&cx.db, user_id, device_id, state)?).await? == 0 {
-        return Ok(());
+    if wants == State::Offline {
+        return Ok(false);
     }
-    if cx.db.run(presence::follow_devices(&cx.db, user_id, now_ms())?).await? > 0 {
-        announce(cx, user_id).await?;
+    let op = PresenceOp::Sync {
+        device: device_id.to_owned(),
+        wants,
+        active: set_presence.is_some() && wants == State::Online,
+    };
+    // Presence is no reason to fail a sync: without its owner, this sync does not count.
+    match user_sync::presence(&cx.env, user_id, op).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            crate::log::error(&format!("presence of {user_id}'s sync: {e:?}"));
+            Ok(false)
+        }
     }
-    Ok(())
+}
+
+/// The requester did something (sent an event): it counts as activity, after the response.
+pub fn activity(cx: &Ctx) {
+    let Ok(requester) = cx.requester() else { return };
+    // A service acting as its sender is not a user at a client.
+    if !cx.config.enable_presence || requester.device_id.is_empty() {
+        return;
+    }
+    let (env, user_id) = (cx.env.clone(), requester.user_id.to_string());
+    cx.in_background(async move {
+        if let Err(e) = user_sync::presence(&env, &user_id, PresenceOp::Active).await {
+            crate::log::error(&format!("presence activity of {user_id}: {e:?}"));
+        }
+    });
 }
 
 /// One of the spec's three states, or `M_INVALID_PARAM`.
-pub fn valid_state(raw: &str) -> Result<&'static str> {
-    presence::STATES
-        .iter()
-        .find(|s| **s == raw)
-        .copied()
-        .ok_or_else(|| invalid_param("presence must be online, unavailable or offline"))
+pub fn valid_state(raw: &str) -> Result<State> {
+    State::parse(raw).ok_or_else(|| invalid_param("presence must be online, unavailable or offline"))
 }
 
-/// Wakes the syncs of everyone who sees `user_id`'s presence, after the response.
-async fn announce(cx: &Ctx, user_id: &str) -> Result<()> {
-    let positions = Positions { presence: presence::max_stream_id(&cx.db).await?, ..Positions::default() };
-    let mut watchers = presence::co_members(&cx.db, user_id).await?;
-    if !watchers.iter().any(|w| w == user_id) {
-        watchers.push(user_id.to_owned());
+/// The presence `reader` gets in a sync from `after` up to `upto`: shared-room presence, and
+/// what the routers add.
+pub async fn for_sync(cx: &Ctx, reader: &str, after: u64, upto: u64) -> Result<Vec<PresenceRow>> {
+    if !cx.config.enable_presence {
+        return Ok(Vec::new());
     }
+    let routed = match router::configured(&cx.config).get_interested_users(reader) {
+        Interested::All => None,
+        Interested::Users(users) => Some(users.into_iter().collect::<Vec<_>>()),
+    };
+    presence::visible(&cx.db, reader, after, upto, routed.as_deref()).await
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotBody {
+    users: Vec<ruma_common::OwnedUserId>,
+}
+
+/// What Synapse's `ModuleApi.send_local_online_presence_to` does: the next sync of each of
+/// `users` gets the current presence of every online user it may see, as an initial sync would,
+/// even where nothing changed. Users of other servers are ignored. The route takes an
+/// application service's `as_token` until there are server admins.
+pub async fn send_online_presence_to(cx: Ctx) -> Result<Reply> {
+    let body: SnapshotBody = cx.req.json()?;
+    if body.users.len() > MAX_SNAPSHOT_USERS {
+        return Err(invalid_param(format!("At most {MAX_SNAPSHOT_USERS} users at once")));
+    }
+    let users: Vec<String> =
+        body.users.iter().filter(|u| u.server_name() == cx.config.server_name).map(|u| u.to_string()).collect();
+    if !cx.config.enable_presence || users.is_empty() {
+        return Reply::json(&json!({}));
+    }
+    let position = presence::send_full_snapshot(&cx.db, &users).await?;
+    let positions = Positions { presence: position, ..Positions::default() };
     let env = cx.env.clone();
     cx.in_background(async move {
-        let _ = user_sync::notify_many(&env, watchers, positions).await;
+        if let Err(e) = user_sync::notify_many(&env, users, positions).await {
+            crate::log::error(&format!("waking syncs for presence snapshots: {e:?}"));
+        }
     });
-    Ok(())
+    Reply::json(&json!({}))
 }
 
 /// A stored presence as an `m.presence` event, its times as of `now`.
@@ -102,9 +156,10 @@ pub fn presence_event(row: &PresenceRow, now: u64) -> Value {
 fn content(row: &PresenceRow, now: u64) -> Value {
     let mut content = Map::new();
     content.insert("presence".into(), json!(row.presence));
-    content.insert("last_active_ago".into(), json!(now.saturating_sub(row.last_active_ts as u64)));
-    if row.presence == "online" {
-        // Nothing here refreshes the last active time while online: clients take it as now.
+    if row.last_active_ts > 0.0 {
+        content.insert("last_active_ago".into(), json!(now.saturating_sub(row.last_active_ts as u64)));
+    }
+    if row.currently_active != 0.0 {
         content.insert("currently_active".into(), json!(true));
     }
     if let Some(msg) = &row.status_msg {

@@ -34,6 +34,7 @@ pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
         EventTemplate { kind, state_key: None, sender: cx.requester()?.user_id.clone(), content, redacts: None };
     let txn = txn(&cx, &room_id, "send")?;
     let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
+    super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
 }
 
@@ -66,6 +67,7 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
     };
     let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
     let sent = send_event(&cx, &room_id, template, None, facts).await?;
+    super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
 }
 
@@ -105,6 +107,7 @@ pub async fn redact_event(cx: Ctx) -> Result<Reply> {
     };
     let txn = txn(&cx, &room_id, "redact")?;
     let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
+    super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
 }
 

@@ -27,7 +27,7 @@ use crate::router::Ctx;
 use crate::storage::e2e_one_time_keys::{self, KeyCounts};
 use crate::storage::event_push_actions::{self, Counts};
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
-use crate::storage::{account_data, current_state, presence, receipts, streams, to_device, typing};
+use crate::storage::{account_data, current_state, receipts, streams, to_device, typing};
 use crate::time::now_ms;
 
 use super::device_lists::{self, DeviceLists};
@@ -210,7 +210,8 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             None => Ok(Filter::default()),
         }
     };
-    let (filter, ()) = futures::try_join!(filter, super::presence::on_sync(&cx, &user, &device, set_presence))?;
+    let (filter, affects_presence) =
+        futures::try_join!(filter, super::presence::on_sync(&cx, &user, &device, set_presence))?;
     let options = options(filter, full_state);
 
     let mut response = sync_once(&cx, &user, since, &options).await?;
@@ -223,7 +224,8 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             let now = now_ms();
             let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
             let until = expiry.map_or(deadline, |at| deadline.min(at + EXPIRY_SLACK_MS));
-            let waited = user_sync::wait(&cx.env, &user, &device, covered, until.saturating_sub(now)).await?;
+            let wait = until.saturating_sub(now);
+            let waited = user_sync::wait(&cx.env, &user, &device, covered, wait, affects_presence).await?;
             if waited == Waited::Superseded || (waited == Waited::TimedOut && until >= deadline) {
                 break;
             }
@@ -280,12 +282,7 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
         account_data,
         device_messages,
         ignored_users(cx, user),
-        async {
-            match cx.config.enable_presence {
-                true => presence::visible_changes(&cx.db, user, from.presence, upto.presence).await,
-                false => Ok(Vec::new()),
-            }
-        },
+        super::presence::for_sync(cx, user, from.presence, upto.presence),
         device_lists,
         // The device's own keys: beside the rest, so that a woken sync waits for no extra query.
         e2e_one_time_keys::counts_and_fallbacks(&cx.db, user, &device),

@@ -32,6 +32,14 @@ NAMED_SERVERS = {
     "support_email_url": {"ADMIN_CONTACT": "admin@example.org"},
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
+    "presence_timers_url": {"PRESENCE_IDLE_TIMEOUT_MS": "8000", "PRESENCE_SYNC_TIMEOUT_MS": "2000"},
+    "presence_router_url": {
+        "PRESENCE_ROUTER_ALWAYS_SEND_TO_USERS": "@gobbler:localhost",
+        "PRESENCE_ROUTER_BLACKLISTED_USERS": "@hidden:localhost",
+        "PRESENCE_ROUTERS": "docs_example,test_union",
+        # No user goes offline while the tests run: every change would wake @gobbler.
+        "PRESENCE_SYNC_TIMEOUT_MS": "600000",
+    },
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
     # Fan-out trees of many levels with few members.
     "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
@@ -363,6 +371,16 @@ def support_mxid_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def presence_disabled_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["presence_disabled_url"])
+
+
+@pytest.fixture(scope="session")
+def presence_timers_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["presence_timers_url"])
+
+
+@pytest.fixture(scope="session")
+def presence_router_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["presence_router_url"])
 
 
 @pytest.fixture(scope="session")

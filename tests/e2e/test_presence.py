@@ -132,11 +132,7 @@ def test_two_devices_that_ask_for_different_states_settle(user, new_user):
     set_status(other, "unavailable", status_msg="away")
     other_sync(other.access_token, "online")
     assert get_status(user, other)["presence"] == "unavailable"
-    # Only existing devices count: with the online one gone, the phone's choice holds.
-    assert_ok(other.with_password("DELETE", f"{V3}/devices/{other.device_id}", token=phone))
-    other_sync(phone, "online")
-    other_sync(phone, "unavailable")
-    assert get_status(user, other)["presence"] == "unavailable"
+    # A device that stops syncing stops counting: test_presence_timers.py.
 
 
 def test_sync_serves_presence_of_those_who_share_a_room(user, new_user):
