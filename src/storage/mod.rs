@@ -30,6 +30,7 @@ pub mod rate_limits;
 pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
+pub mod sliding_sync_positions;
 pub mod streams;
 pub mod to_device;
 pub mod typing;
