@@ -39,10 +39,11 @@ use request::{Body, RoomConfig};
 
 /// A stream position no change reaches: a waiter covers the streams it does not serve with it.
 const NEVER: u64 = 1 << 53;
-/// D1 passes one request may make: the first, and one after each of at most two wake-ups (the
-/// first may be a fresh `UserSync` object's). After that a wake-up answers with the same `pos`,
-/// and the client's next request reads what woke it.
-const MAX_PASSES: usize = 3;
+/// D1 passes one request may make: the first, and one after a wake-up, within the free plan's 50
+/// queries (a first pass with every extension makes about 22, a later one about 12). A second
+/// wake-up (the first may be a fresh `UserSync` object's) answers with the same `pos`, and the
+/// client's next request reads what woke it.
+const MAX_PASSES: usize = 2;
 /// Connections unused this long are forgotten.
 const CONNECTION_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
@@ -307,6 +308,15 @@ async fn build(
     let mut extensions = Map::new();
     let mut news = false;
     let mut covered = Positions { presence: NEVER, ..upto };
+    // A connection without rooms (an encryption-only one, say) waits for its extensions alone;
+    // device lists follow memberships, which are events.
+    if body.lists.is_empty() && subscribed.is_empty() {
+        covered.receipts = NEVER;
+        covered.notifications = NEVER;
+        if !ext.e2ee.as_ref().is_some_and(|e| e.enabled == Some(true)) {
+            covered.events = NEVER;
+        }
+    }
     match ext.to_device.as_ref().filter(|t| t.enabled == Some(true)) {
         Some(to_device) => {
             let (answer, next) = extensions::to_device(cx, user, device, to_device, heads.to_device).await?;
