@@ -313,7 +313,7 @@ async fn build(
     if body.lists.is_empty() && subscribed.is_empty() {
         covered.receipts = NEVER;
         covered.notifications = NEVER;
-        if !ext.e2ee.as_ref().is_some_and(|e| e.enabled == Some(true)) {
+        if ext.e2ee.as_ref().is_none_or(|e| e.enabled != Some(true)) {
             covered.events = NEVER;
         }
     }
