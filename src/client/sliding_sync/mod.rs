@@ -296,68 +296,104 @@ async fn build(
     let joined: Vec<String> =
         wanted.iter().filter(|w| w.room.membership == "join").map(|w| w.room.room_id.clone()).collect();
     let prev_state = previous.map(|p| &p.state);
-    let found = rooms::build(cx, user, &wanted, prev_state, from, &upto, &statics.ignored).await?;
+    let ext = &body.extensions;
+    let to_device_ext = ext.to_device.as_ref().filter(|t| t.enabled == Some(true));
+    let e2ee_enabled = ext.e2ee.as_ref().is_some_and(|e| e.enabled == Some(true));
+    // The extensions that need nothing of the rooms are read beside them.
+    let to_device = async {
+        match to_device_ext {
+            Some(t) => extensions::to_device(cx, user, device, t, heads.to_device).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let e2ee = async {
+        match e2ee_enabled {
+            true => extensions::e2ee(cx, user, device, from, &upto).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (mut found, to_device, e2ee) = futures::try_join!(
+        rooms::build(cx, user, &wanted, prev_state, from, &upto, &statics.ignored),
+        to_device,
+        e2ee
+    )?;
 
     // The connection remembers every room it ever sent, now with those of this response.
     let mut state = prev_state.cloned().unwrap_or_default();
-    state.rooms.extend(found.sent);
+    state.rooms.extend(std::mem::take(&mut found.sent));
     state.lists = lists_digest(&lists);
 
     let scope = Scope { lists: &windows, subscriptions: &subscribed };
-    let ext = &body.extensions;
-    let mut extensions = Map::new();
-    let mut news = false;
+    let scoped_joined = |scoped: &request::Scoped| -> Vec<String> {
+        scope.rooms(scoped).into_iter().filter(|r| joined.contains(r)).collect()
+    };
+    let account_data_ext = ext.account_data.as_ref().filter(|e| e.is_enabled());
+    let receipts_ext = ext.receipts.as_ref().filter(|e| e.is_enabled());
+    let typing_ext = ext.typing.as_ref().filter(|e| e.is_enabled());
+    let initial = &found.initial_joined;
+    let account_data = async {
+        match account_data_ext {
+            Some(scoped) => {
+                let rooms = scope.rooms(scoped);
+                extensions::account_data(cx, user, &rooms, initial, from, &upto).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let receipts = async {
+        match receipts_ext {
+            Some(scoped) => {
+                let rooms: BTreeSet<String> = scoped_joined(scoped).into_iter().collect();
+                extensions::receipts(cx, user, &rooms, initial, &found.receipts_since, &upto).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let typing = async {
+        match typing_ext {
+            Some(scoped) => {
+                let rooms = scoped_joined(scoped);
+                extensions::typing(cx, &rooms, initial, from, &upto, &statics.ignored).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let (account_data, receipts, typing) = futures::try_join!(account_data, receipts, typing)?;
+
     let mut covered = Positions { presence: NEVER, ..upto };
     // A connection without rooms (an encryption-only one, say) waits for its extensions alone;
     // device lists follow memberships, which are events.
     if body.lists.is_empty() && subscribed.is_empty() {
         covered.receipts = NEVER;
         covered.notifications = NEVER;
-        if ext.e2ee.as_ref().is_none_or(|e| e.enabled != Some(true)) {
+        if !e2ee_enabled {
             covered.events = NEVER;
         }
     }
-    match ext.to_device.as_ref().filter(|t| t.enabled == Some(true)) {
-        Some(to_device) => {
-            let (answer, next) = extensions::to_device(cx, user, device, to_device, heads.to_device).await?;
-            news |= answer.news;
-            covered.to_device = next;
-            extensions.insert("to_device".into(), answer.json);
-        }
-        None => covered.to_device = NEVER,
+    covered.to_device = to_device.as_ref().map_or(NEVER, |(_, next)| *next);
+    if e2ee.is_none() {
+        covered.device_lists = NEVER;
     }
-    match ext.e2ee.as_ref().filter(|e| e.enabled == Some(true)) {
-        Some(_) => {
-            let answer = extensions::e2ee(cx, user, device, from, &upto).await?;
-            news |= answer.news;
-            extensions.insert("e2ee".into(), answer.json);
-        }
-        None => covered.device_lists = NEVER,
+    if account_data.is_none() {
+        covered.account_data = NEVER;
     }
-    match ext.account_data.as_ref().filter(|e| e.is_enabled()) {
-        Some(scoped) => {
-            let rooms = scope.rooms(scoped);
-            let answer = extensions::account_data(cx, user, &rooms, &found.initial_joined, from, &upto).await?;
-            news |= answer.news;
-            extensions.insert("account_data".into(), answer.json);
-        }
-        None => covered.account_data = NEVER,
+    if typing.is_none() {
+        covered.typing = NEVER;
     }
-    if let Some(scoped) = ext.receipts.as_ref().filter(|e| e.is_enabled()) {
-        let rooms: BTreeSet<String> = scope.rooms(scoped).into_iter().filter(|r| joined.contains(r)).collect();
-        let answer =
-            extensions::receipts(cx, user, &rooms, &found.initial_joined, &found.receipts_since, &upto).await?;
-        news |= answer.news;
-        extensions.insert("receipts".into(), answer.json);
-    }
-    match ext.typing.as_ref().filter(|e| e.is_enabled()) {
-        Some(scoped) => {
-            let rooms: Vec<String> = scope.rooms(scoped).into_iter().filter(|r| joined.contains(r)).collect();
-            let answer = extensions::typing(cx, &rooms, &found.initial_joined, from, &upto, &statics.ignored).await?;
+    let mut extensions = Map::new();
+    let mut news = false;
+    let answers = [
+        ("to_device", to_device.map(|(answer, _)| answer)),
+        ("e2ee", e2ee),
+        ("account_data", account_data),
+        ("receipts", receipts),
+        ("typing", typing),
+    ];
+    for (name, answer) in answers {
+        if let Some(answer) = answer {
             news |= answer.news;
-            extensions.insert("typing".into(), answer.json);
+            extensions.insert(name.into(), answer.json);
         }
-        None => covered.typing = NEVER,
     }
     Ok(Pass { upto, covered, lists, rooms: found.rooms, extensions, news, state, joined })
 }

@@ -195,7 +195,7 @@ impl RoomConfig {
     }
 
     /// Adds to `wanted` the lookups of this room's `required_state`, counting changes after
-    /// `after`.
+    /// `after` (the `$LAZY` members whatever their age).
     pub fn add_lookups(&self, wanted: &mut StateWanted, room_id: &str, user: &str, senders: &[&str], after: u64) {
         for (kind, key) in &self.required_state {
             let key = match key.as_str() {
@@ -206,9 +206,11 @@ impl RoomConfig {
                 ("*", "*") => wanted.any_type.push((room_id.to_owned(), None, after)),
                 ("*", key) => wanted.any_type.push((room_id.to_owned(), Some(key.to_owned()), after)),
                 (kind, "*") => wanted.of_type.push((room_id.to_owned(), kind.to_owned(), after)),
+                // The senders' members come whether they changed or not: the client may never have
+                // had them.
                 ("m.room.member", "$LAZY") => {
                     for sender in senders {
-                        let entry = (room_id.to_owned(), "m.room.member".to_owned(), (*sender).to_owned(), after);
+                        let entry = (room_id.to_owned(), "m.room.member".to_owned(), (*sender).to_owned(), 0);
                         wanted.exact.push(entry);
                     }
                 }

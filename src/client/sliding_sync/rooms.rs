@@ -85,8 +85,31 @@ pub async fn build(
         .collect();
     let from_receipts = from.map_or(0, |f| f.receipts);
     let from_notifications = from.map_or(0, |f| f.notifications);
-    let (visibility, summaries, counts, notified, receipts_since) = futures::try_join!(
-        events::visibility_timelines(&cx.db, &timeline_ids, user),
+    // The positions each room's reader may see, then its timeline (in a query per limit), then the
+    // required state that the timeline's senders decide (with the name, the avatar, and an
+    // invite's stripped state), in one query: a chain beside the other reads.
+    let chain = async {
+        let mut visibility = events::visibility_timelines(&cx.db, &timeline_ids, user).await?;
+        let mut visible = BTreeMap::new();
+        for w in &with_timeline {
+            let mut rows = visibility.remove(&w.room.room_id).unwrap_or_default();
+            rows.push(events::TimelineRow {
+                stream_ordering: head(w.room, upto.events) as f64,
+                kind: "head".into(),
+                membership: None,
+                visibility: None,
+                forgotten: None,
+            });
+            let (timeline, _) = timeline_from_rows(rows);
+            visible.insert(w.room.room_id.clone(), timeline.visible_ranges());
+        }
+        let timelines = timelines(cx, &with_timeline, previous, upto.events, &visible).await?;
+        let lookups = state_lookups(wanted, previous, user, &timelines);
+        let state_rows = current_state::state_matching(&cx.db, &lookups).await?;
+        Ok((timelines, state_rows))
+    };
+    let ((timelines, state_rows), summaries, counts, notified, receipts_since) = futures::try_join!(
+        chain,
         current_state::summaries(&cx.db, &timeline_ids, user),
         event_push_actions::unread_counts(&cx.db, user, &joined, upto.events),
         async {
@@ -99,48 +122,6 @@ pub async fn build(
         },
         receipts::since(&cx.db, &live_joined, user, from_receipts, upto.receipts),
     )?;
-
-    // The positions each room's reader may see, then its timeline, in a query per limit.
-    let mut visible = BTreeMap::new();
-    let mut visibility = visibility;
-    for w in &with_timeline {
-        let head = head(w.room, upto.events);
-        let mut rows = visibility.remove(&w.room.room_id).unwrap_or_default();
-        rows.push(events::TimelineRow {
-            stream_ordering: head as f64,
-            kind: "head".into(),
-            membership: None,
-            visibility: None,
-            forgotten: None,
-        });
-        let (timeline, _) = timeline_from_rows(rows);
-        visible.insert(w.room.room_id.clone(), timeline.visible_ranges());
-    }
-    let timelines = timelines(cx, &with_timeline, previous, upto.events, &visible).await?;
-
-    // Required state (and the name, avatar, and an invite's stripped state), in one query.
-    let mut lookups = StateWanted::default();
-    for w in wanted {
-        let id = &w.room.room_id;
-        let sent = sent_at(previous, w.room);
-        if !has_timeline(w.room) {
-            if sent.is_none() {
-                for kind in STRIPPED_STATE_TYPES {
-                    lookups.exact.push((id.clone(), (*kind).to_owned(), String::new(), 0));
-                }
-                lookups.exact.push((id.clone(), "m.room.member".into(), user.to_owned(), 0));
-            }
-            continue;
-        }
-        let after = sent.map_or(0, |s| s.at);
-        let state_after = sent.filter(|s| s.required_state == w.config.state_digest()).map_or(0, |s| s.at);
-        for kind in ["m.room.name", "m.room.avatar"] {
-            lookups.exact.push((id.clone(), kind.into(), String::new(), after));
-        }
-        let senders = timelines.get(id).map(|t| t.senders()).unwrap_or_default();
-        w.config.add_lookups(&mut lookups, id, user, &senders, state_after);
-    }
-    let state_rows = current_state::state_matching(&cx.db, &lookups).await?;
     let mut state_by_room: BTreeMap<&str, Vec<&StoredEvent>> = BTreeMap::new();
     for e in &state_rows {
         state_by_room.entry(e.room_id.as_str()).or_default().push(e);
@@ -246,6 +227,38 @@ pub async fn build(
     }
     out.receipts_since = receipts_since;
     Ok(out)
+}
+
+/// The state lookups of the rooms: an invite's stripped state the first time; for the others
+/// their name and avatar if they changed, and their `required_state`.
+fn state_lookups(
+    wanted: &[Wanted<'_>],
+    previous: Option<&ConnState>,
+    user: &str,
+    timelines: &BTreeMap<String, Timeline>,
+) -> StateWanted {
+    let mut lookups = StateWanted::default();
+    for w in wanted {
+        let id = &w.room.room_id;
+        let sent = sent_at(previous, w.room);
+        if !has_timeline(w.room) {
+            if sent.is_none() {
+                for kind in STRIPPED_STATE_TYPES {
+                    lookups.exact.push((id.clone(), (*kind).to_owned(), String::new(), 0));
+                }
+                lookups.exact.push((id.clone(), "m.room.member".into(), user.to_owned(), 0));
+            }
+            continue;
+        }
+        let after = sent.map_or(0, |s| s.at);
+        let state_after = sent.filter(|s| s.required_state == w.config.state_digest()).map_or(0, |s| s.at);
+        for kind in ["m.room.name", "m.room.avatar"] {
+            lookups.exact.push((id.clone(), kind.into(), String::new(), after));
+        }
+        let senders = timelines.get(id).map(|t| t.senders()).unwrap_or_default();
+        w.config.add_lookups(&mut lookups, id, user, &senders, state_after);
+    }
+    lookups
 }
 
 /// A room's timeline as read, oldest first, and whether older events were left out.
