@@ -400,3 +400,41 @@ def test_a_waiting_sliding_sync_is_woken(user, new_user):
     assert woken is not None, "the message woke the sync"
     assert ids(woken["timeline"]) == sent
     assert time.monotonic() - started < 15, "woken, not timed out"
+
+
+def test_an_encryption_connection_waits_for_its_extensions_only(user, new_user):
+    other = new_user()
+    room_id = create_room(user)
+    invite(user, room_id, other)
+    join(other, room_id)
+    body = {"conn_id": "encryption", "extensions": {"to_device": {"enabled": True}}}
+    first = sliding(user, body)
+    assert first["lists"] == {} and first["rooms"] == {}
+    sliding(user, body, pos=first["pos"], timeout=200)  # a fresh UserSync object answers at once
+    # A room message is nothing to this connection: it waits on.
+    threading.Timer(0.3, lambda: send_message(other, room_id, "not for encryption")).start()
+    started = time.monotonic()
+    quiet = sliding(user, body, pos=first["pos"], timeout=2000)
+    assert quiet["pos"] == first["pos"] and quiet["extensions"]["to_device"]["events"] == []
+    assert time.monotonic() - started >= 1.9
+    # A to-device message wakes it.
+    content = {"messages": {user.user_id: {user.device_id: {"k": "v"}}}}
+    threading.Timer(0.5, lambda: other.put(f"{V3}/sendToDevice/org.example.key/t1", json=content)).start()
+    started = time.monotonic()
+    woken = sliding(user, body, pos=first["pos"], timeout=20000)
+    assert [m["content"] for m in woken["extensions"]["to_device"]["events"]] == [{"k": "v"}]
+    assert time.monotonic() - started < 15
+
+
+def test_ignored_inviters_and_forgotten_rooms_are_not_listed(user, new_user):
+    pest, friend = new_user(), new_user()
+    assert_ok(user.put(f"{V3}/user/{path_quote(user.user_id)}/account_data/m.ignored_user_list",
+                       json={"ignored_users": {pest.user_id: {}}}))
+    unwanted = create_room(pest, invite=[user.user_id])
+    wanted = create_room(friend, invite=[user.user_id])
+    left = create_room(user)
+    leave(user, left)
+    assert_ok(user.post(room_path(left, "forget"), json={}))
+    listed = list_ids(sliding(user, all_rooms()))
+    assert wanted in listed
+    assert unwanted not in listed and left not in listed
