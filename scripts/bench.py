@@ -1,5 +1,5 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
-room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
+room sends and creation (latency, and throughput with concurrent senders), sync, sliding sync, push delivery
 to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
 media (upload and download throughput, thumbnail latency and CPU), and what the monthly active
 user limit costs an active user's requests."""
@@ -44,13 +44,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wakeups", type=int, default=50, help="send-to-sync wake-ups to time")
     parser.add_argument("--sync-rooms", type=int, default=50, help="rooms of the initial-sync user")
     parser.add_argument("--sync-events", type=int, default=100, help="events per room of the initial-sync user")
+    parser.add_argument("--sliding-rooms", type=int, default=200, help="rooms of the sliding sync user")
     parser.add_argument("--fanout", type=int, default=200, help="members waiting in the fan-out room")
     parser.add_argument("--big-room", type=int, default=1000, help="members of the big fan-out room")
     parser.add_argument("--big-room-waiting", type=int, default=300, help="of them, members waiting")
     parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
-    parser.add_argument("--only", choices=["latency", "rooms", "sync", "presence", "push", "e2ee", "media", "mau"], action="append",
+    parser.add_argument("--only", choices=["latency", "rooms", "sync", "sliding", "presence", "push", "e2ee", "media", "mau"], action="append",
                         help="run only these sections (repeatable); all by default")
     parser.add_argument("--push-paced", type=int, default=10,
                         help="sends that each wait for the previous message's pushes")
@@ -555,6 +556,72 @@ class Gateway:
         return None
 
 
+SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+# The room list as Element X asks for it: the newest rooms, their latest event and what a row shows.
+ROOM_LIST = {"ranges": [[0, 19]], "timeline_limit": 1, "required_state": [
+    ["m.room.name", ""], ["m.room.avatar", ""], ["m.room.create", ""], ["m.room.encryption", ""],
+    ["m.room.canonical_alias", ""], ["m.room.member", "$ME"], ["m.room.member", "$LAZY"]]}
+
+
+def sliding_sync_bench(url: str, args: argparse.Namespace) -> None:
+    """The first sliding sync (MSC4186) of a user in many rooms with a list range of 0-19, and the
+    wake-up latency of a waiting sliding sync (compare `/sync`'s above)."""
+    print("Sliding sync (MSC4186)")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def new_user() -> dict:
+            return {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
+
+        def sliding(headers, body, pos=None, timeout=0, client=client) -> httpx.Response:
+            params = {"timeout": timeout, "set_presence": "offline", **({"pos": pos} if pos else {})}
+            return client.post(SLIDING_SYNC, params=params, json=body, headers=headers)
+
+        def send(headers, room_id) -> None:
+            client.put(send_path(room_id, uuid.uuid4().hex), json={"msgtype": "m.text", "body": "bench"},
+                       headers=headers).raise_for_status()
+
+        dave = new_user()
+        for _ in range(args.sliding_rooms):
+            room_id = client.post("/_matrix/client/v3/createRoom", json={"name": "bench"},
+                                  headers=dave).json()["room_id"]
+            send(dave, room_id)
+        # Each request starts a connection of its own: every one is a first sync.
+        latency(f"POST sliding sync, first, {args.sliding_rooms} rooms, range 0-19",
+                lambda: sliding(dave, {"conn_id": uuid.uuid4().hex[:16], "lists": {"all": ROOM_LIST}}), 20, 2)
+
+        alice, bob = new_user(), new_user()
+        room_id = client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                              headers=alice).json()["room_id"]
+        client.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={},
+                    headers=bob).raise_for_status()
+        body = {"lists": {"all": ROOM_LIST}}
+        pos = sliding(bob, body).json()["pos"]
+        samples = []
+        with httpx.Client(base_url=url, timeout=60) as waiter:
+            for _ in range(args.wakeups):
+                box = {}
+
+                def wait(pos=pos):
+                    # A wake-up may answer with the same pos (see MAX_PASSES); poll on until the event.
+                    while True:
+                        response = sliding(bob, body, pos, 30_000, client=waiter).json()
+                        if response["rooms"] or response["pos"] != pos:
+                            break
+                    box["response"] = response
+                    box["returned"] = time.perf_counter()
+
+                with ThreadPoolExecutor(1) as pool:
+                    future = pool.submit(wait)
+                    time.sleep(0.05)
+                    started = time.perf_counter()
+                    send(alice, room_id)
+                    future.result()
+                samples.append(1000 * (box["returned"] - started))
+                pos = box["response"]["pos"]
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        print(f"  wake-up, PUT /send to the return of another user's waiting sliding sync ({args.wakeups} runs): "
+              f"p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
+
+
 def push_bench(url: str, args: argparse.Namespace) -> None:
     """One message into a room whose members all have a pusher: the time until the last notify
     reaches the gateway; and the sender's send latency with and without the pushers."""
@@ -788,7 +855,7 @@ def main() -> None:
 
     if wanted("latency"):
         login_cost(*latencies(args.url, args))
-    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("presence", presence_bench), ("push", push_bench), ("e2ee", e2ee_bench),
+    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("sliding", sliding_sync_bench), ("presence", presence_bench), ("push", push_bench), ("e2ee", e2ee_bench),
                            ("media", media_bench)]:
         if wanted(section) and not (section == "presence" and args.no_presence):
             bench(args.url, args)

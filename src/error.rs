@@ -61,6 +61,8 @@ pub enum ErrorKind {
     UnknownToken {
         soft_logout: bool,
     },
+    /// A sliding sync `pos` this server no longer knows (MSC4186): the client starts over.
+    UnknownPos,
     UnsupportedRoomVersion,
     /// An application service without a URL was pinged.
     UrlNotSet,
@@ -113,6 +115,7 @@ impl ErrorKind {
             TooLarge,
             Unknown,
             UnknownToken { soft_logout: false },
+            UnknownPos,
             UnsupportedRoomVersion,
             UrlNotSet,
             Unauthorized,
@@ -162,6 +165,7 @@ impl ErrorKind {
             TooLarge => ("M_TOO_LARGE", 413),
             Unknown => ("M_UNKNOWN", 400),
             UnknownToken { .. } => ("M_UNKNOWN_TOKEN", 401),
+            UnknownPos => ("M_UNKNOWN_POS", 400),
             UnsupportedRoomVersion => ("M_UNSUPPORTED_ROOM_VERSION", 400),
             UrlNotSet => ("M_URL_NOT_SET", 400),
             Unauthorized => ("M_UNAUTHORIZED", 401),

@@ -15,7 +15,7 @@ use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
     key_backup, keys, media, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
-    register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    register, relations, room_read, room_send, session, sliding_sync, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::cost;
@@ -166,6 +166,7 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v3/rooms/{roomId}/upgrade" User => upgrade::upgrade_room;
     // Sync
     GET "/_matrix/client/v3/sync" UserOrGuest => sync::sync;
+    POST "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync" User => sliding_sync::sync;
     // Filters, account data, room tags and send-to-device
     POST "/_matrix/client/v3/user/{userId}/filter" UserOrGuest => filter::create_filter;
     GET "/_matrix/client/v3/user/{userId}/filter/{filterId}" UserOrGuest => filter::get_filter;

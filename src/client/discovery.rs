@@ -16,7 +16,7 @@ const SPEC_VERSIONS: &[&str] = &[
 ];
 
 pub async fn get_supported_versions(_cx: Ctx) -> Result<Reply> {
-    Reply::json(&json!({ "versions": SPEC_VERSIONS, "unstable_features": {} }))
+    Reply::json(&json!({ "versions": SPEC_VERSIONS, "unstable_features": {"org.matrix.simplified_msc3575": true} }))
 }
 
 pub async fn get_client_well_known(cx: Ctx) -> Result<Reply> {

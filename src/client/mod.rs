@@ -30,6 +30,7 @@ pub mod room_send;
 pub mod rooms;
 pub mod sent_members;
 pub mod session;
+pub mod sliding_sync;
 pub mod sync;
 pub mod tags;
 pub mod to_device;

@@ -43,7 +43,7 @@ use super::sent_members;
 const DEFAULT_TIMELINE_LIMIT: u64 = 10;
 const MAX_TIMELINE_LIMIT: u64 = 1000;
 /// The state of an invite or knock that the user sees before joining.
-const STRIPPED_STATE_TYPES: &[&str] = &[
+pub(super) const STRIPPED_STATE_TYPES: &[&str] = &[
     "m.room.create",
     "m.room.join_rules",
     "m.room.name",
@@ -56,11 +56,11 @@ const HEROES: usize = 5;
 /// How many times a sync reads D1 again because its UserSync object had just started.
 const FRESH_RETRIES: usize = 3;
 /// How long after a typing expiry a waiting sync looks again.
-const EXPIRY_SLACK_MS: u64 = 20;
+pub(super) const EXPIRY_SLACK_MS: u64 = 20;
 /// To-device messages per sync, and the bytes of content they may start within (a message larger
 /// than that comes alone); the rest come in the next one.
-const MAX_TO_DEVICE: u64 = 100;
-const MAX_TO_DEVICE_BYTES: u64 = 256 * 1024;
+pub(super) const MAX_TO_DEVICE: u64 = 100;
+pub(super) const MAX_TO_DEVICE_BYTES: u64 = 256 * 1024;
 
 /// A sync token: the positions a sync covered.
 pub fn sync_token(p: &Positions) -> String {
@@ -480,14 +480,14 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
 
 /// The user's push rules as `m.push_rules` content: the stored ones (`None`: none) brought up to
 /// date with the server's default rules.
-fn push_rules_content(cx: &Ctx, stored: Option<&str>) -> Result<Value> {
+pub(super) fn push_rules_content(cx: &Ctx, stored: Option<&str>) -> Result<Value> {
     let ruleset = rules::from_content(&cx.requester()?.user_id, stored);
     Ok(Value::Object(rules::content(&ruleset)?))
 }
 
 /// Marks typing that ran out as stopped, a change at a new position of which the rooms' members
 /// are told; returns the typing stream's head after it, if there was any.
-async fn expire_typing(cx: &Ctx) -> Result<Option<u64>> {
+pub(super) async fn expire_typing(cx: &Ctx) -> Result<Option<u64>> {
     let now = now_ms();
     let expired = typing::expired_rooms(&cx.db, now).await?;
     if expired.is_empty() {

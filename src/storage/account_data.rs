@@ -15,7 +15,7 @@ const UPSERT_IF_AT: &str = "INSERT OR REPLACE INTO account_data (user_id, room_i
      WHERE user_id = ?1 AND room_id = ?2 AND type = ?3), 0) = ?5";
 const SELECT_ONE: &str =
     "SELECT stream_id, content FROM account_data WHERE user_id = ?1 AND room_id = ?2 AND type = ?3";
-const CHANGED_SINCE: &str = "SELECT room_id, type, content FROM account_data \
+const CHANGED_SINCE: &str = "SELECT stream_id, room_id, type, content FROM account_data \
      WHERE user_id = ?1 AND stream_id > ?2 AND stream_id <= ?3 ORDER BY stream_id";
 const GLOBAL_OF_USERS: &str = "SELECT user_id, type, content FROM account_data \
      WHERE user_id IN (SELECT value FROM json_each(?1)) AND room_id = '' AND type IN (SELECT value FROM json_each(?2))";
@@ -27,6 +27,7 @@ pub const GLOBAL: &str = "";
 /// One account data entry as `/sync` reads it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccountDataRow {
+    pub stream_id: u64,
     /// Empty for global account data.
     pub room_id: String,
     #[serde(rename = "type")]

@@ -542,6 +542,91 @@ pub async fn rooms_with_events_between(db: &Db, room_ids: &[String], after: u64,
     Ok(rows.into_iter().map(|r| r.room_id).collect())
 }
 
+/// Bounded timelines of many rooms in one query. `?1` is a JSON array of
+/// `[room_id, after, upto, [[first, last], ...]]`: per room, its newest `?2` events in
+/// `(after, upto]` at positions in the ranges. Each room is one index range read from its newest
+/// end; `CROSS JOIN` keeps the rooms outermost. (SQLite takes no per-room LIMIT in a correlated
+/// subquery, so rooms with different limits take a query per limit.)
+const TIMELINES: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+     e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+     r.event_id AS redaction_id FROM json_each(?1) j CROSS JOIN events e LEFT JOIN events r ON r.event_id = e.redacted_by \
+     WHERE e.stream_ordering IN (SELECT s.stream_ordering FROM events s INDEXED BY events_by_room \
+       WHERE s.room_id = json_extract(j.value, '$[0]') AND s.stream_ordering > json_extract(j.value, '$[1]') \
+       AND s.stream_ordering <= json_extract(j.value, '$[2]') \
+       AND EXISTS (SELECT 1 FROM json_each(json_extract(j.value, '$[3]')) v \
+         WHERE s.stream_ordering BETWEEN json_extract(v.value, '$[0]') AND json_extract(v.value, '$[1]')) \
+       ORDER BY s.stream_ordering DESC LIMIT ?2) \
+     ORDER BY e.stream_ordering";
+
+/// What [`timelines`] reads of one room.
+#[derive(Debug, Clone)]
+pub struct TimelineWindow<'a> {
+    pub room_id: &'a str,
+    /// Only events after this position, and at or before `upto`.
+    pub after: u64,
+    pub upto: u64,
+    /// The positions the reader may see.
+    pub visible: &'a [Range],
+}
+
+/// The newest `limit` events of each window, all rooms in one query, oldest first.
+pub async fn timelines(db: &Db, windows: &[TimelineWindow<'_>], limit: u64) -> Result<Vec<StoredEvent>> {
+    let windows: Vec<serde_json::Value> = windows
+        .iter()
+        .filter(|w| w.upto > w.after && !w.visible.is_empty())
+        .map(|w| {
+            let ranges: Vec<[u64; 2]> = w.visible.iter().map(|r| [r.first, r.last]).collect();
+            serde_json::json!([w.room_id, w.after, w.upto, ranges])
+        })
+        .collect();
+    if windows.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    db.all(TIMELINES, &[&serde_json::Value::from(windows).to_string(), &limit]).await
+}
+
+/// The history visibility settings of many rooms and one user's memberships in them, each half
+/// through `events_state`.
+const VISIBILITY_TIMELINES: &str = "SELECT room_id, stream_ordering, type AS kind, NULL AS membership, \
+     json_extract(json, '$.content.history_visibility') AS visibility FROM events INDEXED BY events_state \
+     WHERE room_id IN (SELECT value FROM json_each(?1)) AND type = 'm.room.history_visibility' AND state_key = '' \
+     UNION ALL SELECT room_id, stream_ordering, type, membership, NULL FROM events INDEXED BY events_state \
+     WHERE room_id IN (SELECT value FROM json_each(?1)) AND type = 'm.room.member' AND state_key = ?2";
+
+/// The rows of [`visibility_timeline`] of many rooms at once, by room, without their `head`
+/// rows: the caller knows its snapshot.
+pub async fn visibility_timelines(
+    db: &Db,
+    room_ids: &[String],
+    user_id: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<TimelineRow>>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+        stream_ordering: f64,
+        kind: String,
+        membership: Option<String>,
+        visibility: Option<String>,
+    }
+    let mut rooms: std::collections::BTreeMap<String, Vec<TimelineRow>> = std::collections::BTreeMap::new();
+    if room_ids.is_empty() {
+        return Ok(rooms);
+    }
+    let ids = serde_json::to_string(room_ids).map_err(|e| crate::error::internal("room list", e))?;
+    let rows: Vec<Row> = db.all(VISIBILITY_TIMELINES, &[&ids, &user_id]).await?;
+    for r in rows {
+        let row = TimelineRow {
+            stream_ordering: r.stream_ordering,
+            kind: r.kind,
+            membership: r.membership,
+            visibility: r.visibility,
+            forgotten: None,
+        };
+        rooms.entry(r.room_id).or_default().push(row);
+    }
+    Ok(rooms)
+}
+
 const MEMBERSHIP_AT: &str = "SELECT membership FROM events WHERE room_id = ?1 AND type = 'm.room.member' \
      AND state_key = ?2 AND stream_ordering <= ?3 ORDER BY stream_ordering DESC LIMIT 1";
 

@@ -37,6 +37,7 @@ pub mod room_deletions;
 pub mod rooms;
 pub mod server_keys;
 pub mod server_notice_rooms;
+pub mod sliding_sync_positions;
 pub mod streams;
 pub mod to_device;
 pub mod typing;
