@@ -339,7 +339,7 @@ def test_thumbnail_pixel_limit(small_media_url, new_client):
     # Plain images: small files, so that they pass the server's 1000-byte upload limit.
     def plain(size):
         out = io.BytesIO()
-        Image.new("RGB", size, (200, 30, 30)).save(out, format="PNG")
+        Image.new("L", size, 200).save(out, format="PNG")
         assert len(out.getvalue()) <= 1000
         return upload(user, out.getvalue(), "image/png")
 
