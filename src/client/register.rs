@@ -112,6 +112,9 @@ async fn register_guest(cx: Ctx) -> Result<Reply> {
     if !cx.config.allow_guest_access {
         return Err(forbidden("Guest access is disabled"));
     }
+    // Guests never count as active, but a full or disabled server takes no one new (as Synapse).
+    let newcomer = Subject::Newcomer { user_type: None, threepid: None };
+    auth_blocking::check(&cx.db, &cx.config, &newcomer, None).await?;
     ratelimit::check(&cx.db, cx.config.rc_registration, "register", cx.req.client_address(), now_ms()).await?;
     let body: RegisterBody =
         if cx.req.body.is_empty() { RegisterBody::default() } else { parse_json_object(&cx.req.body)? };

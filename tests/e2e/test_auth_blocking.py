@@ -27,7 +27,7 @@ LIMITED = {"LIMIT_USAGE_BY_MAU": "true", "MAU_LIMIT_RESERVED_THREEPIDS": json.du
 MAU = {**LIMITED, "MAX_MAU_VALUE": "3"}
 MAU_TRACKING = {**LIMITED, "MAX_MAU_VALUE": "2", "TRACK_PUPPETED_USER_IPS": "true",
                 "TRACK_APPSERVICE_USER_IPS": "true"}
-DISABLED = {"HS_DISABLED": "true", "HS_DISABLED_MESSAGE": "Down for maintenance",
+DISABLED = {"HS_DISABLED": "true", "HS_DISABLED_MESSAGE": "Down for maintenance", "ALLOW_GUEST_ACCESS": "true",
             "SERVER_NOTICES_LOCALPART": "notices", "REGISTRATION_SHARED_SECRET": SHARED_SECRET,
             "ADMIN_CONTACT": CONTACT}
 # Activity is recorded after the response; this bounds how long that may take on a loaded machine.
@@ -257,6 +257,7 @@ def test_a_disabled_server(servers):
     with make_client(url) as client:
         body = assert_limited(register_request(client, unique_name()), "hs_disabled")
         assert body["error"] == "Down for maintenance"
+        assert_limited(client.post(f"{V3}/register", params={"kind": "guest"}, json={}), "hs_disabled")
         name = unique_name()
         assert_limited(shared_secret_request(client, name, admin=True), "hs_disabled")
         assert_ok(client.get(f"{V3}/register/available", params={"username": name}))
