@@ -4,9 +4,18 @@
 use std::time::Duration;
 
 use futures::future::{select, Either};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use super::Service;
+
+/// What a path segment escapes: all but the URL's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// A user ID, alias or protocol as one segment of a path (or a query value) to a service.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
 
 /// How a request to a service ended, when it got no answer.
 #[derive(Debug)]

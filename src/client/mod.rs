@@ -31,6 +31,7 @@ pub mod sent_members;
 pub mod session;
 pub mod sync;
 pub mod tags;
+pub mod thirdparty;
 pub mod to_device;
 pub mod typing;
 pub mod upgrade;

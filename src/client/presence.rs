@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::appservice::ephemeral::{self, Stream};
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, invalid_param, Result};
 use crate::http::Reply;
@@ -87,6 +88,7 @@ async fn announce(cx: &Ctx, user_id: &str) -> Result<()> {
     if !watchers.iter().any(|w| w == user_id) {
         watchers.push(user_id.to_owned());
     }
+    ephemeral::poke(cx, Stream::Ephemeral, Some(watchers.clone()));
     let env = cx.env.clone();
     cx.in_background(async move {
         let wakes = watchers.iter().map(|user| user_sync::notify(&env, user, positions));

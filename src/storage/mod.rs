@@ -7,6 +7,7 @@
 pub mod access_tokens;
 pub mod account_data;
 pub mod aliases;
+pub mod appservice_streams;
 pub mod appservices;
 pub mod current_state;
 pub mod device_lists;

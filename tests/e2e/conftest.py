@@ -33,6 +33,9 @@ NAMED_SERVERS = {
     "support_mxid_url": {"ADMIN_CONTACT": "@admin:example.org"},
     "presence_disabled_url": {"ENABLE_PRESENCE": "false"},
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
+    # Application services register on a server of their own, so that their namespaces reserve
+    # no user or alias of another test; its to-device limit is low, for `rate_limited`.
+    "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5"},
 }
 
 
@@ -440,3 +443,24 @@ def new_push_gateway():
 @pytest.fixture
 def push_gateway(new_push_gateway) -> PushGateway:
     return new_push_gateway()
+
+
+@pytest.fixture(scope="session")
+def as_server(server_factory):
+    """The application services' server (a `Server`: tests may restart it)."""
+    server = server_factory.launch(NAMED_SERVERS["as_server"])
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture
+def service(as_server, tmp_path):
+    """A registered service with a fake behind it: (registration, fake)."""
+    from appservices import FakeService, add_and_wait, registration
+
+    reg = registration(f"as{secrets.token_hex(3)}", None)
+    fake = FakeService(reg["hs_token"])
+    reg["url"] = fake.url
+    add_and_wait(as_server.url, as_server.workdir / "state", tmp_path, reg)
+    yield reg, fake
+    fake.stop()
