@@ -202,6 +202,14 @@ def test_user_and_alias_queries(as_server, full):
     fake.answer = lambda method, path: None
 
 
+def listed(client: Client, path: str, params: dict) -> list:
+    """A lookup's answer, a JSON list."""
+    with make_client(client.url) as c:
+        resp = c.get(path, params=params, headers=auth_header(client.token))
+    assert resp.status_code == 200 and isinstance(resp.json(), list), resp.text
+    return resp.json()
+
+
 IRC = {
     "user_fields": ["network", "nickname"],
     "location_fields": ["network", "channel"],
@@ -255,13 +263,13 @@ def test_third_party_lookups_merge_the_services(as_server, full, tmp_path):
             assert_error(c.get(f"{V3}/thirdparty/protocol/nope", headers=headers), 404, "M_NOT_FOUND")
             assert_error(c.get(f"{V3}/thirdparty/user/gitter", headers=headers), 404, "M_NOT_FOUND")
             assert_error(c.get(f"{V3}/thirdparty/protocols"), 401, "M_MISSING_TOKEN")
-        found = alice.call("GET", f"{V3}/thirdparty/location/irc", params={"network": "a", "channel": "#x"})
+        found = listed(alice, f"{V3}/thirdparty/location/irc", {"network": "a", "channel": "#x"})
         assert sorted(l["alias"] for l in found) == ["#irc_#x:localhost", "#irc_#y:localhost"]
         asked = [r for r in fake.requests if r["path"].startswith("/_matrix/app/v1/thirdparty/location/irc")][-1]
         assert parse_qs(urlsplit(asked["path"]).query) == {"network": ["a"], "channel": ["#x"]}
-        users = alice.call("GET", f"{V3}/thirdparty/user/irc", params={"nickname": "nick"})
+        users = listed(alice, f"{V3}/thirdparty/user/irc", {"nickname": "nick"})
         assert [u["userid"] for u in users] == [user_id_of(f"{reg['id']}-nick")]
-        by_alias = alice.call("GET", f"{V3}/thirdparty/location", params={"alias": "#irc_#x:localhost"})
+        by_alias = listed(alice, f"{V3}/thirdparty/location", {"alias": "#irc_#x:localhost"})
         assert len(by_alias) == 2
         asked = [r for r in fake.requests if r["path"].startswith("/_matrix/app/v1/thirdparty/location?")][-1]
         assert parse_qs(urlsplit(asked["path"]).query) == {"alias": ["#irc_#x:localhost"]}
