@@ -59,9 +59,14 @@ pub struct Queued {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum AppserviceRequest {
-    Enqueue { service_id: String, events: Vec<Queued> },
+    Enqueue {
+        service_id: String,
+        events: Vec<Queued>,
+    },
     /// A stream the service may care about moved.
-    Poke { service_id: String },
+    Poke {
+        service_id: String,
+    },
 }
 
 /// Queues events for a service; returns once they are stored.

@@ -110,7 +110,11 @@ impl<'a> Interest<'a> {
     /// A room concerns the service by its ID, an alias, or a joined member in a namespace.
     fn room(&self, room_id: &str) -> bool {
         self.service.room_in_namespace(room_id)
-            || self.changes.aliases.get(room_id).is_some_and(|a| a.iter().any(|a| self.service.alias_in_namespace(a, Scope::Any)))
+            || self
+                .changes
+                .aliases
+                .get(room_id)
+                .is_some_and(|a| a.iter().any(|a| self.service.alias_in_namespace(a, Scope::Any)))
             || self.has_member(room_id)
     }
 
@@ -140,9 +144,24 @@ pub fn select(service: &Service, changes: &Changes, from: &Positions, now_ms: u6
     let mut extras = Extras {
         upto: Positions {
             typing: heads.typing.max(from.typing),
-            receipts: upto(changes.receipts.len(), changes.receipts.last().map(|r| r.stream_id), heads.receipts, from.receipts),
-            presence: upto(changes.presence.len(), changes.presence.last().map(|r| r.stream_id), heads.presence, from.presence),
-            to_device: upto(changes.to_device.len(), changes.to_device.last().map(|r| r.stream_id), heads.to_device, from.to_device),
+            receipts: upto(
+                changes.receipts.len(),
+                changes.receipts.last().map(|r| r.stream_id),
+                heads.receipts,
+                from.receipts,
+            ),
+            presence: upto(
+                changes.presence.len(),
+                changes.presence.last().map(|r| r.stream_id),
+                heads.presence,
+                from.presence,
+            ),
+            to_device: upto(
+                changes.to_device.len(),
+                changes.to_device.last().map(|r| r.stream_id),
+                heads.to_device,
+                from.to_device,
+            ),
             device_lists: upto(
                 changes.device_lists.len(),
                 changes.device_lists.last().map(|r| r.stream_id),
@@ -250,4 +269,146 @@ pub fn transaction_body(
         );
     }
     Value::Object(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::appservice_streams::{DeviceListRow, PresenceRow, ReceiptRow, ToDeviceRow, TypingRow};
+    use crate::storage::{presence, receipts};
+
+    fn service() -> Service {
+        let registration = serde_json::from_value(json!({
+            "id": "irc", "url": "http://127.0.0.1:9000", "as_token": "a", "hs_token": "h",
+            "sender_localpart": "ircbot",
+            "namespaces": {"users": [{"exclusive": true, "regex": "@irc_.*"}], "aliases": [], "rooms": []},
+            "receive_ephemeral": true, "org.matrix.msc3202": true,
+        }))
+        .unwrap();
+        Service::new(registration, "hs").unwrap()
+    }
+
+    fn receipt(stream_id: f64, room: &str, user: &str) -> ReceiptRow {
+        ReceiptRow {
+            stream_id,
+            receipt: receipts::ReceiptRow {
+                room_id: room.into(),
+                receipt_type: "m.read".into(),
+                user_id: user.into(),
+                thread_id: String::new(),
+                event_id: "$e".into(),
+                ts: 5.0,
+            },
+        }
+    }
+
+    fn changes() -> Changes {
+        let members = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Changes {
+            heads: Positions { typing: 10, receipts: 20, presence: 30, to_device: 40, device_lists: 50 },
+            typing: vec![
+                TypingRow { room_id: "!bridged".into(), user_id: Some("@alice:hs".into()) },
+                TypingRow { room_id: "!private".into(), user_id: Some("@carol:hs".into()) },
+            ],
+            receipts: vec![receipt(11.0, "!bridged", "@alice:hs"), receipt(12.0, "!private", "@carol:hs")],
+            presence: ["@alice:hs", "@carol:hs", "@irc_bob:hs"]
+                .iter()
+                .enumerate()
+                .map(|(i, u)| PresenceRow {
+                    stream_id: 21.0 + i as f64,
+                    presence: presence::PresenceRow {
+                        user_id: u.to_string(),
+                        presence: "online".into(),
+                        status_msg: None,
+                        last_active_ts: 0.0,
+                    },
+                })
+                .collect(),
+            to_device: vec![
+                ToDeviceRow {
+                    stream_id: 31.0,
+                    user_id: "@irc_bob:hs".into(),
+                    device_id: "D".into(),
+                    sender: "@alice:hs".into(),
+                    kind: "m.test".into(),
+                    content: "{\"a\":1}".into(),
+                },
+                ToDeviceRow {
+                    stream_id: 32.0,
+                    user_id: "@carol:hs".into(),
+                    device_id: "C".into(),
+                    sender: "@alice:hs".into(),
+                    kind: "m.test".into(),
+                    content: "{}".into(),
+                },
+            ],
+            device_lists: vec![
+                DeviceListRow { stream_id: 41.0, user_id: "@alice:hs".into() },
+                DeviceListRow { stream_id: 42.0, user_id: "@carol:hs".into() },
+            ],
+            members: BTreeMap::from([
+                ("!bridged".to_owned(), members(&["@alice:hs", "@irc_bob:hs"])),
+                ("!private".to_owned(), members(&["@carol:hs"])),
+            ]),
+            aliases: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn only_what_concerns_the_service_and_positions_at_the_heads() {
+        let extras = select(&service(), &changes(), &Positions::default(), 1000);
+        let kinds: Vec<(&str, Option<&str>)> = extras
+            .ephemeral
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap(), e.get("room_id").or(e.get("sender")).and_then(Value::as_str)))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("m.typing", Some("!bridged")),
+                ("m.receipt", Some("!bridged")),
+                ("m.presence", Some("@alice:hs")),
+                ("m.presence", Some("@irc_bob:hs")),
+            ]
+        );
+        assert_eq!(
+            extras.to_device,
+            vec![json!({"type": "m.test", "sender": "@alice:hs", "content": {"a": 1},
+                        "to_user_id": "@irc_bob:hs", "to_device_id": "D"})]
+        );
+        assert_eq!(extras.device_lists_changed, vec!["@alice:hs".to_owned()]);
+        assert_eq!(extras.users.iter().collect::<Vec<_>>(), vec!["@irc_bob:hs"]);
+        assert_eq!(extras.upto, changes().heads);
+        assert!(!extras.more);
+    }
+
+    #[test]
+    fn a_stream_read_to_its_limit_continues_from_its_last_row() {
+        let mut c = changes();
+        c.receipts = (0..LIMIT).map(|i| receipt(100.0 + i as f64, "!private", "@carol:hs")).collect();
+        c.heads.receipts = 500;
+        let extras = select(&service(), &c, &Positions::default(), 1000);
+        assert_eq!(extras.upto.receipts, 100 + LIMIT - 1);
+        assert!(extras.more);
+    }
+
+    #[test]
+    fn bodies_carry_stable_and_unstable_names() {
+        let extras = select(&service(), &changes(), &Positions::default(), 1000);
+        let counts = KeyCounts::from([(
+            "@irc_bob:hs".to_owned(),
+            BTreeMap::from([("D".to_owned(), BTreeMap::from([("signed_curve25519".to_owned(), 3)]))]),
+        )]);
+        let body = transaction_body(vec![json!({"event_id": "$x"})], Some(&extras), Some(&(counts, BTreeMap::new())));
+        assert_eq!(body["events"], json!([{"event_id": "$x"}]));
+        assert_eq!(body["ephemeral"], body["de.sorunome.msc2409.ephemeral"]);
+        assert_eq!(body["to_device"], body["de.sorunome.msc2409.to_device"]);
+        assert_eq!(body["device_lists"], json!({"changed": ["@alice:hs"], "left": []}));
+        assert_eq!(body["org.matrix.msc3202.device_lists"], body["device_lists"]);
+        assert_eq!(body["device_one_time_keys_count"]["@irc_bob:hs"]["D"]["signed_curve25519"], 3);
+        assert_eq!(body["org.matrix.msc3202.device_one_time_key_counts"], body["device_one_time_keys_count"]);
+        assert_eq!(body["device_unused_fallback_key_types"], json!({"@irc_bob:hs": {"D": []}}));
+        let empty = transaction_body(vec![], None, None);
+        assert_eq!(empty, json!({"events": []}));
+    }
 }

@@ -19,6 +19,32 @@ pub enum Kind {
     Alias,
 }
 
+/// At most this many unknown users of one request are asked about, side by side: each costs a
+/// subrequest.
+const MAX_USERS_ASKED: usize = 8;
+
+/// Before a lookup of several users (`/keys/query`): asks the services about those of `users`
+/// that are in a user namespace and do not exist. One D1 query, and only when a namespace
+/// holds one of them.
+pub async fn ask_unknown_users(db: &Db, server_name: &str, users: &[&str]) -> Result<()> {
+    let services = registry::all(db, server_name).await?;
+    let candidates: Vec<&str> = users
+        .iter()
+        .copied()
+        .filter(|u| {
+            services.iter().any(|e| e.service.registration.url.is_some() && e.service.user_in_namespace(u, Scope::Any))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let list = serde_json::to_string(&candidates).map_err(|e| crate::error::internal("user list", e))?;
+    let existing = crate::storage::users::existing(db, &list).await?;
+    let unknown = candidates.into_iter().filter(|u| !existing.iter().any(|e| e == u)).take(MAX_USERS_ASKED);
+    futures::future::try_join_all(unknown.map(|u| ask(db, server_name, Kind::User, u))).await?;
+    Ok(())
+}
+
 /// Asks, one after the other, the services with a URL whose namespace holds `id`, until one
 /// says it knows it. False when none does (or none is asked).
 pub async fn ask(db: &Db, server_name: &str, kind: Kind, id: &str) -> Result<bool> {

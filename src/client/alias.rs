@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
-use crate::durable_objects::room::Facts;
 use crate::appservice::query::{self, Kind};
+use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::state::RoomState;

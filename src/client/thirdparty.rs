@@ -160,3 +160,22 @@ async fn lookup(cx: &Ctx, kind: &str, protocol: Option<&str>, required: &str, no
     }
     Reply::json(&found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn instances_are_named_by_service_and_network() {
+        let info = json!({"icon": "mxc://x/y", "instances": [{"desc": "A", "network_id": "a"}, {"desc": "B"}]});
+        let named = with_instance_ids("irc-bridge", info).unwrap();
+        assert_eq!(
+            named["instances"],
+            json!([{"desc": "A", "network_id": "a", "instance_id": "irc-bridge|a"},
+                                               {"desc": "B"}])
+        );
+        assert!(with_instance_ids("s", json!({"instances": {}})).is_none());
+        assert!(with_instance_ids("s", json!([])).is_none());
+    }
+}

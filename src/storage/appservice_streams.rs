@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{rows, typing, receipts, presence, to_device, device_lists, Db};
+use super::{device_lists, presence, receipts, rows, to_device, typing, Db};
 use crate::error::{internal, Result};
 
 /// The rooms whose members decide whether a change concerns a service: rooms with typing or

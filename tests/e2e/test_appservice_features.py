@@ -184,6 +184,10 @@ def test_user_and_alias_queries(as_server, full):
         asked = len(queries())
         assert_error(c.get(f"{V3}/profile/{path_quote(user_id_of('nobody-' + prefix))}"), 404, "M_NOT_FOUND")
         assert len(queries()) == asked
+    # /keys/query asks about the unknown users of the namespace it names.
+    ghost = user_id_of(f"{prefix}-known3")
+    keys = alice.call("POST", f"{V3}/keys/query", json={"device_keys": {ghost: []}})
+    assert f"/_matrix/app/v1/users/{path_quote(ghost)}" in queries() and "failures" in keys
     # An invite of a user the service creates on demand.
     room = alice.call("POST", f"{V3}/createRoom", json={})["room_id"]
     alice.call("POST", room_path(room, "invite"), json={"user_id": user_id_of(f"{prefix}-known2")})
@@ -308,7 +312,9 @@ def limited(as_server, tmp_path_factory):
     return reg
 
 
-def test_msc4190_devices_without_uia(as_server, full, limited):
+def test_services_manage_devices_without_uia(as_server, full):
+    """MSC4190, in the spec since v1.17: a service creates its users' devices (201) and deletes
+    them without user-interactive auth; a user only renames theirs."""
     reg, _ = full
     eve = service_user(as_server, reg, "eve")
     service = bot(as_server, reg)
@@ -329,15 +335,12 @@ def test_msc4190_devices_without_uia(as_server, full, limited):
     with make_client(as_server.url) as c:
         headers = auth_header(reg["as_token"])
         assert_error(c.get(f"{V3}/devices/BRIDGE1", params=as_eve, headers=headers), 404, "M_NOT_FOUND")
-        # Without MSC4190: no creation, and deletion asks for user-interactive auth.
-        mallory = user_id_of(f"{limited['id']}-mallory")
-        assert_ok(c.post(f"{V3}/register", headers=auth_header(limited["as_token"]),
-                         json={"type": "m.login.application_service", "username": f"{limited['id']}-mallory",
-                               "device_id": "OLD"}))
-        headers = auth_header(limited["as_token"])
-        assert_error(c.put(f"{V3}/devices/NEW", params={"user_id": mallory}, headers=headers, json={}),
-                     404, "M_NOT_FOUND")
-        refused = c.delete(f"{V3}/devices/OLD", params={"user_id": mallory}, headers=headers)
+        # A user creates no device this way, and deleting one asks for user-interactive auth.
+        user = new_user(as_server.url)
+        own = user.call("GET", f"{V3}/account/whoami")["device_id"]
+        headers = auth_header(user.token)
+        assert_error(c.put(f"{V3}/devices/NEW", headers=headers, json={}), 404, "M_NOT_FOUND")
+        refused = c.delete(f"{V3}/devices/{own}", headers=headers)
         assert refused.status_code == 401 and "flows" in refused.json(), refused.text
 
 
