@@ -44,7 +44,8 @@ impl Service {
 }
 
 /// After the response, pokes the services that take `stream` and, when `users` is given, are
-/// interested in one of them (the users the change concerns). No service, no work.
+/// interested in one of them (the users the change concerns) or may be through a room (a rooms
+/// or aliases namespace). No service, no work.
 pub fn poke(cx: &Ctx, stream: Stream, users: Option<Vec<String>>) {
     let env = cx.env.clone();
     let server_name = cx.config.server_name.to_string();
@@ -58,7 +59,11 @@ pub fn poke(cx: &Ctx, stream: Stream, users: Option<Vec<String>>) {
             .iter()
             .map(|e| e.service.clone())
             .filter(|s| s.takes(stream))
-            .filter(|s| users.as_ref().is_none_or(|users| users.iter().any(|u| s.is_interested_in_user(u))))
+            .filter(|s| {
+                let by_room =
+                    !s.registration.namespaces.rooms.is_empty() || !s.registration.namespaces.aliases.is_empty();
+                by_room || users.as_ref().is_none_or(|users| users.iter().any(|u| s.is_interested_in_user(u)))
+            })
             .collect();
         let pokes = poked.iter().map(|s| crate::durable_objects::appservice::poke(&env, s.id()));
         for result in futures::future::join_all(pokes).await {
@@ -122,11 +127,11 @@ impl<'a> Interest<'a> {
         self.changes.members.get(room_id).is_some_and(|m| m.iter().any(|u| self.service.is_interested_in_user(u)))
     }
 
-    /// A user concerns the service when in a namespace or in a room with one of its users, as
-    /// Synapse's `is_interested_in_presence`.
+    /// A user concerns the service when in a namespace or in a room that concerns it, as in
+    /// Synapse's `_is_appservice_interested_in_device_lists_of_user`.
     fn user(&self, user_id: &str) -> bool {
         self.service.is_interested_in_user(user_id)
-            || self.rooms_of.get(user_id).is_some_and(|rooms| rooms.iter().any(|r| self.has_member(r)))
+            || self.rooms_of.get(user_id).is_some_and(|rooms| rooms.iter().any(|r| self.room(r)))
     }
 }
 
