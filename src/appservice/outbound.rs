@@ -32,8 +32,22 @@ pub struct Answer {
     pub body: String,
 }
 
-/// Sends `method path` (with a JSON body) to the service and waits at most `timeout_ms`.
+/// Sends `method path` (with a JSON body) to the service and waits at most `timeout_ms`. A
+/// connection that fails at once (a kept-alive one the service had closed) is tried once more.
 pub async fn call(
+    service: &Service,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    timeout_ms: u64,
+) -> Result<Answer, Failure> {
+    match call_once(service, method.clone(), path, body.clone(), timeout_ms).await {
+        Err(Failure::Connection(_)) => call_once(service, method, path, body, timeout_ms).await,
+        other => other,
+    }
+}
+
+async fn call_once(
     service: &Service,
     method: Method,
     path: &str,
