@@ -67,6 +67,9 @@ pub struct Facts {
     pub joined_rooms: Vec<String>,
     /// For a redaction of a state event: its type, state key and content.
     pub redacted_state: Option<RedactedState>,
+    /// An application service's `?ts=`: the event's `origin_server_ts` instead of now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_server_ts: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -444,7 +447,8 @@ impl Room {
                     }
                 }
                 let template = prepare_template(current, template, &facts)?;
-                let pdu = current.prepare(&template, now, &cx.key, &cx.server_name).map_err(refusal)?;
+                let ts = facts.origin_server_ts.unwrap_or(now);
+                let pdu = current.prepare(&template, ts, &cx.key, &cx.server_name).map_err(refusal)?;
                 current.check_vouch(&pdu, &cx.server_name, &facts.joined_rooms).map_err(refusal)?;
                 let mut staged = Vec::new();
                 stage(cx, current, &pdu, txn.as_ref(), &mut staged)?;

@@ -33,6 +33,7 @@ use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State
 
 use super::relay;
 use super::user_presence::{Owner, PresenceOp, Published};
+use crate::appservice::ephemeral::Stream;
 use crate::error::{internal, Result};
 use crate::http::Reply;
 
@@ -370,6 +371,11 @@ impl Announcer {
         self.waiters.borrow_mut().notify(&positions);
         let env = self.env.clone();
         self.state.wait_until(async move {
+            // Application services that take ephemeral data read the change from D1.
+            if let Ok(config) = crate::config::Config::get(&env) {
+                let (server_name, users) = (config.server_name.to_string(), Some(recipients.clone()));
+                crate::appservice::ephemeral::poke_now(env.clone(), server_name, Stream::Ephemeral, users).await;
+            }
             if let Err(e) = notify_many(&env, recipients, positions).await {
                 // A missed wake-up delays a sync until its timeout; the change is recorded.
                 crate::log::error(&format!("waking syncs for a presence change: {e:?}"));

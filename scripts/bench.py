@@ -1,8 +1,15 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
+<<<<<<< HEAD
 room sends and creation (latency, and throughput with concurrent senders), sync, sliding sync, push delivery
 to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
 media (upload and download throughput, thumbnail latency and CPU), and what the monthly active
 user limit costs an active user's requests."""
+=======
+room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
+to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
+application services (delivery latency and throughput to services on loopback, and what three
+interested services cost a sender)."""
+>>>>>>> as2
 
 import argparse
 import itertools
@@ -30,7 +37,7 @@ FREE_PLAN_CPU_MS = 10  # the Workers free plan's CPU time limit per request
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True, help="the server to measure, on 127.0.0.1")
+    parser.add_argument("--url", default="", help="the server to measure, on 127.0.0.1")
     parser.add_argument("--wasm", type=Path, help="build/index_bg.wasm, for the bundle size")
     parser.add_argument("--serve", help="scripts/serve, to measure cold starts (skipped without)")
     parser.add_argument("--cold-starts", type=int, default=2, help="server launches to time")
@@ -58,8 +65,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--claim-devices", type=int, default=50, help="devices named in one /keys/claim")
     parser.add_argument("--claims", type=int, default=30, help="/keys/claim requests to time")
     parser.add_argument("--device-list-rooms", type=int, default=50, help="rooms of the device-list sync user")
+<<<<<<< HEAD
     parser.add_argument("--media-runs", type=int, default=5, help="5 MB uploads and downloads to time")
     parser.add_argument("--mau-syncs", type=int, default=200, help="syncs for the MAU limit's cost")
+=======
+    parser.add_argument("--appservices", type=Path,
+                        help="a folder of registrations made by --write-appservices and registered on the server")
+    parser.add_argument("--write-appservices", type=Path, metavar="DIR",
+                        help="only write the benchmark's registrations into DIR (one JSON file each) and exit")
+    parser.add_argument("--as-sends", type=int, default=100, help="sends for each application service latency")
+    parser.add_argument("--as-throughput-sends", type=int, default=300, help="sends for the delivery throughput")
+>>>>>>> as2
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence benchmarks (for a server with presence off)")
     parser.add_argument("--presence-rooms", type=int, default=20, help="rooms of the presence fan-out user")
@@ -68,6 +84,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--router-url",
                         help="the same server with PRESENCE_ROUTER_ALWAYS_SEND_TO_USERS=@bench_gobbler:localhost")
     args = parser.parse_args()
+    if args.write_appservices:
+        write_appservices(args.write_appservices)
+        raise SystemExit(0)
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("--url must be a loopback address, http://127.0.0.1:PORT")
     return args
@@ -734,6 +753,137 @@ def e2ee_bench(url: str, args: argparse.Namespace) -> None:
         latency(f"GET /sync, incremental, {rooms}, a member's device keys changed", sync_since(before), 30, 3)
 
 
+APPSERVICES = 3
+
+
+def write_appservices(folder: Path) -> None:
+    """The benchmark's services: each on a free loopback port, its bot `bench_asN` and its users
+    `@bench_asN_*`. JSON is YAML, which both servers read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(APPSERVICES):
+        reg = {
+            "id": f"bench_as{n}", "url": f"http://127.0.0.1:{free_port()}",
+            "as_token": f"bench-as-{uuid.uuid4().hex}", "hs_token": f"bench-hs-{uuid.uuid4().hex}",
+            "sender_localpart": f"bench_as{n}", "rate_limited": False,
+            "namespaces": {"users": [{"exclusive": True, "regex": f"@bench_as{n}_.*"}], "aliases": [], "rooms": []},
+        }
+        (folder / f"bench_as{n}.yaml").write_text(json.dumps(reg, indent=2))
+        print(folder / f"bench_as{n}.yaml")
+
+
+class Receiver:
+    """An application service on loopback that records when each event arrives."""
+
+    def __init__(self, reg: dict) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                now = time.perf_counter()
+                with receiver.lock:
+                    for event in body.get("events", []):
+                        receiver.arrivals.setdefault(event["event_id"], now)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_POST = do_GET = do_PUT
+
+            def log_message(self, *args) -> None:
+                pass
+
+        port = int(reg["url"].rsplit(":", 1)[1])
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, event_ids: list[str], timeout: float = 120) -> float | None:
+        """When the last of `event_ids` arrived, None if one never did."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                times = [self.arrivals.get(e) for e in event_ids]
+            if all(t is not None for t in times):
+                return max(times)
+            time.sleep(0.002)
+        return None
+
+
+def appservice_bench(url: str, args: argparse.Namespace) -> None:
+    """Delivery from a client's send to the services' receipt of the event (latency, and
+    sustained throughput), and the sender's send latency with three interested services
+    against none."""
+    print("Application services")
+    regs = [json.loads(p.read_text()) for p in sorted(args.appservices.glob("*.yaml"))]
+    receivers = [Receiver(reg) for reg in regs]
+    with httpx.Client(base_url=url, timeout=120) as client:
+        owner = {"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
+
+        def new_room() -> str:
+            return client.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                               headers=owner).json()["room_id"]
+
+        quiet, watched = new_room(), new_room()
+        for reg in regs:
+            client.post(f"/_matrix/client/v3/rooms/{quote(watched, safe='')}/join", json={},
+                        headers={"Authorization": f"Bearer {reg['as_token']}"}).raise_for_status()
+        counter = itertools.count()
+        body = {"msgtype": "m.text", "body": "bench"}
+
+        def send(room_id: str):
+            return lambda: client.put(send_path(room_id, f"as{next(counter)}"), json=body, headers=owner)
+
+        latency("PUT /send, no interested application service", send(quiet), args.as_sends, min(args.warmup, 5))
+        latency(f"PUT /send, {len(regs)} interested application services", send(watched), args.as_sends,
+                min(args.warmup, 5))
+        # Delivery latency: one event at a time, until the first service has it.
+        delays = []
+        for _ in range(args.as_sends):
+            started = time.perf_counter()
+            event_id = send(watched)().json()["event_id"]
+            arrived = receivers[0].wait_for([event_id], timeout=60)
+            if arrived is None:
+                print(f"  delivery: {event_id} never reached the service")
+                return
+            delays.append(1000 * (arrived - started))
+        cuts = statistics.quantiles(delays, n=100, method="inclusive")
+        print(f"  delivery latency, from the send to the service's receipt ({args.as_sends} events, one at a "
+              f"time): p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
+        # Throughput: four senders into the room; until every service has every event.
+        senders = [owner] + [{"Authorization": f"Bearer {register(client, f'bench_{uuid.uuid4().hex[:12]}', 'bench pw')}"}
+                             for _ in range(3)]
+        for headers in senders[1:]:
+            client.post(f"/_matrix/client/v3/rooms/{quote(watched, safe='')}/join", json={},
+                        headers=headers).raise_for_status()
+        per_sender = args.as_throughput_sends // len(senders)
+
+        def run(headers: dict) -> list[str]:
+            ids = []
+            with httpx.Client(base_url=url, timeout=60) as own:
+                for n in range(per_sender):
+                    response = own.put(send_path(watched, f"ast{uuid.uuid4().hex}"), json=body, headers=headers)
+                    response.raise_for_status()
+                    ids.append(response.json()["event_id"])
+            return ids
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(senders)) as pool:
+            sent = [e for ids in pool.map(run, senders) for e in ids]
+        finished = [r.wait_for(sent, timeout=300) for r in receivers]
+        if any(f is None for f in finished):
+            print("  delivery throughput: some events never reached a service")
+            return
+        elapsed = max(finished) - started
+        print(f"  delivery throughput, {len(sent)} events from {len(senders)} senders to each of {len(regs)} "
+              f"services: {len(sent) / elapsed:,.0f} events/s per service")
+        for r in receivers:
+            r.server.shutdown()
+
+
 def login_cost(no_hash: dict, hashed: dict) -> None:
     """workerd reports no per-request CPU time, so: what one password hash adds to a login."""
     cost = hashed["p50"] - no_hash["p50"]
@@ -850,6 +1000,7 @@ def main() -> None:
         bundle_size(args.wasm)
     if args.serve and args.cold_starts > 0:
         cold_starts(args.serve, args.cold_starts)
+<<<<<<< HEAD
     def wanted(section: str) -> bool:
         return not args.only or section in args.only
 
@@ -861,6 +1012,15 @@ def main() -> None:
             bench(args.url, args)
     if args.serve and wanted("mau"):
         mau_bench(args.serve, args)
+=======
+    login_cost(*latencies(args.url, args))
+    rooms_bench(args.url, args)
+    sync_bench(args.url, args)
+    push_bench(args.url, args)
+    e2ee_bench(args.url, args)
+    if args.appservices:
+        appservice_bench(args.url, args)
+>>>>>>> as2
 
 
 if __name__ == "__main__":

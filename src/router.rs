@@ -15,7 +15,8 @@ use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
     key_backup, keys, media, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
-    register, relations, room_read, room_send, session, sliding_sync, sync, tags, to_device, typing, upgrade,
+    register, relations, room_read, room_send, session, sliding_sync, sync, tags, thirdparty, to_device, typing,
+    upgrade,
 };
 use crate::config::Config;
 use crate::cost;
@@ -225,6 +226,13 @@ pub static ROUTES: &[Route] = routes! {
     DELETE "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::delete_backup_keys_for_session;
     // Application services
     POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
+    // Third-party networks, through the application services that bridge them
+    GET "/_matrix/client/v3/thirdparty/protocols" UserOrGuest => thirdparty::get_protocols;
+    GET "/_matrix/client/v3/thirdparty/protocol/{protocol}" UserOrGuest => thirdparty::get_protocol_metadata;
+    GET "/_matrix/client/v3/thirdparty/location/{protocol}" UserOrGuest => thirdparty::query_location_by_protocol;
+    GET "/_matrix/client/v3/thirdparty/user/{protocol}" UserOrGuest => thirdparty::query_user_by_protocol;
+    GET "/_matrix/client/v3/thirdparty/location" UserOrGuest => thirdparty::query_location_by_alias;
+    GET "/_matrix/client/v3/thirdparty/user" UserOrGuest => thirdparty::query_user_by_id;
     // Server keys
     GET "/_matrix/key/v2/server" None => crate::server_keys::get_server_keys;
     // Content repository (URL previews are absent: 404 M_UNRECOGNIZED)

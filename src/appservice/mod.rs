@@ -3,9 +3,11 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod command;
+pub(crate) mod ephemeral;
 pub(crate) mod exclusive;
 pub(crate) mod handoff;
 pub(crate) mod outbound;
+pub(crate) mod query;
 pub mod registration;
 pub(crate) mod registry;
 

@@ -4,9 +4,18 @@
 use std::time::Duration;
 
 use futures::future::{select, Either};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use super::Service;
+
+/// What a path segment escapes: all but the URL's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// A user ID, alias or protocol as one segment of a path (or a query value) to a service.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
 
 /// How a request to a service ended, when it got no answer.
 #[derive(Debug)]
@@ -23,8 +32,22 @@ pub struct Answer {
     pub body: String,
 }
 
-/// Sends `method path` (with a JSON body) to the service and waits at most `timeout_ms`.
+/// Sends `method path` (with a JSON body) to the service and waits at most `timeout_ms`. A
+/// connection that fails at once (a kept-alive one the service had closed) is tried once more.
 pub async fn call(
+    service: &Service,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    timeout_ms: u64,
+) -> Result<Answer, Failure> {
+    match call_once(service, method.clone(), path, body.clone(), timeout_ms).await {
+        Err(Failure::Connection(_)) => call_once(service, method, path, body, timeout_ms).await,
+        other => other,
+    }
+}
+
+async fn call_once(
     service: &Service,
     method: Method,
     path: &str,

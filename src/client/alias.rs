@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
+use crate::appservice::query::{self, Kind};
 use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -35,9 +36,20 @@ pub async fn get_alias(cx: Ctx) -> Result<Reply> {
     if alias.server_name() != cx.config.server_name {
         return Err(not_found(format!("Room alias {alias} not found: this server does not federate")));
     }
-    let found = aliases::get(&cx.db, alias.as_str()).await?;
+    let found = lookup(&cx, alias.as_str()).await?;
     let found = found.ok_or_else(|| not_found(format!("Room alias {alias} not found")))?;
     Reply::json(&json!({"room_id": found.room_id, "servers": [cx.config.server_name.as_str()]}))
+}
+
+/// A local alias, once an application service whose namespace holds it was asked.
+pub async fn lookup(cx: &Ctx, alias: &str) -> Result<Option<aliases::Alias>> {
+    if let Some(found) = aliases::get(&cx.db, alias).await? {
+        return Ok(Some(found));
+    }
+    if query::ask(&cx.db, cx.config.server_name.as_str(), Kind::Alias, alias).await? {
+        return aliases::get(&cx.db, alias).await;
+    }
+    Ok(None)
 }
 
 pub async fn create_alias(cx: Ctx) -> Result<Reply> {

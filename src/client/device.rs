@@ -10,11 +10,19 @@ use crate::error::{bad_json, invalid_param, not_found, Result};
 use crate::http::{parse_json_object, Reply};
 use crate::router::Ctx;
 use crate::storage::{access_tokens, devices, pushers, Statement};
+use crate::time::now_ms;
 use crate::uia::{self, AuthData, Flows};
 
 const FLOWS: Flows = &[&[uia::PASSWORD]];
 /// The most devices one `delete_devices` call may name.
 const MAX_DEVICES_PER_CALL: usize = 1000;
+
+/// Whether the request is an application service's: since spec v1.17 (MSC4190, which bridges
+/// announce as `io.element.msc4190`) a service creates and deletes its users' devices itself,
+/// without user-interactive auth.
+fn manages_devices(cx: &Ctx) -> Result<bool> {
+    Ok(cx.requester()?.appservice.is_some())
+}
 
 pub async fn get_devices(cx: Ctx) -> Result<Reply> {
     let list = devices::list(&cx.db, cx.requester()?.user_id.as_str()).await?;
@@ -30,15 +38,27 @@ pub async fn update_device(cx: Ctx) -> Result<Reply> {
     let body: serde_json::Map<String, Value> = cx.req.json()?;
     let user = cx.requester()?.user_id.as_str();
     let device_id = cx.param("deviceId");
-    if devices::get(&cx.db, user, device_id).await?.is_none() {
-        return Err(not_found("Unknown device"));
-    }
     let name = match body.get("display_name") {
-        None => return Ok(Reply::empty()),
+        None => None,
         Some(Value::Null) => None,
         Some(Value::String(name)) => Some(name.as_str()),
         Some(_) => return Err(bad_json("display_name must be a string")),
     };
+    if devices::get(&cx.db, user, device_id).await?.is_none() {
+        if !manages_devices(&cx)? {
+            return Err(not_found("Unknown device"));
+        }
+        // MSC4190: a service creates its users' devices, with no access token.
+        check_device_fields(device_id, name)?;
+        cx.db.run(devices::upsert(&cx.db, user, device_id, name, now_ms(), None)?).await?;
+        device_lists::announce(&cx, user).await?;
+        let mut created = Reply::empty();
+        created.status = 201;
+        return Ok(created);
+    }
+    if !body.contains_key("display_name") {
+        return Ok(Reply::empty());
+    }
     check_device_fields(device_id, name)?;
     cx.db.run(devices::set_display_name(&cx.db, user, device_id, name)?).await?;
     device_lists::announce(&cx, user).await?;
@@ -55,7 +75,9 @@ pub async fn delete_device(cx: Ctx) -> Result<Reply> {
     let body: DeleteDeviceBody =
         if cx.req.body.is_empty() { DeleteDeviceBody::default() } else { parse_json_object(&cx.req.body)? };
     let requester = cx.requester()?;
-    uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    if !manages_devices(&cx)? {
+        uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    }
     cx.db.batch(delete_statements(&cx, &[cx.param("deviceId").to_owned()])?).await?;
     device_lists::announce(&cx, requester.user_id.as_str()).await?;
     Ok(Reply::empty())
@@ -73,7 +95,9 @@ pub async fn delete_devices(cx: Ctx) -> Result<Reply> {
         return Err(invalid_param(format!("At most {MAX_DEVICES_PER_CALL} devices may be deleted at once")));
     }
     let requester = cx.requester()?;
-    uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    if !manages_devices(&cx)? {
+        uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
+    }
     if !body.devices.is_empty() {
         cx.db.batch(delete_statements(&cx, &body.devices)?).await?;
         device_lists::announce(&cx, requester.user_id.as_str()).await?;

@@ -7,6 +7,7 @@
 //! Memberships need no wake-up of their own: the room's commit wakes its members, and the
 //! membership events in the window are what puts users in `changed` and `left`.
 
+use crate::appservice::ephemeral::{self, Stream};
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::Result;
 use crate::router::Ctx;
@@ -45,6 +46,7 @@ pub async fn announce(cx: &Ctx, user_id: &str) -> Result<()> {
     if !watchers.iter().any(|w| w == user_id) {
         watchers.push(user_id.to_owned());
     }
+    ephemeral::poke(cx, Stream::DeviceLists, Some(watchers.clone()));
     wake(cx, watchers, head);
     Ok(())
 }

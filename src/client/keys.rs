@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::device_lists;
 use super::sync::parse_sync_token;
+use crate::appservice::query;
 use crate::durable_objects::user_sync::Positions;
 use crate::error::{bad_json, internal, missing_param, unknown, Result};
 use crate::http::Reply;
@@ -195,6 +196,8 @@ pub async fn get_keys(cx: Ctx) -> Result<Reply> {
     let reader = cx.requester()?.user_id.as_str();
     let body: QueryBody = cx.req.json()?;
     let (local, failures) = local_users(&cx, body.device_keys.keys().map(String::as_str));
+    // Users an application service may create when asked about them.
+    query::ask_unknown_users(&cx.db, cx.config.server_name.as_str(), &local).await?;
     let users_json = to_json(&local)?;
     let (devices, cross_signing, signatures) = futures::try_join!(
         e2e_device_keys::of_users(&cx.db, &users_json),

@@ -11,7 +11,7 @@ use crate::error::{forbidden, invalid_param, not_found, unknown, ErrorKind, Matr
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::router::Ctx;
-use crate::storage::{aliases, current_state, forgotten_rooms, profiles, room_deletions, users};
+use crate::storage::{current_state, forgotten_rooms, profiles, room_deletions};
 
 use super::rooms::{parse_room_id, room_id_param, send_event, to_content};
 
@@ -135,7 +135,7 @@ async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
 async fn resolve_room(cx: &Ctx, id_or_alias: &str) -> Result<OwnedRoomId> {
     if id_or_alias.starts_with('#') {
         RoomAliasId::parse(id_or_alias).map_err(|_| invalid_param(format!("{id_or_alias:?} is not a room alias")))?;
-        let alias = aliases::get(&cx.db, id_or_alias).await?.ok_or_else(|| not_found("Room alias not found"))?;
+        let alias = super::alias::lookup(cx, id_or_alias).await?.ok_or_else(|| not_found("Room alias not found"))?;
         return parse_room_id(&alias.room_id);
     }
     parse_room_id(id_or_alias)
@@ -151,7 +151,7 @@ async fn existing_local_user(cx: &Ctx, raw: &str) -> Result<ruma_common::OwnedUs
     if user.server_name() != cx.config.server_name {
         return Err(forbidden("This server does not federate: only local users can be invited"));
     }
-    if !users::exists(&cx.db, user.as_str()).await? {
+    if !super::profile::user_exists(cx, user.as_str()).await? {
         return Err(not_found("Unknown user"));
     }
     Ok(user)

@@ -33,6 +33,7 @@ pub mod session;
 pub mod sliding_sync;
 pub mod sync;
 pub mod tags;
+pub mod thirdparty;
 pub mod to_device;
 pub mod typing;
 pub mod upgrade;

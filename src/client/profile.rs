@@ -4,6 +4,7 @@
 use ruma_common::UserId;
 use serde_json::{Map, Value};
 
+use crate::appservice::query::{self, Kind};
 use crate::error::{bad_json, forbidden, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::router::Ctx;
@@ -19,10 +20,17 @@ const MAX_AVATAR_URL_CHARS: usize = 1000;
 /// A local user whose profile may be read; 404 for a malformed or unknown ID.
 async fn existing_user(cx: &Ctx) -> Result<String> {
     let user_id = <&UserId>::try_from(cx.param("userId")).map_err(|_| not_found("Profile not found"))?;
-    if user_id.server_name() != cx.config.server_name || !users::exists(&cx.db, user_id.as_str()).await? {
+    if user_id.server_name() != cx.config.server_name || !user_exists(cx, user_id.as_str()).await? {
         return Err(not_found("Profile not found"));
     }
     Ok(user_id.to_string())
+}
+
+/// Whether a local user exists, once an application service whose namespace holds it was asked.
+pub async fn user_exists(cx: &Ctx, user_id: &str) -> Result<bool> {
+    let server_name = cx.config.server_name.as_str();
+    Ok(users::exists(&cx.db, user_id).await?
+        || (query::ask(&cx.db, server_name, Kind::User, user_id).await? && users::exists(&cx.db, user_id).await?))
 }
 
 pub async fn get_profile(cx: Ctx) -> Result<Reply> {

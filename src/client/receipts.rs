@@ -13,6 +13,7 @@ use ruma_common::EventId;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::appservice::ephemeral::{self, Stream};
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, internal, invalid_param, Result};
 use crate::http::Reply;
@@ -218,6 +219,9 @@ async fn write(
             if !receipts.is_empty() {
                 let positions = Positions { receipts: receipts::max_stream_id(&cx.db).await?, ..Positions::default() };
                 user_sync::notify_room(&cx.env, &cx.db, room_id, positions).await?;
+                if receipts.iter().any(|r| r.receipt_type == receipts::READ) {
+                    ephemeral::poke(cx, Stream::Ephemeral, None);
+                }
             }
             if wrote_marker {
                 super::account_data::wake_syncs(cx, user_id).await?;

@@ -33,6 +33,7 @@ pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
     let template =
         EventTemplate { kind, state_key: None, sender: cx.requester()?.user_id.clone(), content, redacts: None };
     let txn = txn(&cx, &room_id, "send")?;
+    let facts = Facts { origin_server_ts: massaged_ts(&cx)?, ..facts };
     let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
     super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
@@ -66,9 +67,22 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         false => Facts::default(),
     };
     let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
+    let facts = Facts { origin_server_ts: massaged_ts(&cx)?, ..facts };
     let sent = send_event(&cx, &room_id, template, None, facts).await?;
     super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+/// An application service's `?ts=`: the `origin_server_ts` of the event it sends (bridges
+/// keep the remote network's time). Ignored for everyone else, as Synapse does.
+fn massaged_ts(cx: &Ctx) -> Result<Option<u64>> {
+    if cx.requester()?.appservice.is_none() {
+        return Ok(None);
+    }
+    match cx.req.query("ts") {
+        None => Ok(None),
+        Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| invalid_param("ts must be a timestamp in milliseconds")),
+    }
 }
 
 /// The current state event at this key if the sender sent it with this very content: sending it
@@ -135,5 +149,5 @@ async fn redaction_facts(cx: &Ctx, room_id: &RoomId, target: &str) -> Result<Fac
         }
         None => None,
     };
-    Ok(Facts { redacted_sender: Some(event.sender), joined_rooms: Vec::new(), redacted_state })
+    Ok(Facts { redacted_sender: Some(event.sender), joined_rooms: Vec::new(), redacted_state, origin_server_ts: None })
 }

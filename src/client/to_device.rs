@@ -15,6 +15,7 @@ use ruma_common::{ServerName, UserId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::appservice::ephemeral::{self, Stream};
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{internal, invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -47,7 +48,10 @@ pub async fn send_to_device(cx: Ctx) -> Result<Reply> {
     }
     let body: Body = cx.req.json()?;
     let user_id = requester.user_id.as_str();
-    ratelimit::check(&cx.db, cx.config.rc_to_device, "to-device", user_id, now_ms()).await?;
+    // A service registered with `rate_limited: false` is never limited, as in Synapse.
+    if requester.appservice.as_ref().is_none_or(|s| s.registration.rate_limited) {
+        ratelimit::check(&cx.db, cx.config.rc_to_device, "to-device", user_id, now_ms()).await?;
+    }
     let entries = local_entries(&body, &cx.config.server_name)?;
     let messages_json = messages_json(user_id, kind, &entries)?;
     let mut statements = vec![to_device::insert_txn(&cx.db, user_id, &requester.device_id, txn_id, now_ms())?];
@@ -59,6 +63,7 @@ pub async fn send_to_device(cx: Ctx) -> Result<Reply> {
         let positions = Positions { to_device: to_device::max_stream_id(&cx.db).await?, ..Positions::default() };
         let mut recipients: Vec<String> = entries.iter().map(|(user, _, _)| (*user).to_owned()).collect();
         recipients.dedup();
+        ephemeral::poke(&cx, Stream::Ephemeral, Some(recipients.clone()));
         user_sync::notify_many(&cx.env, recipients, positions).await?;
     }
     Ok(Reply::empty())

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::appservice::ephemeral::{self, Stream};
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, invalid_param, Result};
 use crate::http::Reply;
@@ -43,6 +44,7 @@ pub async fn set_typing(cx: Ctx) -> Result<Reply> {
     cx.db.batch(statements).await?;
     let positions = Positions { typing: typing::max_stream_id(&cx.db).await?, ..Positions::default() };
     user_sync::notify_room(&cx.env, &cx.db, room_id.as_str(), positions).await?;
+    ephemeral::poke(&cx, Stream::Ephemeral, None);
     Ok(Reply::empty())
 }
 

@@ -9,6 +9,7 @@ pub mod account_data;
 pub mod admin_register_nonces;
 pub mod admin_rooms;
 pub mod aliases;
+pub mod appservice_streams;
 pub mod appservices;
 pub mod current_state;
 pub mod device_lists;

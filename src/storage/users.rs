@@ -15,6 +15,7 @@ const SELECT: &str =
     "SELECT user_id, password_hash, is_guest, deactivated, created_ms, admin, user_type, appservice_id FROM users \
      WHERE user_id = ?1";
 const EXISTS: &str = "SELECT 1 AS found FROM users WHERE user_id = ?1";
+const EXISTING: &str = "SELECT user_id FROM users WHERE user_id IN (SELECT value FROM json_each(?1))";
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = ?2 WHERE user_id = ?1";
 const DEACTIVATE: &str = "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?1";
 const REACTIVATE: &str = "UPDATE users SET deactivated = 0 WHERE user_id = ?1";
@@ -90,6 +91,16 @@ pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>> {
 /// Whether the ID is taken, by a live or a deactivated account.
 pub async fn exists(db: &Db, user_id: &str) -> Result<bool> {
     Ok(db.first::<serde_json::Value>(EXISTS, &[&user_id]).await?.is_some())
+}
+
+/// Which of the users in the JSON list `users_json` exist.
+pub async fn existing(db: &Db, users_json: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let rows: Vec<Row> = db.all(EXISTING, &[&users_json]).await?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
 }
 
 pub fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result<Statement> {

@@ -14,12 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, SERVER_NAME, V3, describe
-
-# The suite's services register on a server of their own, so that their namespaces reserve no
-# user or alias of another test.
-CONFIG = {"APPSERVICE_TESTS": "1"}
-
+from conftest import ROOT, SERVER_NAME, V3, assert_ok, auth_header, describe, make_client, register, unique_name
+from rooms import room_path
 
 def appservice_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """Runs `npm run appservice -- ARGS` against a server's state."""
@@ -71,13 +67,15 @@ def add_and_wait(base_url: str, state_dir: Path, tmp_path: Path, reg: dict) -> N
 
 
 class FakeService:
-    """An application service on 127.0.0.1: it records every request, answers `status`, and can
-    be stopped and started again on the same port."""
+    """An application service on 127.0.0.1: it records every request, answers `status` (or what
+    `answer(method, path)` returns, when it returns a (status, body) pair), and can be stopped
+    and started again on the same port."""
 
     def __init__(self, hs_token: str):
         self.hs_token = hs_token
         self.requests: list[dict] = []
         self.status = 200
+        self.answer = lambda method, path: None
         self.lock = threading.Lock()
         self.port = 0
         self.server: ThreadingHTTPServer | None = None
@@ -94,14 +92,15 @@ class FakeService:
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                custom = service.answer(self.command, self.path)
                 with service.lock:
-                    status = service.status
+                    status, body = custom if custom else (service.status, {})
                     service.requests.append({
                         "method": self.command, "path": self.path, "status": status,
                         "authorization": self.headers.get("Authorization"),
                         "body": json.loads(raw) if raw else None, "raw": raw,
                     })
-                body = b"{}"
+                body = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -127,8 +126,35 @@ class FakeService:
         with self.lock:
             return [r for r in self.requests if r["path"].startswith("/_matrix/app/v1/transactions/")]
 
+    def delivered(self) -> list[dict]:
+        """The bodies of the transactions the service accepted, each transaction ID once."""
+        seen, bodies = set(), []
+        for txn in self.transactions():
+            if txn["status"] == 200 and txn["path"] not in seen:
+                seen.add(txn["path"])
+                bodies.append(txn["body"])
+        return bodies
+
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "requests") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             assert time.monotonic() < deadline, f"timed out waiting for {what}; got {self.requests[-5:]}"
             time.sleep(0.2)
+
+
+class Client:
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url, token
+
+    def call(self, method: str, path: str, **kwargs):
+        with make_client(self.url) as c:
+            return assert_ok(c.request(method, path, headers=auth_header(self.token), **kwargs))
+
+    def send(self, room_id: str, body: str) -> str:
+        path = room_path(room_id, "send", "m.room.message", secrets.token_hex(8))
+        return self.call("PUT", path, json={"msgtype": "m.text", "body": body})["event_id"]
+
+
+def new_user(url: str) -> Client:
+    with make_client(url) as c:
+        return Client(url, register(c, unique_name())["access_token"])

@@ -8,30 +8,11 @@ import secrets
 import time
 
 import httpx
-import pytest
 
-from appservices import CONFIG, FakeService, add, add_and_wait, appservice_command, registration
+from appservices import add, add_and_wait, appservice_command, registration
 from conftest import (V3, assert_error, assert_ok, auth_header, make_client, path_quote, register, unique_name,
                       user_id_of)
 from rooms import V1
-
-@pytest.fixture(scope="module")
-def as_server(server_factory):
-    server = server_factory.launch(CONFIG)
-    server.wait_ready()
-    return server
-
-
-@pytest.fixture
-def service(as_server, tmp_path):
-    """A registered service with a running fake behind it: (registration, fake)."""
-    prefix = f"as{secrets.token_hex(3)}"
-    reg = registration(prefix, None)
-    fake = FakeService(reg["hs_token"])
-    reg["url"] = fake.url
-    add_and_wait(as_server.url, as_server.workdir / "state", tmp_path, reg)
-    yield reg, fake
-    fake.stop()
 
 
 def as_request(url: str, reg: dict, method: str, path: str, ip: str | None = None, **kwargs) -> httpx.Response:
