@@ -1,15 +1,9 @@
 """Benchmarks a Stratus server: bundle size, cold start, request latency, the cost of a login,
-<<<<<<< HEAD
 room sends and creation (latency, and throughput with concurrent senders), sync, sliding sync, push delivery
 to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
 media (upload and download throughput, thumbnail latency and CPU), and what the monthly active
-user limit costs an active user's requests."""
-=======
-room sends and creation (latency, and throughput with concurrent senders), sync, push delivery
-to a push gateway on loopback, end-to-end encryption (key claims, device lists in sync), and
-application services (delivery latency and throughput to services on loopback, and what three
-interested services cost a sender)."""
->>>>>>> as2
+user limit costs an active user's requests, and application services (delivery latency and
+throughput to services on loopback, and what three interested services cost a sender)."""
 
 import argparse
 import itertools
@@ -58,24 +52,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--many-rooms", type=int, default=200, help="rooms of the many-rooms initial sync")
     parser.add_argument("--push-members", type=int, default=100, help="members with a pusher in the push room")
     parser.add_argument("--push-sends", type=int, default=50, help="sends for each push send latency")
-    parser.add_argument("--only", choices=["latency", "rooms", "sync", "sliding", "presence", "push", "e2ee", "media", "mau"], action="append",
+    parser.add_argument("--only", choices=["latency", "rooms", "sync", "sliding", "presence", "push", "e2ee", "media", "mau", "appservices"], action="append",
                         help="run only these sections (repeatable); all by default")
     parser.add_argument("--push-paced", type=int, default=10,
                         help="sends that each wait for the previous message's pushes")
     parser.add_argument("--claim-devices", type=int, default=50, help="devices named in one /keys/claim")
     parser.add_argument("--claims", type=int, default=30, help="/keys/claim requests to time")
     parser.add_argument("--device-list-rooms", type=int, default=50, help="rooms of the device-list sync user")
-<<<<<<< HEAD
     parser.add_argument("--media-runs", type=int, default=5, help="5 MB uploads and downloads to time")
     parser.add_argument("--mau-syncs", type=int, default=200, help="syncs for the MAU limit's cost")
-=======
     parser.add_argument("--appservices", type=Path,
                         help="a folder of registrations made by --write-appservices and registered on the server")
     parser.add_argument("--write-appservices", type=Path, metavar="DIR",
                         help="only write the benchmark's registrations into DIR (one JSON file each) and exit")
     parser.add_argument("--as-sends", type=int, default=100, help="sends for each application service latency")
     parser.add_argument("--as-throughput-sends", type=int, default=300, help="sends for the delivery throughput")
->>>>>>> as2
     parser.add_argument("--no-presence", action="store_true",
                         help="skip the presence benchmarks (for a server with presence off)")
     parser.add_argument("--presence-rooms", type=int, default=20, help="rooms of the presence fan-out user")
@@ -1000,27 +991,20 @@ def main() -> None:
         bundle_size(args.wasm)
     if args.serve and args.cold_starts > 0:
         cold_starts(args.serve, args.cold_starts)
-<<<<<<< HEAD
     def wanted(section: str) -> bool:
         return not args.only or section in args.only
 
     if wanted("latency"):
         login_cost(*latencies(args.url, args))
-    for section, bench in [("rooms", rooms_bench), ("sync", sync_bench), ("sliding", sliding_sync_bench), ("presence", presence_bench), ("push", push_bench), ("e2ee", e2ee_bench),
-                           ("media", media_bench)]:
+    sections = [("rooms", rooms_bench), ("sync", sync_bench), ("sliding", sliding_sync_bench),
+                ("presence", presence_bench), ("push", push_bench), ("e2ee", e2ee_bench), ("media", media_bench)]
+    for section, bench in sections:
         if wanted(section) and not (section == "presence" and args.no_presence):
             bench(args.url, args)
     if args.serve and wanted("mau"):
         mau_bench(args.serve, args)
-=======
-    login_cost(*latencies(args.url, args))
-    rooms_bench(args.url, args)
-    sync_bench(args.url, args)
-    push_bench(args.url, args)
-    e2ee_bench(args.url, args)
-    if args.appservices:
+    if args.appservices and wanted("appservices"):
         appservice_bench(args.url, args)
->>>>>>> as2
 
 
 if __name__ == "__main__":

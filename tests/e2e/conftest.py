@@ -41,15 +41,12 @@ NAMED_SERVERS = {
         "PRESENCE_SYNC_TIMEOUT_MS": "600000",
     },
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
-<<<<<<< HEAD
     # Fan-out trees of many levels with few members.
     "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
     "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
-=======
     # Application services register on a server of their own, so that their namespaces reserve
     # no user or alias of another test; its to-device limit is low, for `rate_limited`.
     "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5"},
->>>>>>> as2
 }
 # What the suite's own server adds to wrangler.toml (scripts/test starts it the same way): admins
 # are made with this secret (`admin.py`), and server notices are on.
