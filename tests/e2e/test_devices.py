@@ -35,8 +35,16 @@ def test_list_shows_the_current_device(new_user):
 
 
 def test_get_one_device(user):
-    device = assert_ok(user.get(device_path(user.device_id)))
-    assert device == listed(user)[user.device_id]
+    # A device's first requests record its "last seen" in the background (then at most once a
+    # minute): the two reads agree once that write has landed.
+    deadline = time.monotonic() + 10
+    while True:
+        device = assert_ok(user.get(device_path(user.device_id)))
+        in_list = listed(user)[user.device_id]
+        if device == in_list or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert device == in_list
 
 
 def test_get_unknown_device(user):
