@@ -10,6 +10,7 @@ mod auth;
 mod auth_blocking;
 mod client;
 mod config;
+mod context;
 mod cost;
 mod error;
 mod http;

@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use ruma_common::{CanonicalJsonObject, CanonicalJsonValue};
 
+use crate::context::Ctx;
 use crate::error::{internal, Result};
 use crate::http::Reply;
 use crate::room::signing::{new_seed, ServerKey};
-use crate::router::Ctx;
 use crate::storage::{server_keys, Db};
 use crate::time::now_ms;
 use crate::tokens::random_string;

@@ -13,11 +13,11 @@ use serde_json::{json, Map, Value};
 use crate::auth::Requester;
 use crate::client::account_data::wake_syncs;
 use crate::client::create_room::{self, default_power_levels, template, NewRoom};
+use crate::context::Ctx;
 use crate::durable_objects::room::{self, Facts, RoomRequest};
 use crate::error::{internal, LimitType, Result};
 use crate::room::pdu::EventTemplate;
 use crate::room::versions::{self, RoomVersion};
-use crate::router::Ctx;
 use crate::storage::{account_data, current_state, monthly_active_users, profiles, server_notice_rooms, users};
 use crate::time::now_ms;
 

@@ -7,11 +7,11 @@ use ruma_common::UserId;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{Error, ErrorKind, MatrixError, Result};
 use crate::identifiers::resolve_login_user;
 use crate::password;
 use crate::ratelimit;
-use crate::router::Ctx;
 use crate::storage::{registration_tokens, uia_sessions, users};
 use crate::time::now_ms;
 use crate::tokens::new_session_id;

@@ -10,9 +10,9 @@ pub mod users;
 use ruma_common::OwnedUserId;
 use serde_json::json;
 
+use crate::context::Ctx;
 use crate::error::{invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 
 /// `GET /_synapse/admin/v1/server_version`.
 pub async fn server_version(_cx: Ctx) -> Result<Reply> {

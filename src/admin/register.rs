@@ -9,11 +9,11 @@ use sha1::Sha1;
 
 use crate::auth_blocking::{self, Subject};
 use crate::client::session::new_session;
+use crate::context::Ctx;
 use crate::error::{bad_json, forbidden, invalid_param, missing_param, unknown, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::identifiers::user_id_for_registration;
 use crate::password;
-use crate::router::Ctx;
 use crate::storage::{admin_register_nonces, profiles, users};
 use crate::time::now_ms;
 use crate::tokens::random_string;

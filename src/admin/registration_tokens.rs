@@ -4,9 +4,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::registration_tokens;
 use crate::time::now_ms;
 use crate::tokens::random_string;

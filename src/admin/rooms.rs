@@ -6,10 +6,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::client::rooms::room_id_param;
+use crate::context::Ctx;
 use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
-use crate::router::Ctx;
 use crate::storage::admin_rooms::{self, AdminRoom, ORDERS};
 use crate::storage::{aliases, room_deletions};
 use crate::time::now_ms;

@@ -13,10 +13,10 @@ use super::{local_path_user, user_not_found};
 use crate::auth_blocking::{self, is_reserved};
 use crate::client::account::deactivate_user;
 use crate::client::device_lists;
+use crate::context::Ctx;
 use crate::error::{invalid_param, missing_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::password;
-use crate::router::Ctx;
 use crate::storage::{
     access_tokens, devices, monthly_active_users, profiles, pushers, user_ips, user_threepids, users, Db, Statement,
 };

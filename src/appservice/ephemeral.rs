@@ -17,7 +17,7 @@ use worker::Env;
 
 use super::{registry, Scope, Service};
 use crate::client::presence::presence_event;
-use crate::router::Ctx;
+use crate::context::Ctx;
 use crate::storage::appservice_streams::{Changes, FallbackTypes, KeyCounts, Positions, Wanted, LIMIT};
 use crate::storage::receipts::edu_contents;
 

@@ -4,11 +4,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::device_lists;
+use crate::context::Ctx;
 use crate::durable_objects::deactivation;
 use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
 use crate::password;
-use crate::router::Ctx;
 use crate::storage::{
     access_tokens, current_state, devices, monthly_active_users, profiles, pushers, user_threepids, users,
 };

@@ -7,10 +7,10 @@
 use serde_json::{Map, Value};
 
 use crate::client::rooms::room_id_param;
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{internal, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::account_data::{self, GLOBAL};
 
 /// The largest content of one entry, as JSON text.

@@ -11,12 +11,12 @@ use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
 use crate::appservice::query::{self, Kind};
+use crate::context::Ctx;
 use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
-use crate::router::Ctx;
 use crate::storage::{aliases, current_state, events};
 use crate::time::now_ms;
 

@@ -6,9 +6,9 @@ use serde_json::json;
 use worker::Method;
 
 use crate::appservice::outbound::{self, Failure};
+use crate::context::Ctx;
 use crate::error::{forbidden, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::time::now_ms;
 
 /// How long a ping waits for the service.

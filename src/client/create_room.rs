@@ -9,13 +9,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::exclusive;
+use crate::context::Ctx;
 use crate::durable_objects::room::{self, RoomRequest};
 use crate::error::{bad_json, internal, invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::room::state::{self, Refusal};
 use crate::room::versions::{self, RoomVersion};
-use crate::router::Ctx;
 use crate::server_keys::signing_key;
 use crate::storage::{aliases, profiles};
 use crate::time::now_ms;

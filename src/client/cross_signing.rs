@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::device_lists;
+use crate::context::Ctx;
 use crate::error::{forbidden, internal, invalid_param, missing_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::signed_json::{cross_signing_public_key, same_signed_content, verify, Object, SignatureError};
 use crate::storage::device_lists as stream;
 use crate::storage::e2e_cross_signing_keys::{CrossSigningKeyRow, MASTER, SELF_SIGNING, USER_SIGNING};

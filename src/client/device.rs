@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 
 use crate::client::device_lists;
 use crate::client::session::check_device_fields;
+use crate::context::Ctx;
 use crate::error::{bad_json, invalid_param, not_found, Result};
 use crate::http::{parse_json_object, Reply};
-use crate::router::Ctx;
 use crate::storage::{access_tokens, devices, pushers, Statement};
 use crate::time::now_ms;
 use crate::uia::{self, AuthData, Flows};

@@ -8,9 +8,9 @@
 //! membership events in the window are what puts users in `changed` and `left`.
 
 use crate::appservice::ephemeral::{self, Stream};
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::Result;
-use crate::router::Ctx;
 use crate::storage::device_lists::{self, Window};
 use crate::storage::{presence, Db};
 

@@ -9,11 +9,11 @@ use ruma_common::ServerName;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{bad_json, forbidden, invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::client_format::redacted_content;
 use crate::room::versions::RoomVersion;
-use crate::router::Ctx;
 use crate::storage::rooms::{self, DirectoryRoom};
 
 use super::alias::{may_send_state, power_view};

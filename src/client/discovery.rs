@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use crate::config::AdminContact;
+use crate::context::Ctx;
 use crate::error::{not_found, Result};
 use crate::http::Reply;
 use crate::room::versions;
-use crate::router::Ctx;
 
 /// The spec versions whose Client-Server API this server follows.
 const SPEC_VERSIONS: &[&str] = &[

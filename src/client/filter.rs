@@ -16,9 +16,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::context::Ctx;
 use crate::error::{internal, not_found, ErrorKind, MatrixError, Result};
 use crate::http::{parse_json_object, Reply};
-use crate::router::Ctx;
 use crate::storage::events::EventSelection;
 use crate::storage::filters;
 

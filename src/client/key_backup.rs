@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{internal, invalid_param, missing_param, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::e2e_room_keys::{self, Scope, SessionRow, Status};
 use crate::storage::e2e_room_keys_versions::{self, VersionRow};
 use crate::storage::{rows, BatchError, Statement};

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde_json::json;
 use worker::{Bucket, Data, Headers, HttpMetadata, Response, ResponseBody};
 
+use crate::context::Ctx;
 use crate::error::{internal, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::too_large;
 use crate::http::Reply;
@@ -22,7 +23,6 @@ use crate::media::is_valid_media_id;
 use crate::media::range::{self, Ranged};
 use crate::media::thumbnail::{self, Method, Outcome};
 use crate::ratelimit;
-use crate::router::Ctx;
 use crate::storage::media::{self, Media};
 use crate::time::now_ms;
 use crate::tokens::new_media_id;

@@ -6,11 +6,11 @@ use ruma_common::{OwnedRoomId, RoomAliasId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, invalid_param, not_found, unknown, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
-use crate::router::Ctx;
 use crate::storage::{current_state, forgotten_rooms, profiles, room_deletions};
 
 use super::rooms::{parse_room_id, room_id_param, send_event, to_content};

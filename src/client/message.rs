@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{bad_json, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 
 use super::filter::glob_match;

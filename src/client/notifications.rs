@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::context::Ctx;
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
 use crate::room::client_format::client_event;
-use crate::router::Ctx;
 use crate::storage::event_push_actions;
 use crate::storage::events;
 use crate::time::now_ms;

@@ -11,13 +11,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::user_presence::PresenceOp;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, invalid_param, Result};
 use crate::http::Reply;
 use crate::presence::router::{self, Interested, PresenceRouter};
 use crate::presence::state::State;
-use crate::router::Ctx;
 use crate::storage::presence::{self, PresenceRow};
 use crate::time::now_ms;
 

@@ -5,9 +5,9 @@ use ruma_common::UserId;
 use serde_json::{Map, Value};
 
 use crate::appservice::query::{self, Kind};
+use crate::context::Ctx;
 use crate::error::{bad_json, forbidden, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::{profiles, users};
 
 /// The spec's bound on a whole profile.

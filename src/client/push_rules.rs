@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::account_data::{wake_syncs, MAX_CONTENT_BYTES};
+use crate::context::Ctx;
 use crate::error::{internal, invalid_param, not_found, unknown, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::push::rules;
-use crate::router::Ctx;
 use crate::storage::account_data::{self, GLOBAL};
 
 /// How many times a change reads the rules again after a concurrent change won the race.

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{bad_json, internal, invalid_param, missing_param, Error, Result};
 use crate::http::Reply;
 use crate::push::gateway::NOTIFY_PATH;
-use crate::router::Ctx;
 use crate::storage::pushers::{self, NewPusher};
 use crate::time::now_ms;
 

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::appservice::ephemeral::{self, Stream};
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, internal, invalid_param, Result};
 use crate::http::Reply;
 use crate::room::visibility::Access;
-use crate::router::Ctx;
 use crate::storage::account_data;
 use crate::storage::events::{self, StoredEvent};
 use crate::storage::receipts::{self, NewReceipt, READ, READ_PRIVATE};

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent, ThreadQuery, ThreadSummary};
 
 use super::room_access::{dir_param, event_id_param, parse_bool, parse_limit, stream_token, token_param, RoomView};

@@ -19,11 +19,11 @@
 use ruma_common::RoomId;
 use serde_json::Value;
 
+use crate::context::Ctx;
 use crate::error::{forbidden, invalid_param, missing_param, not_found, Result};
 use crate::room::client_format::client_event;
 use crate::room::versions::RoomVersion;
 use crate::room::visibility::{in_ranges, Access, Change, HistoryVisibility, Membership, Range, Timeline};
-use crate::router::Ctx;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent, TimelineRow};
 use crate::time::now_ms;
 

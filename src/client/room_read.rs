@@ -6,10 +6,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::error::{forbidden, invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::visibility::Access;
-use crate::router::Ctx;
 use crate::storage::current_state;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 

@@ -5,11 +5,11 @@
 use ruma_common::{CanonicalJsonObject, CanonicalJsonValue, RoomId};
 use serde_json::json;
 
+use crate::context::Ctx;
 use crate::durable_objects::room::{Facts, RedactedState};
 use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
-use crate::router::Ctx;
 use crate::storage::{current_state, events};
 
 use super::create_room::validate_power_levels;

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use ruma_common::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId};
 
+use crate::context::Ctx;
 use crate::durable_objects::room::{self, Facts, RoomRequest, Sent};
 use crate::error::{internal, invalid_param, not_found, Result};
 use crate::room::client_format::Reader;
 use crate::room::pdu::{EventTemplate, Pdu};
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
-use crate::router::Ctx;
 use crate::storage::event_txns::Txn;
 use crate::storage::events::StoredEvent;
 use crate::storage::rooms;

@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 
 use crate::auth_blocking;
 use crate::client::device_lists;
+use crate::context::Ctx;
 use crate::error::{forbidden, invalid_param, Result};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::Reply;
 use crate::identifiers::resolve_login_user;
 use crate::password;
 use crate::ratelimit;
-use crate::router::Ctx;
 use crate::storage::{access_tokens, devices, pushers, users, Statement};
 use crate::time::now_ms;
 use crate::tokens::{new_access_token, new_device_id, token_hash};

@@ -18,12 +18,12 @@ use futures::future::{try_join_all, LocalBoxFuture};
 use ruma_common::RoomId;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions, Waited, STREAMS};
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
 use crate::push::rules;
 use crate::room::client_format::{client_event, Reader};
-use crate::router::Ctx;
 use crate::storage::e2e_one_time_keys::{self, KeyCounts};
 use crate::storage::event_push_actions::{self, Counts};
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};

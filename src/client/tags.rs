@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 
 use crate::client::account_data::{content_json, stored_content};
 use crate::client::rooms::room_id_param;
+use crate::context::Ctx;
 use crate::error::{bad_json, internal, invalid_param, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::account_data;
 
 const TAG_TYPE: &str = "m.tag";

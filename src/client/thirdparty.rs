@@ -16,9 +16,9 @@ use worker::Method;
 
 use crate::appservice::outbound::{self, segment};
 use crate::appservice::{registry, Service};
+use crate::context::Ctx;
 use crate::error::{not_found, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 
 /// How long a lookup waits for each service.
 const LOOKUP_TIMEOUT_MS: u64 = 5_000;

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::appservice::ephemeral::{self, Stream};
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{internal, invalid_param, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::ratelimit;
-use crate::router::Ctx;
 use crate::storage::to_device;
 use crate::time::now_ms;
 

@@ -7,10 +7,10 @@
 use serde::Deserialize;
 
 use crate::appservice::ephemeral::{self, Stream};
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions};
 use crate::error::{forbidden, invalid_param, Result};
 use crate::http::Reply;
-use crate::router::Ctx;
 use crate::storage::{current_state, typing};
 use crate::time::now_ms;
 

@@ -13,6 +13,7 @@ use ruma_common::{OwnedUserId, RoomAliasId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::room::Facts;
 use crate::error::{forbidden, internal, invalid_param, not_found, Result};
 use crate::http::Reply;
@@ -20,7 +21,6 @@ use crate::room::client_format::redacted_content;
 use crate::room::pdu::EventTemplate;
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
-use crate::router::Ctx;
 use crate::storage::{aliases, current_state, events, profiles, rooms};
 
 use super::alias::may_send_state;

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::Positions;
 use crate::error::{invalid_param, Result};
 use crate::push::rules;
-use crate::router::Ctx;
 use crate::storage::{account_data, e2e_one_time_keys, receipts, to_device, typing};
 use crate::time::now_ms;
 

@@ -20,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::{self, Positions, Waited};
 use crate::error::{internal, Result};
 use crate::http::Reply;
 use crate::room::versions::RoomVersion;
-use crate::router::Ctx;
 use crate::storage::current_state::{self, UserMembership};
 use crate::storage::sliding_sync_positions::{self, Connection, NewPos};
 use crate::storage::{account_data, rows, streams, typing};

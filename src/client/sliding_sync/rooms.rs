@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::context::Ctx;
 use crate::durable_objects::user_sync::Positions;
 use crate::error::Result;
 use crate::room::client_format::client_event;
 use crate::room::versions::RoomVersion;
 use crate::room::visibility::Range;
-use crate::router::Ctx;
 use crate::storage::current_state::{self, StateWanted, Summary};
 use crate::storage::event_push_actions;
 use crate::storage::events::{self, StoredEvent, TimelineWindow};
