@@ -106,6 +106,7 @@ pub static ROUTES: &[Route] = routes! {
     // Rooms: creation and events
     POST "/_matrix/client/v3/createRoom" User => create_room::create_room;
     PUT "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}" UserOrGuest => room_send::send_message_event;
+    POST "/_matrix/client/v3/rooms/{roomId}/send/{eventType}" UserOrGuest => room_send::send_message_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}" User => room_send::send_state_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}" User => room_send::send_state_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}" User => room_send::redact_event;
@@ -186,6 +187,9 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/keys/changes" UserOrGuest => keys::get_key_changes;
     POST "/_matrix/client/v3/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
     POST "/_matrix/client/v3/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
+    // The unstable paths of cross-signing, which clients of Matrix 1.0 still call (as Synapse serves them)
+    POST "/_matrix/client/unstable/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
+    POST "/_matrix/client/unstable/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
     // End-to-end encryption: server-side key backups
     POST "/_matrix/client/v3/room_keys/version" User => key_backup::create_backup_version;
     GET "/_matrix/client/v3/room_keys/version" User => key_backup::get_latest_backup_info;

@@ -1,13 +1,15 @@
 //! Profiles: `GET /profile/{userId}`, and `GET`, `PUT` and `DELETE /profile/{userId}/{keyName}`
-//! for `displayname`, `avatar_url`, `m.tz` and custom fields.
+//! for `displayname`, `avatar_url`, `m.tz` and custom fields. A new name or avatar reaches the
+//! user's joined rooms as new member events.
 
 use ruma_common::UserId;
 use serde_json::{Map, Value};
 
+use crate::durable_objects::deactivation;
 use crate::error::{bad_json, forbidden, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::router::Ctx;
-use crate::storage::{profiles, users};
+use crate::storage::{current_state, profiles, users};
 
 /// The spec's bound on a whole profile.
 const MAX_PROFILE_BYTES: u64 = 64 * 1024;
@@ -37,9 +39,16 @@ pub async fn get_profile(cx: Ctx) -> Result<Reply> {
 pub async fn get_profile_field(cx: Ctx) -> Result<Reply> {
     let user_id = existing_user(&cx).await?;
     let key = cx.param("keyName");
-    let field = profiles::get(&cx.db, &user_id, key).await?.ok_or_else(|| not_found("Profile field not found"))?;
     let mut reply = Map::new();
-    reply.insert(field.field, stored_value(&field.value)?);
+    match profiles::get(&cx.db, &user_id, key).await? {
+        Some(field) => {
+            reply.insert(field.field, stored_value(&field.value)?);
+        }
+        // An unset name or avatar of an existing user is an empty object, as Synapse answers;
+        // an unset custom field is not found.
+        None if is_member_field(key) => {}
+        None => return Err(not_found("Profile field not found")),
+    }
     Reply::json(&reply)
 }
 
@@ -51,8 +60,9 @@ pub async fn set_profile_field(cx: Ctx) -> Result<Reply> {
     let value = body.remove(key).ok_or_else(|| missing_param(format!("The body must have the property {key:?}")))?;
     let user = requester.user_id.as_str();
     // Setting a classic field to "" clears it, as clients have long done.
-    if matches!(key, "displayname" | "avatar_url") && value == "" {
+    if is_member_field(key) && value == "" {
         cx.db.run(profiles::delete(&cx.db, user, key)?).await?;
+        update_rooms(&cx, user, key).await;
         return Ok(Reply::empty());
     }
     check_value(key, &value)?;
@@ -62,6 +72,7 @@ pub async fn set_profile_field(cx: Ctx) -> Result<Reply> {
         return Err(MatrixError::new(ErrorKind::ProfileTooLarge, "The profile would exceed 64 KiB").into());
     }
     cx.db.run(profiles::set(&cx.db, user, key, &json)?).await?;
+    update_rooms(&cx, user, key).await;
     Ok(Reply::empty())
 }
 
@@ -69,8 +80,31 @@ pub async fn delete_profile_field(cx: Ctx) -> Result<Reply> {
     let requester = cx.requester_as_path_user()?;
     let key = cx.param("keyName");
     check_key(key, requester.is_guest)?;
-    cx.db.run(profiles::delete(&cx.db, requester.user_id.as_str(), key)?).await?;
+    let user = requester.user_id.as_str();
+    cx.db.run(profiles::delete(&cx.db, user, key)?).await?;
+    update_rooms(&cx, user, key).await;
     Ok(Reply::empty())
+}
+
+/// The fields that member events carry.
+fn is_member_field(key: &str) -> bool {
+    matches!(key, "displayname" | "avatar_url")
+}
+
+/// After a change of name or avatar, the user's joined rooms get a new member event, as in
+/// Synapse: in the background, a batch of rooms at a time (see [`deactivation`]). The profile is
+/// saved either way; a failure here only leaves the rooms behind.
+async fn update_rooms(cx: &Ctx, user: &str, key: &str) {
+    if !is_member_field(key) {
+        return;
+    }
+    let handed_over = async {
+        let rooms = current_state::rooms_with_membership(&cx.db, user, "join").await?;
+        deactivation::update_profile(&cx.env, user, rooms).await
+    };
+    if let Err(e) = handed_over.await {
+        crate::log::error(&format!("profile of {user}: the rooms were not updated: {e:?}"));
+    }
 }
 
 /// The key must be a known field or a namespaced custom one; guests may touch only their name.
