@@ -12,8 +12,8 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
-    key_backup, keys, membership, message, notifications, presence, profile, push_rules, pushers, receipts, register,
-    relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    key_backup, keys, legacy, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
+    register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -148,6 +148,11 @@ pub static ROUTES: &[Route] = routes! {
     POST "/_matrix/client/v3/rooms/{roomId}/upgrade" User => upgrade::upgrade_room;
     // Sync
     GET "/_matrix/client/v3/sync" UserOrGuest => sync::sync;
+    // The deprecated event stream and initial syncs (`/events` also at r0, where Sytest calls it)
+    GET "/_matrix/client/v3/events" UserOrGuest => legacy::get_events;
+    GET "/_matrix/client/r0/events" UserOrGuest => legacy::get_events;
+    GET "/_matrix/client/v3/initialSync" UserOrGuest => legacy::initial_sync;
+    GET "/_matrix/client/v3/rooms/{roomId}/initialSync" UserOrGuest => legacy::room_initial_sync;
     // Filters, account data, room tags and send-to-device
     POST "/_matrix/client/v3/user/{userId}/filter" UserOrGuest => filter::create_filter;
     GET "/_matrix/client/v3/user/{userId}/filter/{filterId}" UserOrGuest => filter::get_filter;

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod filter;
 pub mod key_backup;
 pub mod keys;
+pub mod legacy;
 pub mod membership;
 pub mod message;
 pub mod notifications;

@@ -86,17 +86,19 @@ pub fn parse_sync_token(raw: &str) -> Result<Positions> {
 
 /// What of the sync filter this sync applies.
 #[derive(Debug, Clone, Default)]
-struct Options {
-    filter: Filter,
-    timeline_limit: u64,
+pub(super) struct Options {
+    pub filter: Filter,
+    pub timeline_limit: u64,
     timeline: EventSelection,
     full_state: bool,
+    /// Only what came after `since`, even in a newly joined room (the legacy `/events`).
+    pub stream_only: bool,
 }
 
-fn options(filter: Filter, full_state: bool) -> Options {
+pub(super) fn options(filter: Filter, full_state: bool) -> Options {
     let timeline = filter.room.timeline.selection();
     let timeline_limit = filter.room.timeline.limit_or(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
-    Options { filter, timeline_limit, timeline, full_state }
+    Options { filter, timeline_limit, timeline, full_state, stream_only: false }
 }
 
 impl Options {
@@ -210,8 +212,21 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     };
     let (filter, ()) = futures::try_join!(filter, super::presence::on_sync(&cx, &user, &device, set_presence))?;
     let options = options(filter, full_state);
+    let response = sync_waiting(&cx, &user, since, &options, timeout_ms).await?;
+    Reply::json(&response.into_json())
+}
 
-    let mut response = sync_once(&cx, &user, since, &options).await?;
+/// One pass over D1, and with nothing to report, past `since`, and a timeout, the wait in the
+/// user's UserSync object for something to report.
+pub(super) async fn sync_waiting(
+    cx: &Ctx,
+    user: &str,
+    since: Option<Positions>,
+    options: &Options,
+    timeout_ms: u64,
+) -> Result<SyncResponse> {
+    let device = cx.requester()?.device_id.clone();
+    let mut response = sync_once(cx, user, since, options).await?;
     if let (Some(since), true) = (since, timeout_ms > 0 && response.is_empty()) {
         let deadline = now_ms() + timeout_ms.min(user_sync::MAX_WAIT_MS);
         // A fresh UserSync object cannot tell what it missed: read again, then wait on it.
@@ -221,21 +236,26 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             let now = now_ms();
             let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
             let until = expiry.map_or(deadline, |at| deadline.min(at + EXPIRY_SLACK_MS));
-            let waited = user_sync::wait(&cx.env, &user, &device, covered, until.saturating_sub(now)).await?;
+            let waited = user_sync::wait(&cx.env, user, &device, covered, until.saturating_sub(now)).await?;
             if waited == Waited::Superseded || (waited == Waited::TimedOut && until >= deadline) {
                 break;
             }
-            response = sync_once(&cx, &user, Some(since), &options).await?;
+            response = sync_once(cx, user, Some(since), options).await?;
             if !response.is_empty() || waited != Waited::Fresh {
                 break;
             }
         }
     }
-    Reply::json(&response.into_json())
+    Ok(response)
 }
 
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
-async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
+pub(super) async fn sync_once(
+    cx: &Ctx,
+    user: &str,
+    since: Option<Positions>,
+    options: &Options,
+) -> Result<SyncResponse> {
     let device = cx.requester()?.device_id.clone();
     // The heads first, then what they bound: anything read after them that is newer is left for
     // the next sync (memberships are filtered below), never missed.
@@ -252,6 +272,10 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     let from = since.unwrap_or_default();
     let after = since.map(|s| s.events);
     let device_messages = async {
+        // An event stream carries no to-device messages, and acknowledges none.
+        if options.stream_only {
+            return Ok(Vec::new());
+        }
         // A sync from a token past a to-device message shows that the device received it.
         if from.to_device > 0 {
             cx.db.run(to_device::delete_upto(&cx.db, user, &device, from.to_device)?).await?;
@@ -532,18 +556,18 @@ enum Section {
 }
 
 #[derive(Default)]
-struct Rooms {
-    join: BTreeMap<String, Value>,
-    invite: BTreeMap<String, Value>,
-    leave: BTreeMap<String, Value>,
-    knock: BTreeMap<String, Value>,
+pub(super) struct Rooms {
+    pub join: BTreeMap<String, Value>,
+    pub invite: BTreeMap<String, Value>,
+    pub leave: BTreeMap<String, Value>,
+    pub knock: BTreeMap<String, Value>,
 }
 
-struct SyncResponse {
-    next: Positions,
-    rooms: Rooms,
-    account_data: Vec<Value>,
-    presence: Vec<Value>,
+pub(super) struct SyncResponse {
+    pub next: Positions,
+    pub rooms: Rooms,
+    pub account_data: Vec<Value>,
+    pub presence: Vec<Value>,
     to_device: Vec<Value>,
     device_lists: DeviceLists,
     keys: KeyCounts,
@@ -610,7 +634,9 @@ async fn joined_room(
     ignored: &[String],
 ) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
-    // A newly joined room shows its recent history, not only what came after `since`.
+    // A newly joined room shows its recent history, not only what came after `since` (except to
+    // an event stream).
+    let newly_joined = newly_joined && !options.stream_only;
     let from = if newly_joined { None } else { after };
     let mut timeline = timeline(cx, &view, from, upto, options).await?;
     // Ignored users' messages are hidden; their state changes still count.
