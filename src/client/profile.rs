@@ -18,10 +18,15 @@ const MAX_KEY_BYTES: usize = 255;
 const MAX_DISPLAYNAME_CHARS: usize = 256;
 const MAX_AVATAR_URL_CHARS: usize = 1000;
 
-/// A local user whose profile may be read; 404 for a malformed or unknown ID.
+/// A local user whose profile may be read; 404 for a malformed, unknown or deactivated ID.
 async fn existing_user(cx: &Ctx) -> Result<String> {
     let user_id = <&UserId>::try_from(cx.param("userId")).map_err(|_| not_found("Profile not found"))?;
-    if user_id.server_name() != cx.config.server_name || !users::exists(&cx.db, user_id.as_str()).await? {
+    // A deactivated user's profile is gone.
+    let known = match user_id.server_name() == cx.config.server_name {
+        true => users::get(&cx.db, user_id.as_str()).await?.is_some_and(|u| !u.is_deactivated()),
+        false => false,
+    };
+    if !known {
         return Err(not_found("Profile not found"));
     }
     Ok(user_id.to_string())

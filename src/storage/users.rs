@@ -9,6 +9,7 @@ const INSERT: &str = "INSERT INTO users (user_id, password_hash, is_guest, creat
 const SELECT: &str = "SELECT password_hash, deactivated FROM users WHERE user_id = ?1";
 const EXISTS: &str = "SELECT 1 AS found FROM users WHERE user_id = ?1";
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = ?2 WHERE user_id = ?1";
+const UPGRADE_GUEST: &str = "UPDATE users SET password_hash = ?2, is_guest = 0 WHERE user_id = ?1 AND is_guest = 1";
 const DEACTIVATE: &str = "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?1";
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +39,11 @@ pub async fn exists(db: &Db, user_id: &str) -> Result<bool> {
 
 pub fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result<Statement> {
     db.prepare(SET_PASSWORD, &[&user_id, &password_hash])
+}
+
+/// Makes a guest a full user with a password; changes nothing for anyone else.
+pub fn upgrade_guest(db: &Db, user_id: &str, password_hash: &str) -> Result<Statement> {
+    db.prepare(UPGRADE_GUEST, &[&user_id, &password_hash])
 }
 
 pub fn deactivate(db: &Db, user_id: &str) -> Result<Statement> {
