@@ -108,8 +108,16 @@ impl Options {
     }
 
     /// Keeps the state that passes the state filter, and with lazy loading only the members the
-    /// timeline needs (and the reader).
-    fn retain_state(&self, room_id: &RoomId, state: &mut Vec<StoredEvent>, timeline: &Timeline, reader: &str) {
+    /// timeline needs (and the reader) and, in a gap after `since`, the members that changed in
+    /// it, as Synapse keeps them.
+    fn retain_state(
+        &self,
+        room_id: &RoomId,
+        state: &mut Vec<StoredEvent>,
+        timeline: &Timeline,
+        reader: &str,
+        since: Option<u64>,
+    ) {
         let filter = &self.filter.room.state;
         let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
         state.retain(|e| {
@@ -119,7 +127,7 @@ impl Options {
             }
             if filter.lazy_load_members && e.kind == "m.room.member" {
                 let key = e.state_key.as_deref().unwrap_or_default();
-                return key == reader || senders.contains(&key);
+                return key == reader || senders.contains(&key) || since.is_some_and(|s| e.position() > s);
             }
             true
         });
@@ -455,9 +463,12 @@ pub(super) async fn sync_once(
                     Ok(Some((section, name, json!({ key: {"events": stripped} }))))
                 }));
             }
+            // `include_leave` brings back every left room on a full sync only; an incremental
+            // one carries the newly left ones, as Synapse's.
             "leave" | "ban"
                 if !membership.is_forgotten()
-                    && ((changed && since.is_some()) || options.filter.room.include_leave) =>
+                    && ((changed && since.is_some())
+                        || (options.filter.room.include_leave && (since.is_none() || options.full_state))) =>
             {
                 let left_at = membership.position();
                 work.push(Box::pin(async move {
@@ -660,7 +671,8 @@ async fn joined_room(
     if lazy && !full {
         add_senders_members(cx, room_id, &timeline, &mut state).await?;
     }
-    options.retain_state(room_id, &mut state, &timeline, reader.user_id);
+    let gap_since = after.filter(|_| !full && timeline.limited);
+    options.retain_state(room_id, &mut state, &timeline, reader.user_id, gap_since);
     if lazy {
         // Redundant: what the device holds since a response at or before `since`.
         let since = after.filter(|_| !full && !options.filter.room.state.include_redundant_members);
@@ -741,8 +753,16 @@ fn leave_out_sent_members(
 async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
-    let mut state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
-    options.retain_state(room_id, &mut state, &timeline, reader(cx)?.user_id);
+    // Incrementally, only what changed in the gap before the timeline, as for a joined room.
+    let since = after.filter(|_| !options.full_state);
+    let mut state = match (since, timeline.limited) {
+        (Some(_), false) => Vec::new(),
+        _ => events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?,
+    };
+    if let Some(since) = since {
+        state.retain(|e| e.position() > since);
+    }
+    options.retain_state(room_id, &mut state, &timeline, reader(cx)?.user_id, since);
     let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited).await?;
     Ok(json!({
         "timeline": timeline_json,
