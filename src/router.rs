@@ -12,8 +12,9 @@ use worker::{Env, Method, Response};
 use crate::auth::{self, Requester};
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
-    key_backup, keys, legacy, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
-    register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    key_backup, keys, legacy, membership, message, notifications, openid, presence, profile, push_rules, pushers,
+    receipts, register, relations, room_read, room_send, session, sync, tags, to_device, typing, upgrade,
+    user_directory,
 };
 use crate::config::Config;
 use crate::error::{internal, Error, ErrorKind, MatrixError, Result};
@@ -210,6 +211,11 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::add_backup_keys_for_session;
     GET "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::get_backup_keys_for_session;
     DELETE "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::delete_backup_keys_for_session;
+    // The user directory
+    POST "/_matrix/client/v3/user_directory/search" User => user_directory::search_user_directory;
+    // OpenID
+    POST "/_matrix/client/v3/user/{userId}/openid/request_token" User => openid::request_openid_token;
+    GET "/_matrix/federation/v1/openid/userinfo" None => openid::get_openid_userinfo;
     // Application services
     POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
     // Server keys

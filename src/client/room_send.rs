@@ -76,9 +76,42 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         },
         false => Facts::default(),
     };
+    let revokes_guest_access = kind == "m.room.guest_access"
+        && content.get("guest_access").and_then(CanonicalJsonValue::as_str) != Some("can_join");
     let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
     let sent = send_event(&cx, &room_id, template, None, facts).await?;
+    if revokes_guest_access {
+        remove_guests(&cx, &room_id).await?;
+    }
     Reply::json(&json!({"event_id": sent.event_id}))
+}
+
+/// Guests a room kicks out at once when its guest access goes, as Synapse does (each leaves):
+/// as many as a request's subrequests allow; the rest stay until they leave.
+const MAX_GUESTS_REMOVED: u64 = 32;
+
+/// Has the guests joined to the room leave it, now that guests may not join it.
+async fn remove_guests(cx: &Ctx, room_id: &RoomId) -> Result<()> {
+    let guests = current_state::joined_guests(&cx.db, room_id.as_str(), MAX_GUESTS_REMOVED).await?;
+    let leaves = guests.iter().filter_map(|guest| {
+        let guest = ruma_common::UserId::parse(guest.as_str()).ok()?;
+        let content = to_content(serde_json::Map::from_iter([("membership".to_owned(), json!("leave"))])).ok()?;
+        let template = EventTemplate {
+            kind: "m.room.member".into(),
+            state_key: Some(guest.to_string()),
+            sender: guest,
+            content,
+            redacts: None,
+        };
+        Some(send_event(cx, room_id, template, None, Facts::default()))
+    });
+    for result in futures::future::join_all(leaves).await {
+        if let Err(e) = result {
+            // The guest access is revoked either way; only this guest stays.
+            crate::log::error(&format!("removing a guest from {room_id}: {e:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// The current state event at this key if the sender sent it with this very content: sending it

@@ -99,6 +99,19 @@ pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
     db.all(sql, &[&room_id]).await
 }
 
+const JOINED_GUESTS: &str = "SELECT cs.state_key AS user_id FROM current_state cs \
+     JOIN users u ON u.user_id = cs.state_key WHERE cs.room_id = ?1 AND cs.type = 'm.room.member' \
+     AND cs.membership = 'join' AND u.is_guest = 1 ORDER BY cs.state_key LIMIT ?2";
+
+/// Up to `limit` guests joined to a room.
+pub async fn joined_guests(db: &Db, room_id: &str, limit: u64) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    Ok(db.all::<Row>(JOINED_GUESTS, &[&room_id, &limit]).await?.into_iter().map(|r| r.user_id).collect())
+}
+
 const JOINED_MEMBER_CONTENTS: &str = "SELECT cs.room_id, json_extract(e.json, '$.content') AS content \
      FROM current_state cs JOIN events e ON e.event_id = cs.event_id WHERE cs.type = 'm.room.member' \
      AND cs.state_key = ?1 AND cs.membership = 'join' AND cs.room_id IN (SELECT value FROM json_each(?2))";

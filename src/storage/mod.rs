@@ -23,6 +23,7 @@ pub mod event_txns;
 pub mod events;
 pub mod filters;
 pub mod forgotten_rooms;
+pub mod openid_tokens;
 pub mod presence;
 pub mod profiles;
 pub mod pushers;
@@ -34,6 +35,7 @@ pub mod streams;
 pub mod to_device;
 pub mod typing;
 pub mod uia_sessions;
+pub mod user_directory;
 pub mod users;
 
 use serde::de::DeserializeOwned;

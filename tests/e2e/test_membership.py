@@ -229,3 +229,17 @@ def test_messages_after_leaving_are_refused(user, new_user):
     leave(bob, room_id)
     resp = bob.put(room_path(room_id, "send", "m.room.message", "late"), json={"msgtype": "m.text", "body": "x"})
     assert_error(resp, 403, "M_FORBIDDEN")
+
+
+def test_revoking_guest_access_removes_the_joined_guests(user, new_guest, new_user):
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.guest_access", {"guest_access": "can_join"})
+    guests = [new_guest(), new_guest()]
+    member = new_user()
+    for who in [*guests, member]:
+        join(who, room_id)
+    send_state(user, room_id, "m.room.guest_access", {"guest_access": "forbidden"})
+    for guest in guests:
+        assert state_event(user, room_id, "m.room.member", guest.user_id)["membership"] == "leave"
+        assert_error(guest.post(room_path(room_id, "join"), json={}), 403, "M_GUEST_ACCESS_FORBIDDEN")
+    assert state_event(user, room_id, "m.room.member", member.user_id)["membership"] == "join"
