@@ -753,8 +753,14 @@ fn leave_out_sent_members(
 async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
-    // Incrementally, only what changed in the gap before the timeline, as for a joined room.
-    let since = after.filter(|_| !options.full_state);
+    // Incrementally, only what changed in the gap before the timeline, as for a joined room;
+    // a room joined and left since `since` was never shown, so its state comes whole.
+    let user = reader(cx)?.user_id;
+    let was_joined = match after {
+        Some(a) => events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() == Some("join"),
+        None => false,
+    };
+    let since = after.filter(|_| !options.full_state && was_joined);
     let mut state = match (since, timeline.limited) {
         (Some(_), false) => Vec::new(),
         _ => events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?,

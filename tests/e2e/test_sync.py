@@ -175,6 +175,16 @@ def test_a_newly_left_room_carries_only_what_changed_and_then_stays_away(user, n
     assert room_id in sync(bob, filter=with_leave)["rooms"]["leave"]
 
 
+def test_a_room_joined_and_left_since_the_last_sync_comes_with_its_state(user, new_user):
+    room_id = create_room(user, preset="public_chat", name="brief visit")
+    bob = new_user()
+    since = sync(bob)["next_batch"]
+    join(bob, room_id)
+    leave(bob, room_id)
+    room = sync(bob, since)["rooms"]["leave"][room_id]
+    assert any(e["type"] == "m.room.name" for e in room["state"]["events"]), "never shown before: whole state"
+
+
 def test_timeline_limit_zero_is_accepted(user):
     room_id = create_room(user, name="limit zero")
     send_message(user, room_id, "not shown")
