@@ -96,7 +96,8 @@ start_server() {
     setsid "$ROOT/scripts/serve" "$@" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   SERVER_URL="http://127.0.0.1:$port"
-  for _ in $(seq 1 120); do
+  # Up to two minutes: applying every migration to a fresh state is slow on a loaded machine.
+  for _ in $(seq 1 240); do
     if curl -fs "$SERVER_URL/_matrix/client/versions" >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
     sleep 0.5

@@ -12,10 +12,10 @@ use crate::activity;
 use crate::admin;
 use crate::auth;
 use crate::client::{
-    account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
-    key_backup, keys, legacy, media, membership, message, notifications, openid, presence, profile, push_rules,
-    pushers, receipts, register, relations, room_read, room_send, session, sliding_sync, sync, tags, thirdparty,
-    to_device, typing, upgrade, user_directory,
+    account, account_data, admin as client_admin, alias, appservice, create_room, cross_signing, device, directory,
+    discovery, filter, key_backup, keys, legacy, media, membership, message, notifications, openid, presence, profile,
+    push_rules, pushers, receipts, register, relations, room_read, room_send, session, sliding_sync, sync, tags,
+    thirdparty, to_device, typing, upgrade, user_directory,
 };
 use crate::config::Config;
 use crate::context::Ctx;
@@ -262,6 +262,8 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/media/v3/download/{serverName}/{mediaId}" None => media::frozen;
     GET "/_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}" None => media::frozen;
     GET "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}" None => media::frozen;
+    // The Client-Server API's whois: the user itself or a server admin
+    GET "/_matrix/client/v3/admin/whois/{userId}" User => client_admin::whois;
     // The admin API (Synapse's)
     GET "/_synapse/admin/v1/server_version" None => admin::server_version;
     GET "/_synapse/admin/v1/register" None => admin::register::get_nonce;

@@ -102,8 +102,8 @@ pub async fn upload_keys(cx: Ctx) -> Result<Reply> {
 
 /// Checks the shape of uploaded device keys and that they are the requester's.
 fn check_device_keys<'a>(keys: &'a Object, user: &str, device: &str) -> Result<&'a Object> {
-    let field =
-        |name: &'static str| keys.get(name).ok_or_else(|| missing_param(format!("device_keys.{name} is required")));
+    // A field missing from the object is malformed keys, `M_BAD_JSON`, as Synapse answers.
+    let field = |name: &'static str| keys.get(name).ok_or_else(|| bad_json(format!("device_keys.{name} is required")));
     let as_str = |name: &'static str| -> Result<&str> {
         field(name)?.as_str().ok_or_else(|| bad_json(format!("device_keys.{name} must be a string")))
     };
@@ -367,7 +367,7 @@ mod tests {
         }
         let mut keys = device_keys();
         keys.remove("signatures");
-        assert_eq!(errcode(check_device_keys(&keys, "@a:hs", "D")), "M_MISSING_PARAM");
+        assert_eq!(errcode(check_device_keys(&keys, "@a:hs", "D")), "M_BAD_JSON");
     }
 
     #[test]

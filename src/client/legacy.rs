@@ -1,22 +1,25 @@
 //! The deprecated event stream and initial syncs: `GET /events`, `GET /initialSync` and
 //! `GET /rooms/{roomId}/initialSync`. Clients use `/sync`; these are thin wrappers over its code
 //! for the clients and tests (Sytest) that still call them. They serve rooms the user is or was
-//! in; peeking into a world-readable room is not supported.
+//! in; a world-readable room's initial sync is open to anyone (peeking), but its event stream is
+//! not: only members are woken by a room's events.
 //!
 //! Events come in the old client format: with `room_id`, `user_id` (the sender) and, in
 //! presence, `content.user_id`. Tokens are sync tokens.
 
-use ruma_common::OwnedRoomId;
+use ruma_common::{OwnedRoomId, RoomId};
 use serde_json::{json, Value};
 
 use crate::context::Ctx;
 use crate::durable_objects::user_sync::Positions;
-use crate::error::{forbidden, Result};
+use crate::error::Result;
 use crate::http::Reply;
-use crate::storage::streams;
+use crate::storage::events::{Direction, EventSelection};
+use crate::storage::{current_state, presence, streams};
 
 use super::filter::Filter;
-use super::room_access::{parse_bool, parse_limit, stream_token};
+use super::presence::presence_event;
+use super::room_access::{parse_bool, parse_limit, stream_token, RoomView};
 use super::rooms::room_id_param;
 use super::sync::{options, parse_sync_token, sync_once, sync_token, sync_waiting, SyncResponse};
 
@@ -30,6 +33,8 @@ const STREAM_LIMIT: u64 = 1000;
 /// for something; `room_id` narrows it to one of the user's rooms.
 pub async fn get_events(cx: Ctx) -> Result<Reply> {
     let timeout_ms = parse_limit(cx.req.query("timeout"), 0, u64::MAX >> 11)?;
+    // A `limit` must be a count; the stream returns what happened, up to its own bound.
+    parse_limit(cx.req.query("limit"), STREAM_LIMIT, STREAM_LIMIT)?;
     let from = match cx.req.query("from") {
         Some(raw) => parse_sync_token(raw)?,
         None => Positions::from_array(streams::heads(&cx.db).await?),
@@ -76,11 +81,13 @@ pub async fn initial_sync(cx: Ctx) -> Result<Reply> {
         let state: Vec<Value> = events_of(&room["invite_state"], "").into_iter().map(|e| in_room(e, room_id)).collect();
         rooms.push(json!({"room_id": room_id, "membership": "invite", "state": state}));
     }
+    let joined: Vec<&str> = response.rooms.join.keys().map(String::as_str).collect();
     Reply::json(&json!({
         "end": end,
         "rooms": rooms,
-        "presence": response.presence.iter().cloned().map(old_presence).collect::<Vec<_>>(),
-        "account_data": response.account_data,
+        "presence": members_presence(&cx, &joined).await?,
+        // `/sync`'s push rules are not account data here, as in Synapse's initial sync.
+        "account_data": response.account_data.iter().filter(|e| e["type"] != "m.push_rules").collect::<Vec<_>>(),
         "receipts": receipts,
     }))
 }
@@ -97,12 +104,48 @@ pub async fn room_initial_sync(cx: Ctx) -> Result<Reply> {
     let (membership, room) = match (response.rooms.join.get(key), response.rooms.leave.get(key)) {
         (Some(room), _) => ("join", room),
         (None, Some(room)) => ("leave", room),
-        (None, None) => return Err(forbidden("You are not in this room")),
+        (None, None) => return peek(&cx, &room_id, &end).await,
     };
     let mut reply = room_json(key, membership, room, &end);
-    reply["presence"] = Value::Array(response.presence.iter().cloned().map(old_presence).collect());
+    reply["presence"] = Value::Array(members_presence(&cx, &[key]).await?);
     reply["receipts"] = Value::Array(receipts_of(room, key));
     Reply::json(&reply)
+}
+
+/// The initial sync of a room the user never was in: allowed when it is world readable (the view
+/// refuses it otherwise), with its current state and the latest messages the user may see.
+async fn peek(cx: &Ctx, room_id: &RoomId, end: &str) -> Result<Reply> {
+    let limit = parse_limit(cx.req.query("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let view = RoomView::open(cx, room_id).await?;
+    let everything = EventSelection::default();
+    let (state, page) = futures::try_join!(
+        current_state::room_state(&cx.db, &view.room_id),
+        view.page(cx, Direction::Backward, None, None, &everything, limit),
+    )?;
+    let mut messages: Vec<Value> = view.serve_all(cx, &page.events)?;
+    messages.reverse();
+    let start = stream_token(page.next.unwrap_or(0));
+    let key = room_id.as_str();
+    Reply::json(&json!({
+        "room_id": key,
+        "messages": {"chunk": messages.into_iter().map(|e| in_room(e, key)).collect::<Vec<_>>(), "start": start, "end": end},
+        "state": view.serve_all(cx, &state)?.into_iter().map(|e| in_room(e, key)).collect::<Vec<_>>(),
+        "presence": [],
+        "receipts": [],
+        "account_data": [],
+    }))
+}
+
+/// The current presence of the user and of the joined members of `rooms`, offline included, as
+/// Synapse's initial syncs show it (`/sync` shows only changes, or the online at first).
+async fn members_presence(cx: &Ctx, rooms: &[&str]) -> Result<Vec<Value>> {
+    if !cx.config.enable_presence {
+        return Ok(Vec::new());
+    }
+    let user = cx.requester()?.user_id.as_str();
+    let now = crate::time::now_ms();
+    let rows = presence::of_members(&cx.db, user, rooms).await?;
+    Ok(rows.iter().map(|row| old_presence(presence_event(row, now))).collect())
 }
 
 /// An initial sync with the `limit` of messages per room.
@@ -141,7 +184,8 @@ fn room_json(room_id: &str, membership: &str, room: &Value, end: &str) -> Value 
         state.push(in_room(event, room_id));
     }
     let start = room["timeline"]["prev_batch"].as_str().map(str::to_owned).unwrap_or_else(|| stream_token(0));
-    let account_data: Vec<Value> = events_of(room, "account_data").into_iter().map(|e| in_room(e, room_id)).collect();
+    // A room's account data (its tags among it) is the room's; its events name no room.
+    let account_data = events_of(room, "account_data");
     json!({
         "room_id": room_id,
         "membership": membership,
@@ -206,7 +250,7 @@ mod tests {
         assert_eq!(out["messages"]["end"], "s9");
         assert_eq!(out["messages"]["chunk"][1]["user_id"], "@b:hs");
         assert_eq!(out["messages"]["chunk"][1]["room_id"], "!r:hs");
-        assert_eq!(out["account_data"][0]["room_id"], "!r:hs");
+        assert_eq!(out["account_data"][0].get("room_id"), None);
         let presence =
             old_presence(json!({"type": "m.presence", "sender": "@a:hs", "content": {"presence": "online"}}));
         assert_eq!(presence["content"]["user_id"], "@a:hs");

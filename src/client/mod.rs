@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_data;
+pub mod admin;
 pub mod alias;
 pub mod appservice;
 pub mod create_room;

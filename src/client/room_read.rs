@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::context::Ctx;
-use crate::error::{forbidden, invalid_param, not_found, Result};
+use crate::error::{forbidden, invalid_param, not_found, ErrorKind, Result};
 use crate::http::Reply;
 use crate::room::visibility::Access;
 use crate::storage::current_state;
@@ -52,7 +52,11 @@ pub async fn get_state_events_for_key(cx: Ctx) -> Result<Reply> {
 pub async fn get_room_event(cx: Ctx) -> Result<Reply> {
     let room_id = room_id_param(&cx)?;
     let event_id = event_id_param(&cx)?;
-    let view = RoomView::open(&cx, &room_id).await?;
+    // A room the requester may not read hides its events: 404, as the spec says, not 403.
+    let view = RoomView::open(&cx, &room_id).await.map_err(|e| match e.matrix().map(|m| &m.kind) {
+        Some(ErrorKind::Forbidden) => not_found("Event not found"),
+        _ => e,
+    })?;
     let event = view.event(&cx, &event_id).await?;
     let served = serve_bundled(&cx, &view, std::slice::from_ref(&event)).await?;
     Reply::json(&served.into_iter().next().unwrap_or(Value::Null))

@@ -36,6 +36,13 @@ const SHARE_A_ROOM: &str = "SELECT 1 AS shared FROM current_state m \
      JOIN current_state o ON o.room_id = m.room_id AND o.type = 'm.room.member' AND o.state_key = ?2 \
        AND o.membership = 'join' \
      WHERE m.type = 'm.room.member' AND m.state_key = ?1 AND m.membership = 'join' LIMIT 1";
+/// The presence of ?1 and of the joined members of the rooms in the JSON array ?2, offline for
+/// those who never had any: what the legacy initial syncs show.
+const OF_MEMBERS: &str = "WITH users (user_id) AS (SELECT ?1 UNION SELECT state_key FROM current_state \
+     WHERE room_id IN (SELECT value FROM json_each(?2)) AND type = 'm.room.member' AND membership = 'join') \
+     SELECT u.user_id, coalesce(p.presence, 'offline') AS presence, p.status_msg, \
+       coalesce(p.last_active_ts, 0) AS last_active_ts, coalesce(p.currently_active, 0) AS currently_active \
+     FROM users u LEFT JOIN presence p ON p.user_id = u.user_id";
 pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM presence";
 /// Copies the newest row to a new position in one statement, so that the stream moves on (and
 /// a sync from before it is told of the snapshot) without changing anyone's presence.
@@ -102,6 +109,12 @@ pub async fn get(db: &Db, user_id: &str) -> Result<Option<PresenceRow>> {
 pub async fn co_members(db: &Db, user_id: &str) -> Result<Vec<String>> {
     let rows: Vec<User> = db.all(CO_MEMBERS, &[&user_id]).await?;
     Ok(rows.into_iter().map(|r| r.user_id).collect())
+}
+
+/// The presence of `user_id` and of the joined members of `rooms`, in one query.
+pub async fn of_members(db: &Db, user_id: &str, rooms: &[&str]) -> Result<Vec<PresenceRow>> {
+    let rooms = serde_json::to_string(rooms).map_err(|e| internal("rooms", e))?;
+    db.all(OF_MEMBERS, &[&user_id, &rooms]).await
 }
 
 /// Whether two users share a joined room.

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 V3 = "/_matrix/client/v3"
 SERVER_NAME = "localhost"
 PASSWORD = "correct horse battery staple"
-STARTUP_TIMEOUT_S = 60
+STARTUP_TIMEOUT_S = 120
 
 # Servers with a configuration other than the suite's; tests ask for them by fixture name.
 NAMED_SERVERS = {

@@ -280,3 +280,19 @@ def test_delete_room(admin, new_user):
     assert_error(admin.get(f"{ADMIN}/v1/rooms/{room_id}"), 404, "M_NOT_FOUND")
     assert_error(member.post(f"{V3}/rooms/{room_id}/join", json={}), 403, "M_FORBIDDEN")
     assert_error(admin.get(f"{ADMIN}/v2/rooms/delete_status/nope"), 404, "M_NOT_FOUND")
+
+
+def test_client_server_whois_is_for_the_user_itself_or_an_admin(admin, user, new_user):
+    assert_ok(user.get(f"{V3}/account/whoami"))
+    path = f"{V3}/admin/whois/{user.user_id}"
+    for reader in [user, admin]:
+        # The connection is written after the response: wait for it.
+        for _ in range(50):
+            body = assert_ok(reader.get(path))
+            if user.device_id in body["devices"]:
+                break
+            time.sleep(0.2)
+        assert body["user_id"] == user.user_id
+        connection = body["devices"][user.device_id]["sessions"][0]["connections"][0]
+        assert {"ip", "last_seen", "user_agent"} <= connection.keys()
+    assert_error(new_user().get(path), 403, "M_FORBIDDEN")

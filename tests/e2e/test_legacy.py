@@ -92,3 +92,52 @@ def test_initial_sync_of_left_rooms_and_of_one_room(user, new_user):
     # A room one was never in is not shown.
     stranger = new_user()
     assert_error(stranger.get(room_path(room_id, "initialSync")), 403, "M_FORBIDDEN")
+
+
+def test_a_world_readable_room_can_be_peeked_by_its_initial_sync(user, new_user, guest):
+    room_id = create_room(user, preset="public_chat")
+    send_message(user, room_id, "before it was world readable")
+    send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "world_readable"})
+    public = send_message(user, room_id, "public")
+    for peeker in [new_user(), guest]:
+        body = assert_ok(peeker.get(room_path(room_id, "initialSync")))
+        assert body["room_id"] == room_id and {"start", "end"} <= body["messages"].keys()
+        # Only what the history visibility shows a non-member: from the change on.
+        chunk = body["messages"]["chunk"]
+        assert [e["type"] for e in chunk] == ["m.room.history_visibility", "m.room.message"]
+        assert chunk[1]["event_id"] == public and chunk[1]["room_id"] == room_id
+        state = {(e["type"], e["state_key"]) for e in body["state"]}
+        assert ("m.room.create", "") in state and ("m.room.member", user.user_id) in state
+        assert isinstance(body["presence"], list)
+
+
+def test_initial_syncs_show_the_presence_of_the_user_and_its_rooms_members(user, new_user):
+    bob = new_user()
+    room_id = create_room(bob, preset="public_chat")
+    join(user, room_id)
+    assert_ok(bob.put(f"{V3}/presence/{bob.user_id}/status", json={"presence": "unavailable"}))
+    # The user never set any: it is shown offline, as are members who never set theirs.
+    presence = {e["content"]["user_id"]: e for e in assert_ok(user.get(f"{V3}/initialSync"))["presence"]}
+    assert presence[user.user_id]["type"] == "m.presence"
+    assert presence[user.user_id]["content"]["presence"] == "offline"
+    assert presence[bob.user_id]["content"]["presence"] == "unavailable"
+    one = assert_ok(user.get(room_path(room_id, "initialSync")))["presence"]
+    assert {e["content"]["user_id"]: e["content"]["presence"] for e in one}[bob.user_id] == "unavailable"
+
+
+def test_initial_sync_account_data_is_the_users_own(user):
+    room_id = create_room(user)
+    assert_ok(user.put(f"{V3}/user/{user.user_id}/account_data/my.test.type", json={"cats_or_rats": "cats"}))
+    assert_ok(user.put(f"{V3}/user/{user.user_id}/rooms/{room_id}/tags/u.work", json={}))
+    body = assert_ok(user.get(f"{V3}/initialSync"))
+    # Push rules are not account data here (as in Synapse), and a room's events name no room.
+    assert [e["type"] for e in body["account_data"]] == ["my.test.type"]
+    room = next(r for r in body["rooms"] if r["room_id"] == room_id)
+    tag = next(e for e in room["account_data"] if e["type"] == "m.tag")
+    assert "room_id" not in tag and tag["content"]["tags"] == {"u.work": {}}
+
+
+def test_event_stream_limit_must_be_a_count(user):
+    for bad in ["nonsense", "-1"]:
+        assert_error(user.get(f"{R0}/events", params={"limit": bad, "timeout": 0}), 400, "M_INVALID_PARAM")
+    assert events(user, limit=5, timeout=0)["chunk"] == []
