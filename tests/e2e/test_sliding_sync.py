@@ -269,12 +269,18 @@ def test_invite_join_and_leave(user, new_user):
     assert room["joined_count"] == 2
     leave(user, room_id)
     send_message(other, room_id, "after")
+    send_state(other, room_id, "m.room.name", {"name": "renamed after"})
+    invite(other, room_id, new_user())
     fourth = sliding(user, body, pos=third["pos"])
     room = fourth["rooms"][room_id]
     last = room["timeline"][-1]
     assert last["type"] == "m.room.member" and last["state_key"] == user.user_id
     assert last["content"]["membership"] == "leave"
     assert "after" not in [e["content"].get("body") for e in room["timeline"]], "nothing after leaving"
+    # The room as it was when the user left: its name then, their own leave, no counts of now.
+    assert room["name"] == "membership"
+    assert [e["content"]["membership"] for e in room["required_state"]] == ["leave"]
+    assert "joined_count" not in room and "invited_count" not in room
     # A new connection no longer lists a room the user left themselves.
     assert room_id not in list_ids(sliding(user, {**body, "conn_id": "fresh"}))
 

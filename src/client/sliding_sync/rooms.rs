@@ -119,7 +119,12 @@ pub async fn build(
             visible.insert(w.room.room_id.clone(), timeline.visible_ranges());
         }
         let timelines = timelines(cx, &with_timeline, previous, upto.events, &visible).await?;
-        let lookups = state_lookups(wanted, previous, user, &timelines);
+        let (lookups, departed) = state_lookups(wanted, previous, user, &timelines);
+        let departed_at: BTreeMap<String, u64> = wanted
+            .iter()
+            .filter(|w| w.room.membership != "join")
+            .map(|w| (w.room.room_id.clone(), head(w.room, upto.events)))
+            .collect();
         // A limited timeline's events carry their aggregations, as `/sync`'s: the client lacks
         // the children that would let it aggregate them itself.
         let limited: Vec<Served> = with_timeline
@@ -132,14 +137,19 @@ pub async fn build(
                 Some(Served { room_id: id, version: &w.version, head: head(w.room, upto.events), visible, events })
             })
             .collect();
-        let (state_rows, bundled) =
-            futures::try_join!(current_state::state_matching(&cx.db, &lookups), serve_bundled_rooms(cx, &limited))?;
+        let (mut state_rows, departed_rows, bundled) = futures::try_join!(
+            current_state::state_matching(&cx.db, &lookups),
+            current_state::state_matching_at(&cx.db, &departed, &departed_at),
+            serve_bundled_rooms(cx, &limited)
+        )?;
+        state_rows.extend(departed_rows);
         let bundled: BTreeMap<String, Vec<Value>> = limited.iter().map(|r| r.room_id.to_owned()).zip(bundled).collect();
         Ok((timelines, state_rows, bundled))
     };
     let ((timelines, state_rows, mut bundled), summaries, counts, notified, receipts_since) = futures::try_join!(
         chain,
-        current_state::summaries(&cx.db, &timeline_ids, user),
+        // Counts and heroes are the current ones: a room the user left gets none, as in Synapse.
+        current_state::summaries(&cx.db, &joined, user),
         event_push_actions::unread_counts(&cx.db, user, &joined, upto.events),
         async {
             match from {
@@ -278,16 +288,19 @@ fn shown(e: &StoredEvent, ignored: &[String]) -> bool {
 }
 
 /// The state lookups of the rooms: an invite's stripped state the first time; for the others
-/// their name and avatar if they changed, and their `required_state`.
+/// their name and avatar if they changed, and their `required_state`. The joined rooms' go to
+/// the current state (the first), the others' to their state when the user's membership took
+/// effect (the second): nothing after it is theirs to see.
 fn state_lookups(
     wanted: &[Wanted<'_>],
     previous: Option<&ConnState>,
     user: &str,
     timelines: &BTreeMap<String, Timeline>,
-) -> StateWanted {
-    let mut lookups = StateWanted::default();
+) -> (StateWanted, StateWanted) {
+    let (mut current, mut departed) = (StateWanted::default(), StateWanted::default());
     for w in wanted {
         let id = &w.room.room_id;
+        let lookups = if w.room.membership == "join" { &mut current } else { &mut departed };
         let sent = sent_at(previous, w.room);
         if !has_timeline(w.room) {
             if sent.is_none() {
@@ -304,9 +317,9 @@ fn state_lookups(
             lookups.exact.push((id.clone(), kind.into(), String::new(), after));
         }
         let senders = timelines.get(id).map(|t| t.senders()).unwrap_or_default();
-        w.config.add_lookups(&mut lookups, id, user, &senders, state_after);
+        w.config.add_lookups(lookups, id, user, &senders, state_after);
     }
-    lookups
+    (current, departed)
 }
 
 /// A room's timeline as read, oldest first, and whether older events were left out.
