@@ -1,8 +1,11 @@
-"""Simplified sliding sync (MSC4186): lists, ranges and recency, required_state, subscriptions,
-the extensions, per-connection state (`M_UNKNOWN_POS`), long-polling, and membership changes."""
+"""Simplified sliding sync (MSC4186): lists, ranges and recency, filters (tags too), required_state,
+subscriptions, the extensions, per-connection state (`M_UNKNOWN_POS`), long-polling, membership
+changes, bundled aggregations, expanded timelines, and a first sync whose cost does not grow with
+the rooms."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -547,3 +550,30 @@ def test_a_larger_timeline_limit_expands_the_timeline(user):
     sixth = sliding(user, with_subscription, pos=fifth["pos"])
     room = sixth["rooms"][room_id]
     assert ids(room["timeline"]) == [messages[-1], *later] and room["unstable_expanded_timeline"] is True
+
+
+def d1_queries(resp) -> int:
+    timing = re.search(r'd1;desc="(\d+) queries', resp.headers.get("server-timing", ""))
+    assert timing, "the suite's server sends its costs"
+    return int(timing[1])
+
+
+def test_the_first_sync_costs_the_same_for_3_rooms_as_for_20(new_user):
+    """Every per-room read, the aggregations' too, covers all the rooms of a response at once."""
+    body = all_rooms(limit=5, required_state=[("m.room.member", "$LAZY"), ("m.room.name", "")])
+    costs = []
+    for rooms in (3, 20):
+        user = new_user()
+        for n in range(rooms):
+            room_id = create_room(user, name=f"room {n}")
+            root = send_message(user, room_id, "root")
+            for rel_type in ("m.replace", "m.thread", "m.reference"):
+                relate(user, room_id, root, rel_type)
+            send_message(user, room_id, "tail")
+        resp = user.post(SLIDING, params={"timeout": 0}, json=body)
+        response = assert_ok(resp)
+        assert len(response["rooms"]) == rooms
+        assert all(set(relations_of(response, r)[e["event_id"]]) == {"m.replace", "m.thread", "m.reference"}
+                   for r in response["rooms"] for e in response["rooms"][r]["timeline"][:1])
+        costs.append(d1_queries(resp))
+    assert costs[0] == costs[1] and costs[1] <= 50, costs
