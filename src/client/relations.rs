@@ -1,6 +1,7 @@
 //! Relations and threads: `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]` and
 //! `GET /rooms/{roomId}/threads`, and the aggregations that events carry wherever they are served:
-//! `m.thread` on thread roots, `m.replace` (the most recent valid edit) on edited events.
+//! `m.thread` on thread roots, `m.replace` (the most recent valid edit) on edited events,
+//! `m.reference` (the IDs of the references) on referenced events.
 //!
 //! A redacted event has lost its `m.relates_to`, so it is no longer a relation nor a thread reply.
 //! Counts and latest replies only take in the replies the reader may see.
@@ -12,10 +13,14 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
-use crate::storage::events::{self, Direction, EventSelection, StoredEvent, ThreadQuery, ThreadSummary};
+use crate::room::client_format::client_event;
+use crate::room::versions::RoomVersion;
+use crate::room::visibility::{in_ranges, Range};
+use crate::storage::events::{self, Direction, EventSelection, Parent, StoredEvent, ThreadQuery, ThreadSummary};
+use crate::time::now_ms;
 
 use super::room_access::{dir_param, event_id_param, parse_bool, parse_limit, stream_token, token_param, RoomView};
-use super::rooms::room_id_param;
+use super::rooms::{reader, room_id_param};
 
 /// Relations per page when the client does not say, as Synapse.
 const DEFAULT_RELATIONS_LIMIT: u64 = 5;
@@ -100,7 +105,6 @@ pub async fn get_threads(cx: Ctx) -> Result<Reply> {
         room_id: &view.room_id,
         user_id: &user_id,
         visible: &view.visible,
-        roots: None,
         up_to: Some(from.unwrap_or(view.head()).min(view.head())),
         participated_only,
         limit: limit + 1,
@@ -118,52 +122,90 @@ pub async fn get_threads(cx: Ctx) -> Result<Reply> {
             chunk_events.push(root);
         }
     }
-    let chunk = bundle(&cx, &view, &chunk_events, summaries, &ids).await?;
+    let served = bundle(&cx, &[Served::of(&view, &chunk_events)], summaries, &ids, &ids).await?;
     let mut body = Map::new();
-    body.insert("chunk".into(), Value::Array(chunk));
+    body.insert("chunk".into(), Value::Array(served.into_iter().flatten().collect()));
     if let Some(next) = next_batch {
         body.insert("next_batch".into(), next.into());
     }
     Reply::json(&body)
 }
 
-/// The client format of events, with their aggregations. One query finds which of them have
-/// any; most have none.
+/// Events of one room to serve with their aggregations, and what their reader may see of it.
+pub struct Served<'a> {
+    pub room_id: &'a str,
+    pub version: &'a RoomVersion,
+    /// Nothing after this position counts.
+    pub head: u64,
+    pub visible: &'a [Range],
+    pub events: Vec<&'a StoredEvent>,
+}
+
+impl<'a> Served<'a> {
+    pub fn of(view: &'a RoomView, events: &'a [StoredEvent]) -> Served<'a> {
+        Served {
+            room_id: &view.room_id,
+            version: &view.version,
+            head: view.head(),
+            visible: &view.visible,
+            events: events.iter().collect(),
+        }
+    }
+
+    fn sees(&self, position: u64) -> bool {
+        position <= self.head && in_ranges(self.visible, position)
+    }
+}
+
+/// The client format of events, with their aggregations.
 pub async fn serve_bundled(cx: &Ctx, view: &RoomView, events: &[StoredEvent]) -> Result<Vec<Value>> {
-    let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-    let children = events::aggregated_children(&cx.db, &view.room_id, &ids).await?;
+    let mut served = serve_bundled_rooms(cx, &[Served::of(view, events)]).await?;
+    Ok(served.pop().unwrap_or_default())
+}
+
+/// The client format of the events of several rooms, each room's in order, with their
+/// aggregations. One query finds which of them have any (most have none), and each kind of
+/// aggregation is then one more query, whatever the number of rooms.
+pub async fn serve_bundled_rooms(cx: &Ctx, rooms: &[Served<'_>]) -> Result<Vec<Vec<Value>>> {
+    let pairs: Vec<(&str, &str)> =
+        rooms.iter().flat_map(|r| r.events.iter().map(|e| (r.room_id, e.event_id.as_str()))).collect();
+    let children = events::aggregated_children(&cx.db, &pairs).await?;
     let with = |rel_type: &str| -> Vec<String> {
         children.iter().filter(|(_, r)| r == rel_type).map(|(parent, _)| parent.clone()).collect()
     };
-    let (roots, edited) = (with("m.thread"), with("m.replace"));
-    let summaries = match roots.is_empty() {
+    let (roots, edited, referenced) = (with("m.thread"), with("m.replace"), with("m.reference"));
+    let room_of: BTreeMap<&str, &Served> =
+        rooms.iter().flat_map(|r| r.events.iter().map(move |e| (e.event_id.as_str(), r))).collect();
+    let parents: Vec<Parent> = roots
+        .iter()
+        .filter_map(|root| {
+            let room = room_of.get(root.as_str())?;
+            Some(Parent { event_id: root, room_id: room.room_id, head: room.head, visible: room.visible })
+        })
+        .collect();
+    let summaries = match parents.is_empty() {
         true => Vec::new(),
         false => {
             let user_id = cx.requester()?.user_id.to_string();
-            let query = ThreadQuery {
-                room_id: &view.room_id,
-                user_id: &user_id,
-                visible: &view.visible,
-                roots: Some(&roots),
-                up_to: Some(view.head()),
-                participated_only: false,
-                limit: roots.len() as u64,
-            };
-            events::thread_summaries(&cx.db, &query).await?
+            events::thread_summaries_of_roots(&cx.db, &user_id, &parents).await?
         }
     };
-    bundle(cx, view, events, summaries, &edited).await
+    bundle(cx, rooms, summaries, &edited, &referenced).await
 }
 
-/// Serves `events`, adding to each root of `summaries` its `m.thread` aggregation and to each of
-/// `edited` that has a valid edit its `m.replace` one.
+/// Serves the events of `rooms`, adding to each root of `summaries` its `m.thread` aggregation,
+/// to each of `edited` that has a valid edit its `m.replace` one, and to each of `referenced`
+/// that has visible references its `m.reference` one.
 async fn bundle(
     cx: &Ctx,
-    view: &RoomView,
-    events: &[StoredEvent],
+    rooms: &[Served<'_>],
     summaries: Vec<ThreadSummary>,
     edited: &[String],
-) -> Result<Vec<Value>> {
+    referenced: &[String],
+) -> Result<Vec<Vec<Value>>> {
+    let by_room: BTreeMap<&str, &Served> = rooms.iter().map(|r| (r.room_id, r)).collect();
+    let sees = |room_id: &str, position: u64| by_room.get(room_id).is_some_and(|r| r.sees(position));
+    let up_to = rooms.iter().map(|r| r.head).max().unwrap_or(0);
     let latest_ids: Vec<String> = summaries.iter().map(|s| s.latest_id.clone()).collect();
     let latest = async {
         match latest_ids.is_empty() {
@@ -171,46 +213,67 @@ async fn bundle(
             false => events::get_many(&cx.db, &latest_ids).await,
         }
     };
-    let (latest, replacements) =
-        futures::try_join!(latest, events::replacements(&cx.db, &view.room_id, edited, view.head()))?;
+    let (latest, replacements, references) = futures::try_join!(
+        latest,
+        events::replacements(&cx.db, edited, up_to),
+        events::references(&cx.db, referenced, up_to)
+    )?;
+    let reader = reader(cx)?;
+    let now = now_ms();
+    let serve = |e: &StoredEvent| -> Option<Value> {
+        by_room.get(e.room_id.as_str()).map(|room| client_event(e, room.version, reader, now))
+    };
     let latest: BTreeMap<String, StoredEvent> = latest.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     let mut aggregations: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for (target, edit) in latest_edits(view, &replacements) {
-        aggregations.entry(target).or_default().insert("m.replace".into(), view.serve(cx, edit)?);
+    let visible_edits = replacements.iter().filter(|e| sees(&e.room_id, e.position()));
+    for (target, edit) in latest_edits(visible_edits) {
+        let Some(edit) = serve(edit) else { continue };
+        aggregations.entry(target).or_default().insert("m.replace".into(), edit);
     }
     for summary in &summaries {
-        let Some(latest_event) = latest.get(&summary.latest_id) else { continue };
+        let Some(latest_event) = latest.get(&summary.latest_id).and_then(serve) else { continue };
         aggregations.entry(summary.root.clone()).or_default().insert(
             "m.thread".into(),
             json!({
-                "latest_event": view.serve(cx, latest_event)?,
+                "latest_event": latest_event,
                 "count": summary.count as u64,
                 "current_user_participated": summary.participated != 0.0,
             }),
         );
     }
-    let mut served = Vec::with_capacity(events.len());
-    for e in events {
-        let mut value = view.serve(cx, e)?;
-        if let Some(bundled) = aggregations.get(e.event_id.as_str()) {
-            if let Some(unsigned) = value.get_mut("unsigned").and_then(Value::as_object_mut) {
-                let relations = unsigned.entry("m.relations").or_insert_with(|| json!({}));
-                if let Some(relations) = relations.as_object_mut() {
-                    relations.extend(bundled.clone());
-                }
-            }
-        }
-        served.push(value);
+    let mut chunks: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for reference in references.iter().filter(|r| sees(&r.room_id, r.position())) {
+        chunks.entry(reference.relates_to.as_str()).or_default().push(json!({"event_id": reference.event_id}));
     }
-    Ok(served)
+    for (parent, chunk) in chunks {
+        aggregations.entry(parent.to_owned()).or_default().insert("m.reference".into(), json!({"chunk": chunk}));
+    }
+    let serve_room = |room: &Served| -> Vec<Value> {
+        room.events
+            .iter()
+            .map(|e| {
+                let mut value = client_event(e, room.version, reader, now);
+                if let Some(bundled) = aggregations.get(e.event_id.as_str()) {
+                    if let Some(unsigned) = value.get_mut("unsigned").and_then(Value::as_object_mut) {
+                        let relations = unsigned.entry("m.relations").or_insert_with(|| json!({}));
+                        if let Some(relations) = relations.as_object_mut() {
+                            relations.extend(bundled.clone());
+                        }
+                    }
+                }
+                value
+            })
+            .collect()
+    };
+    Ok(rooms.iter().map(serve_room).collect())
 }
 
 /// The most recent visible replacement of each edited event, by `origin_server_ts` and then event
 /// ID as the spec orders them. One without `m.new_content` is no valid edit (an encrypted one
 /// cannot be checked).
-fn latest_edits<'a>(view: &RoomView, replacements: &'a [StoredEvent]) -> BTreeMap<String, &'a StoredEvent> {
+fn latest_edits<'a>(visible: impl Iterator<Item = &'a StoredEvent>) -> BTreeMap<String, &'a StoredEvent> {
     let mut latest: BTreeMap<String, &StoredEvent> = BTreeMap::new();
-    for edit in replacements.iter().filter(|e| view.can_see(e)) {
+    for edit in visible {
         let Ok(pdu) = serde_json::from_str::<Value>(&edit.json) else { continue };
         let content = &pdu["content"];
         let Some(target) = content["m.relates_to"]["event_id"].as_str() else { continue };

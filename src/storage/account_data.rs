@@ -19,6 +19,8 @@ const CHANGED_SINCE: &str = "SELECT stream_id, room_id, type, content FROM accou
      WHERE user_id = ?1 AND stream_id > ?2 AND stream_id <= ?3 ORDER BY stream_id";
 const GLOBAL_OF_USERS: &str = "SELECT user_id, type, content FROM account_data \
      WHERE user_id IN (SELECT value FROM json_each(?1)) AND room_id = '' AND type IN (SELECT value FROM json_each(?2))";
+const ROOM_ENTRIES_OF_TYPE: &str =
+    "SELECT room_id, content FROM account_data WHERE user_id = ?1 AND room_id != '' AND type = ?2";
 pub(super) const MAX_STREAM_ID: &str = "SELECT coalesce(max(stream_id), 0) AS stream_id FROM account_data";
 
 /// The room ID of global account data.
@@ -88,6 +90,17 @@ pub async fn global_of_users(db: &Db, users: &[&str], kinds: &[&str]) -> Result<
     let kinds = serde_json::to_string(kinds).map_err(|e| crate::error::internal("type list", e))?;
     let rows: Vec<Row> = db.all(GLOBAL_OF_USERS, &[&ids, &kinds]).await?;
     Ok(rows.into_iter().map(|r| (r.user_id, r.kind, r.content)).collect())
+}
+
+/// The user's per-room entries of type `kind`, as (room ID, content JSON).
+pub async fn room_entries_of_type(db: &Db, user_id: &str, kind: &str) -> Result<Vec<(String, String)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+        content: String,
+    }
+    let rows: Vec<Row> = db.all(ROOM_ENTRIES_OF_TYPE, &[&user_id, &kind]).await?;
+    Ok(rows.into_iter().map(|r| (r.room_id, r.content)).collect())
 }
 
 /// The position of the latest write of any user, 0 before the first.

@@ -1,6 +1,8 @@
 //! `current_state`: each room's state after its newest event, and the memberships indexed out of
 //! it.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::events::StoredEvent;
@@ -259,6 +261,36 @@ pub struct StateWanted {
     pub any_type: Vec<(String, Option<String>, u64)>,
 }
 
+/// [`STATE_MATCHING`] for rooms the user is no longer in, as their state stood at a position
+/// (the user's leave or invite), from the events themselves through `events_state`. Each entry
+/// ends with that position: `?1` `[room, type, state_key, after, at]`, `?2` `[room, type, after,
+/// at]`, `?3` `[room, state_key or null, after, at]`. An event counts when it is the newest of
+/// its type and state key at `at`, and took effect after `after`.
+const STATE_MATCHING_AT: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+     e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+     r.event_id AS redaction_id FROM events e LEFT JOIN events r ON r.event_id = e.redacted_by \
+     WHERE e.event_id IN ( \
+       SELECT s.event_id FROM json_each(?1) j CROSS JOIN events s INDEXED BY events_state \
+       WHERE s.room_id = json_extract(j.value, '$[0]') AND s.type = json_extract(j.value, '$[1]') \
+       AND s.state_key = json_extract(j.value, '$[2]') AND s.stream_ordering > json_extract(j.value, '$[3]') \
+       AND s.stream_ordering <= json_extract(j.value, '$[4]') AND s.stream_ordering = (SELECT max(t.stream_ordering) \
+         FROM events t INDEXED BY events_state WHERE t.room_id = s.room_id AND t.type = s.type \
+         AND t.state_key = s.state_key AND t.stream_ordering <= json_extract(j.value, '$[4]')) \
+       UNION SELECT s.event_id FROM json_each(?2) j CROSS JOIN events s INDEXED BY events_state \
+       WHERE s.room_id = json_extract(j.value, '$[0]') AND s.type = json_extract(j.value, '$[1]') \
+       AND s.state_key IS NOT NULL AND s.stream_ordering > json_extract(j.value, '$[2]') \
+       AND s.stream_ordering <= json_extract(j.value, '$[3]') AND s.stream_ordering = (SELECT max(t.stream_ordering) \
+         FROM events t INDEXED BY events_state WHERE t.room_id = s.room_id AND t.type = s.type \
+         AND t.state_key = s.state_key AND t.stream_ordering <= json_extract(j.value, '$[3]')) \
+       UNION SELECT s.event_id FROM json_each(?3) j CROSS JOIN events s INDEXED BY events_state \
+       WHERE s.room_id = json_extract(j.value, '$[0]') AND s.state_key IS NOT NULL \
+       AND (json_extract(j.value, '$[1]') IS NULL OR s.state_key = json_extract(j.value, '$[1]')) \
+       AND s.stream_ordering > json_extract(j.value, '$[2]') AND s.stream_ordering <= json_extract(j.value, '$[3]') \
+       AND s.stream_ordering = (SELECT max(t.stream_ordering) FROM events t INDEXED BY events_state \
+         WHERE t.room_id = s.room_id AND t.type = s.type AND t.state_key = s.state_key \
+         AND t.stream_ordering <= json_extract(j.value, '$[3]'))) \
+     ORDER BY e.stream_ordering";
+
 /// The current state events of several rooms that [`StateWanted`] names, oldest first.
 pub async fn state_matching(db: &Db, wanted: &StateWanted) -> Result<Vec<StoredEvent>> {
     if wanted.exact.is_empty() && wanted.of_type.is_empty() && wanted.any_type.is_empty() {
@@ -269,6 +301,26 @@ pub async fn state_matching(db: &Db, wanted: &StateWanted) -> Result<Vec<StoredE
     let of_type = json(serde_json::to_string(&wanted.of_type))?;
     let any_type = json(serde_json::to_string(&wanted.any_type))?;
     db.all(STATE_MATCHING, &[&exact, &of_type, &any_type]).await
+}
+
+/// The state events that [`StateWanted`] names of rooms as they stood at a position each
+/// (`at`, by room; a room not in it is left out), oldest first.
+pub async fn state_matching_at(db: &Db, wanted: &StateWanted, at: &BTreeMap<String, u64>) -> Result<Vec<StoredEvent>> {
+    use serde_json::json;
+    let exact: Vec<serde_json::Value> = (wanted.exact.iter())
+        .filter_map(|(room, kind, key, after)| Some(json!([room, kind, key, after, at.get(room)?])))
+        .collect();
+    let of_type: Vec<serde_json::Value> = (wanted.of_type.iter())
+        .filter_map(|(room, kind, after)| Some(json!([room, kind, after, at.get(room)?])))
+        .collect();
+    let any_type: Vec<serde_json::Value> = (wanted.any_type.iter())
+        .filter_map(|(room, key, after)| Some(json!([room, key, after, at.get(room)?])))
+        .collect();
+    if exact.is_empty() && of_type.is_empty() && any_type.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params = [exact, of_type, any_type].map(|v| serde_json::Value::from(v).to_string());
+    db.all(STATE_MATCHING_AT, &[&params[0], &params[1], &params[2]]).await
 }
 
 /// Per room of `?1`: its joined and invited member counts, the newest position of a membership

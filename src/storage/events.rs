@@ -424,9 +424,6 @@ pub struct ThreadQuery<'a> {
     pub user_id: &'a str,
     /// The positions the reader may see: replies and roots outside them do not count.
     pub visible: &'a [Range],
-    /// Only these roots (through `events_relations`); else every thread of the room (through
-    /// `events_threads`).
-    pub roots: Option<&'a [String]>,
     /// Only threads whose newest visible reply is at or before this position.
     pub up_to: Option<u64>,
     pub participated_only: bool,
@@ -435,42 +432,84 @@ pub struct ThreadQuery<'a> {
 
 /// Threads with their newest visible reply first. Redacted replies no longer relate, and are
 /// left out. Exact however many ranges the reader sees: past the ones spelled out, the hull is
-/// narrowed by a lookup in `?6`.
+/// narrowed by a lookup in `?5`.
 pub async fn thread_summaries(db: &Db, q: &ThreadQuery<'_>) -> Result<Vec<ThreadSummary>> {
     let replies = format!(
         "{} AND {}",
         positions_clause("t.stream_ordering", q.visible),
-        in_ranges_of_param("t.stream_ordering", 6)
+        in_ranges_of_param("t.stream_ordering", 5)
     );
     let roots_visible = format!(
         "{} AND {}",
         positions_clause("r.stream_ordering", q.visible),
-        in_ranges_of_param("r.stream_ordering", 6)
+        in_ranges_of_param("r.stream_ordering", 5)
     );
-    let (index, only_roots) = match q.roots {
-        Some(_) => ("events_relations", " AND t.relates_to IN (SELECT value FROM json_each(?5))"),
-        None => ("events_threads", " AND ?5 IS NULL"),
-    };
     let participated = if q.participated_only { " AND participated = 1" } else { "" };
     // The newest reply's ID: SQLite takes bare columns from the row that holds the max(), when
     // the query has only the one max() or min().
     let sql = format!(
         "SELECT t.relates_to AS root, max(t.stream_ordering) AS latest, t.event_id AS latest_id, \
          count(*) AS count, sum(t.sender = ?2 OR r.sender = ?2) > 0 AS participated \
-         FROM events t INDEXED BY {index} CROSS JOIN events r ON r.event_id = t.relates_to \
+         FROM events t INDEXED BY events_threads CROSS JOIN events r ON r.event_id = t.relates_to \
          WHERE t.room_id = ?1 AND t.rel_type = 'm.thread' AND t.redacted_by IS NULL AND r.room_id = ?1 \
-         AND {replies} AND {roots_visible}{only_roots} \
+         AND {replies} AND {roots_visible} \
          GROUP BY t.relates_to HAVING latest <= ?3{participated} ORDER BY latest DESC LIMIT ?4"
     );
     let up_to = q.up_to.unwrap_or(u64::MAX >> 11);
-    let roots = q.roots.map(|r| serde_json::Value::from(r.to_vec()).to_string());
     let ranges = ranges_past_spelled(q.visible);
-    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &roots, &ranges]).await
+    db.all(&sql, &[&q.room_id, &q.user_id, &up_to, &q.limit, &ranges]).await
 }
 
+/// A parent event, with what its reader may see of its room: the events served around it.
+#[derive(Debug, Clone)]
+pub struct Parent<'a> {
+    pub event_id: &'a str,
+    pub room_id: &'a str,
+    /// Nothing after this position counts.
+    pub head: u64,
+    /// The positions the reader may see.
+    pub visible: &'a [Range],
+}
+
+/// Parents as one JSON parameter: `[event_id, room_id, head, [[first, last], ...]]` each.
+fn parents_param(parents: &[Parent<'_>]) -> String {
+    let rows: Vec<serde_json::Value> = parents
+        .iter()
+        .map(|p| {
+            let ranges: Vec<[u64; 2]> = p.visible.iter().map(|r| [r.first, r.last]).collect();
+            serde_json::json!([p.event_id, p.room_id, p.head, ranges])
+        })
+        .collect();
+    serde_json::Value::from(rows).to_string()
+}
+
+/// The summaries of the threads rooted at some events, of any number of rooms in one query: per
+/// root, its replies in its room that its reader may see, up to the root's `head` (a root the
+/// reader may not see has none). Each root is one range of `events_relations`.
+pub async fn thread_summaries_of_roots(db: &Db, user_id: &str, roots: &[Parent<'_>]) -> Result<Vec<ThreadSummary>> {
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    db.all(THREAD_SUMMARIES_OF_ROOTS, &[&user_id, &parents_param(roots)]).await
+}
+
+/// `?2` is [`parents_param`]; the bare `t.event_id` is the max() row's, as in [`thread_summaries`].
+const THREAD_SUMMARIES_OF_ROOTS: &str = "SELECT t.relates_to AS root, max(t.stream_ordering) AS latest, \
+     t.event_id AS latest_id, count(*) AS count, sum(t.sender = ?1 OR r.sender = ?1) > 0 AS participated \
+     FROM json_each(?2) j CROSS JOIN events t INDEXED BY events_relations CROSS JOIN events r ON r.event_id = t.relates_to \
+     WHERE t.relates_to = json_extract(j.value, '$[0]') AND t.room_id = json_extract(j.value, '$[1]') \
+     AND t.rel_type = 'm.thread' AND t.redacted_by IS NULL AND r.room_id = t.room_id \
+     AND t.stream_ordering <= json_extract(j.value, '$[2]') AND r.stream_ordering <= json_extract(j.value, '$[2]') \
+     AND EXISTS (SELECT 1 FROM json_each(json_extract(j.value, '$[3]')) v \
+       WHERE t.stream_ordering BETWEEN json_extract(v.value, '$[0]') AND json_extract(v.value, '$[1]')) \
+     AND EXISTS (SELECT 1 FROM json_each(json_extract(j.value, '$[3]')) v \
+       WHERE r.stream_ordering BETWEEN json_extract(v.value, '$[0]') AND json_extract(v.value, '$[1]')) \
+     GROUP BY t.relates_to";
+
 /// Which of some events have children that the served events aggregate (`m.thread` replies,
-/// `m.replace` edits): `(parent, rel_type)` pairs, each once.
-pub async fn aggregated_children(db: &Db, room_id: &str, parents: &[String]) -> Result<Vec<(String, String)>> {
+/// `m.replace` edits, `m.reference` references) in their own room: `(parent, rel_type)` pairs,
+/// each once. `parents` are `(room_id, event_id)`.
+pub async fn aggregated_children(db: &Db, parents: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
     #[derive(Deserialize)]
     struct Row {
         relates_to: String,
@@ -479,31 +518,63 @@ pub async fn aggregated_children(db: &Db, room_id: &str, parents: &[String]) -> 
     if parents.is_empty() {
         return Ok(Vec::new());
     }
-    let parents = serde_json::Value::from(parents.to_vec()).to_string();
-    let rows: Vec<Row> = db.all(AGGREGATED_CHILDREN, &[&parents, &room_id]).await?;
+    let pairs: Vec<[&str; 2]> = parents.iter().map(|(room, event)| [*room, *event]).collect();
+    let pairs = serde_json::to_string(&pairs).map_err(|e| crate::error::internal("aggregations", e))?;
+    let rows: Vec<Row> = db.all(AGGREGATED_CHILDREN, &[&pairs]).await?;
     Ok(rows.into_iter().map(|r| (r.relates_to, r.rel_type)).collect())
 }
 
-const AGGREGATED_CHILDREN: &str = "SELECT DISTINCT relates_to, rel_type FROM events INDEXED BY events_relations \
-     WHERE relates_to IN (SELECT value FROM json_each(?1)) AND room_id = ?2 AND rel_type IN ('m.thread', 'm.replace')";
+const AGGREGATED_CHILDREN: &str = "SELECT DISTINCT e.relates_to, e.rel_type FROM json_each(?1) j \
+     CROSS JOIN events e INDEXED BY events_relations WHERE e.relates_to = json_extract(j.value, '$[1]') \
+     AND e.room_id = json_extract(j.value, '$[0]') AND e.rel_type IN ('m.thread', 'm.replace', 'm.reference')";
 
-/// The replacements (`m.replace`) of some events at or before stream position `up_to` that the
-/// spec counts as valid, oldest first: from the original's sender, of its type, neither of them a
-/// state event nor redacted, the original no replacement itself.
-pub async fn replacements(db: &Db, room_id: &str, targets: &[String], up_to: u64) -> Result<Vec<StoredEvent>> {
+/// The replacements (`m.replace`) of some events, of any rooms, at or before stream position
+/// `up_to` that the spec counts as valid, oldest first: in the original's room, from its sender,
+/// of its type, neither of them a state event nor redacted, the original no replacement itself.
+pub async fn replacements(db: &Db, targets: &[String], up_to: u64) -> Result<Vec<StoredEvent>> {
     if targets.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM events e INDEXED BY events_relations LEFT JOIN events r ON r.event_id = e.redacted_by \
          CROSS JOIN events o ON o.event_id = e.relates_to \
-         WHERE e.relates_to IN (SELECT value FROM json_each(?2)) AND e.rel_type = 'm.replace' \
-         AND e.room_id = ?1 AND e.state_key IS NULL AND e.redacted_by IS NULL AND e.stream_ordering <= ?3 \
-         AND o.room_id = ?1 AND o.sender = e.sender AND o.type = e.type AND o.state_key IS NULL \
+         WHERE e.relates_to IN (SELECT value FROM json_each(?1)) AND e.rel_type = 'm.replace' \
+         AND e.state_key IS NULL AND e.redacted_by IS NULL AND e.stream_ordering <= ?2 \
+         AND o.room_id = e.room_id AND o.sender = e.sender AND o.type = e.type AND o.state_key IS NULL \
          AND o.redacted_by IS NULL AND o.rel_type IS NOT 'm.replace' ORDER BY e.stream_ordering"
     );
     let targets = serde_json::Value::from(targets.to_vec()).to_string();
-    db.all(&sql, &[&room_id, &targets, &up_to]).await
+    db.all(&sql, &[&targets, &up_to]).await
+}
+
+/// One reference (`m.reference`) to a served event.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reference {
+    pub relates_to: String,
+    pub event_id: String,
+    pub room_id: String,
+    pub stream_ordering: f64,
+}
+
+impl Reference {
+    pub fn position(&self) -> u64 {
+        self.stream_ordering as u64
+    }
+}
+
+const REFERENCES: &str = "SELECT e.relates_to, e.event_id, e.room_id, e.stream_ordering \
+     FROM events e INDEXED BY events_relations CROSS JOIN events o ON o.event_id = e.relates_to \
+     WHERE e.relates_to IN (SELECT value FROM json_each(?1)) AND e.rel_type = 'm.reference' \
+     AND e.redacted_by IS NULL AND e.stream_ordering <= ?2 AND o.room_id = e.room_id ORDER BY e.stream_ordering";
+
+/// The unredacted references to some events, of any rooms, in their parent's room at or before
+/// `up_to`, oldest first.
+pub async fn references(db: &Db, targets: &[String], up_to: u64) -> Result<Vec<Reference>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let targets = serde_json::Value::from(targets.to_vec()).to_string();
+    db.all(REFERENCES, &[&targets, &up_to]).await
 }
 
 const REDACT_PREV_STATE: &str = "UPDATE events SET prev_state = json_set(prev_state, '$.content', json(?5)) \

@@ -1,6 +1,6 @@
 """Relations and threads: `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`,
 `GET /rooms/{roomId}/threads`, and the aggregations bundled with events: `m.thread` on thread
-roots, `m.replace` on edited events."""
+roots, `m.replace` on edited events, `m.reference` on referenced events."""
 
 import json
 import secrets
@@ -356,3 +356,33 @@ def test_an_edit_the_reader_may_not_see_is_not_bundled(user, new_user):
     unseen = edit(user, room_id, original, "after the leave")
     assert replacement(assert_ok(departed.get(room_path(room_id, "event", original))))["event_id"] == seen
     assert replacement(assert_ok(user.get(room_path(room_id, "event", original))))["event_id"] == unseen
+
+
+# ---------------------------------------------------------------------------------------------
+# References: the m.reference aggregation
+
+
+def test_a_referenced_event_carries_its_references(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    parent = send_message(user, room_id, "parent")
+    first = relate(user, room_id, parent, "m.reference")
+    second = relate(user, room_id, parent, "m.reference", event_type="m.key.verification.done")
+    redacted = relate(user, room_id, parent, "m.reference")
+    assert_ok(user.put(room_path(room_id, "redact", redacted, secrets.token_hex(8)), json={}))
+    # A reference from another room is not one of this room's event.
+    elsewhere = create_room(user)
+    relate(user, elsewhere, parent, "m.reference")
+    expected = {"chunk": [{"event_id": first}, {"event_id": second}]}
+    event = assert_ok(user.get(room_path(room_id, "event", parent)))
+    assert event["unsigned"]["m.relations"] == {"m.reference": expected}, "oldest first, the redacted one left out"
+    chunk = assert_ok(user.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 20}))["chunk"]
+    assert {e["event_id"]: e for e in chunk}[parent]["unsigned"]["m.relations"]["m.reference"] == expected
+    assert "m.relations" not in {e["event_id"]: e for e in chunk}[first]["unsigned"]
+    # A member who left before the second reference sees only the first.
+    reader = new_user()
+    join(reader, room_id)
+    after_join = relate(user, room_id, parent, "m.reference")
+    assert_ok(reader.post(room_path(room_id, "leave"), json={}))
+    relate(user, room_id, parent, "m.reference")
+    seen = assert_ok(reader.get(room_path(room_id, "event", parent)))["unsigned"]["m.relations"]["m.reference"]
+    assert seen == {"chunk": [*expected["chunk"], {"event_id": after_join}]}

@@ -1,8 +1,11 @@
-"""Simplified sliding sync (MSC4186): lists, ranges and recency, required_state, subscriptions,
-the extensions, per-connection state (`M_UNKNOWN_POS`), long-polling, and membership changes."""
+"""Simplified sliding sync (MSC4186): lists, ranges and recency, filters (tags too), required_state,
+subscriptions, the extensions, per-connection state (`M_UNKNOWN_POS`), long-polling, membership
+changes, bundled aggregations, expanded timelines, and a first sync whose cost does not grow with
+the rooms."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -212,6 +215,39 @@ def test_filters(user, new_user):
     assert response["rooms"][dm]["is_dm"] is True and response["rooms"][plain]["is_dm"] is False
 
 
+def test_tag_filters(user):
+    favourite, work, both, untagged = (create_room(user) for _ in range(4))
+
+    def tag(room_id, name):
+        assert_ok(user.put(f"{V3}/user/{path_quote(user.user_id)}/rooms/{path_quote(room_id)}/tags/{name}",
+                           json={"order": 0.5}))
+
+    tag(favourite, "m.favourite")
+    tag(work, "u.work")
+    tag(both, "m.favourite")
+    tag(both, "u.work")
+    # A removed tag no longer counts.
+    tag(untagged, "u.work")
+    assert_ok(user.delete(f"{V3}/user/{path_quote(user.user_id)}/rooms/{path_quote(untagged)}/tags/u.work"))
+
+    def listed(filters: dict) -> set:
+        return set(list_ids(sliding(user, all_rooms(ranges=((0, 50),), filters=filters))))
+
+    assert listed({"tags": ["m.favourite"]}) == {favourite, both}
+    assert listed({"tags": ["m.favourite", "u.work"]}) == {favourite, work, both}
+    assert listed({"not_tags": ["m.favourite"]}) == {work, untagged}
+    assert listed({"tags": ["u.work"], "not_tags": ["m.favourite"]}) == {work}, "not_tags wins"
+    assert listed({"tags": []}) == set()
+    # Each list filters on its own.
+    response = sliding(user, {"lists": {
+        "favourites": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"tags": ["m.favourite"]}},
+        "rest": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"not_tags": ["m.favourite"]}},
+    }})
+    assert set(list_ids(response, "favourites")) == {favourite, both}
+    assert set(list_ids(response, "rest")) == {work, untagged}
+    assert set(response["rooms"]) == {favourite, work, both, untagged}
+
+
 def test_invite_join_and_leave(user, new_user):
     other = new_user()
     room_id = create_room(other, name="membership")
@@ -236,12 +272,18 @@ def test_invite_join_and_leave(user, new_user):
     assert room["joined_count"] == 2
     leave(user, room_id)
     send_message(other, room_id, "after")
+    send_state(other, room_id, "m.room.name", {"name": "renamed after"})
+    invite(other, room_id, new_user())
     fourth = sliding(user, body, pos=third["pos"])
     room = fourth["rooms"][room_id]
     last = room["timeline"][-1]
     assert last["type"] == "m.room.member" and last["state_key"] == user.user_id
     assert last["content"]["membership"] == "leave"
     assert "after" not in [e["content"].get("body") for e in room["timeline"]], "nothing after leaving"
+    # The room as it was when the user left: its name then, their own leave, no counts of now.
+    assert room["name"] == "membership"
+    assert [e["content"]["membership"] for e in room["required_state"]] == ["leave"]
+    assert "joined_count" not in room and "invited_count" not in room
     # A new connection no longer lists a room the user left themselves.
     assert room_id not in list_ids(sliding(user, {**body, "conn_id": "fresh"}))
 
@@ -438,3 +480,100 @@ def test_ignored_inviters_and_forgotten_rooms_are_not_listed(user, new_user):
     listed = list_ids(sliding(user, all_rooms()))
     assert wanted in listed
     assert unwanted not in listed and left not in listed
+
+
+def relate(user, room_id, parent, rel_type, body="child") -> str:
+    content = {"msgtype": "m.text", "body": body, "m.relates_to": {"rel_type": rel_type, "event_id": parent}}
+    if rel_type == "m.replace":
+        content["m.new_content"] = {"msgtype": "m.text", "body": body}
+    return send_message(user, room_id, **content)
+
+
+def relations_of(response: dict, room_id: str) -> dict[str, dict]:
+    return {e["event_id"]: e["unsigned"].get("m.relations", {}) for e in response["rooms"][room_id]["timeline"]}
+
+
+def test_limited_timelines_carry_bundled_aggregations(user):
+    # Two rooms in one response, each with its own aggregations: they are read for all rooms at once.
+    first_room, second_room = create_room(user), create_room(user)
+    root = send_message(user, first_room, "root")
+    edit = relate(user, first_room, root, "m.replace", "root, edited")
+    reply = relate(user, first_room, root, "m.thread", "in thread")
+    reference = relate(user, first_room, root, "m.reference")
+    # A reference from another room is no reference of this room's event.
+    relate(user, second_room, root, "m.reference")
+    other = send_message(user, second_room, "other")
+    other_edit = relate(user, second_room, other, "m.replace", "other, edited")
+    first = sliding(user, all_rooms(limit=4))
+    assert first["rooms"][first_room]["limited"] is True and first["rooms"][second_room]["limited"] is True
+    bundled = relations_of(first, first_room)[root]
+    assert bundled["m.replace"]["event_id"] == edit
+    assert bundled["m.replace"]["content"]["m.new_content"]["body"] == "root, edited"
+    assert bundled["m.thread"]["count"] == 1 and bundled["m.thread"]["latest_event"]["event_id"] == reply
+    assert bundled["m.thread"]["current_user_participated"] is True
+    assert bundled["m.reference"] == {"chunk": [{"event_id": reference}]}
+    assert relations_of(first, first_room)[reply] == {}
+    other_bundled = relations_of(first, second_room)[other]
+    assert set(other_bundled) == {"m.replace"} and other_bundled["m.replace"]["event_id"] == other_edit
+    # An unlimited timeline holds the children themselves, so its events carry none, as in /sync.
+    plain = send_message(user, first_room, "plain")
+    relate(user, first_room, plain, "m.replace", "plain, edited")
+    later = sliding(user, all_rooms(limit=4), pos=first["pos"])
+    assert later["rooms"][first_room]["limited"] is False
+    assert all(r == {} for r in relations_of(later, first_room).values())
+
+
+def test_a_larger_timeline_limit_expands_the_timeline(user):
+    room_id = create_room(user)
+    messages = [send_message(user, room_id, f"m{n}") for n in range(4)]
+    small = all_rooms(limit=1)
+    with_subscription = {**small, "room_subscriptions": {room_id: {"timeline_limit": 3}}}
+    first = sliding(user, small)
+    assert ids(first["rooms"][room_id]["timeline"]) == messages[-1:]
+    # Subscribing with a larger limit sends the room at once, with that many of its newest events.
+    second = sliding(user, with_subscription, pos=first["pos"])
+    room = second["rooms"][room_id]
+    assert ids(room["timeline"]) == messages[-3:]
+    assert room["unstable_expanded_timeline"] is True and room["limited"] is True and room["num_live"] == 0
+    assert "initial" not in room
+    # The client has them now: neither the same request nor going back to 1 and up to 3 again
+    # sends them again.
+    third = sliding(user, with_subscription, pos=second["pos"])
+    assert third["rooms"] == {}
+    fourth = sliding(user, small, pos=third["pos"])
+    assert fourth["rooms"] == {}
+    assert sliding(user, with_subscription, pos=fourth["pos"])["rooms"] == {}
+    # A gap at the smaller limit (two new events, one sent) makes the larger one expand again.
+    later = [send_message(user, room_id, f"later {n}") for n in range(2)]
+    fifth = sliding(user, small, pos=fourth["pos"])
+    assert ids(fifth["rooms"][room_id]["timeline"]) == later[-1:] and fifth["rooms"][room_id]["limited"] is True
+    sixth = sliding(user, with_subscription, pos=fifth["pos"])
+    room = sixth["rooms"][room_id]
+    assert ids(room["timeline"]) == [messages[-1], *later] and room["unstable_expanded_timeline"] is True
+
+
+def d1_queries(resp) -> int:
+    timing = re.search(r'd1;desc="(\d+) queries', resp.headers.get("server-timing", ""))
+    assert timing, "the suite's server sends its costs"
+    return int(timing[1])
+
+
+def test_the_first_sync_costs_the_same_for_3_rooms_as_for_20(new_user):
+    """Every per-room read, the aggregations' too, covers all the rooms of a response at once."""
+    body = all_rooms(limit=5, required_state=[("m.room.member", "$LAZY"), ("m.room.name", "")])
+    costs = []
+    for rooms in (3, 20):
+        user = new_user()
+        for n in range(rooms):
+            room_id = create_room(user, name=f"room {n}")
+            root = send_message(user, room_id, "root")
+            for rel_type in ("m.replace", "m.thread", "m.reference"):
+                relate(user, room_id, root, rel_type)
+            send_message(user, room_id, "tail")
+        resp = user.post(SLIDING, params={"timeout": 0}, json=body)
+        response = assert_ok(resp)
+        assert len(response["rooms"]) == rooms
+        assert all(set(relations_of(response, r)[e["event_id"]]) == {"m.replace", "m.thread", "m.reference"}
+                   for r in response["rooms"] for e in response["rooms"][r]["timeline"][:1])
+        costs.append(d1_queries(resp))
+    assert costs[0] == costs[1] and costs[1] <= 50, costs

@@ -18,6 +18,15 @@ pub struct SentRoom {
     /// The digest of the `required_state` it was sent with: when it changes, the state is sent
     /// again.
     pub required_state: u64,
+    /// How much of the timeline the client has: the `timeline_limit` it was last sent with, or
+    /// the larger one before when nothing since left a gap. A larger limit sends the room again
+    /// with that many events (an expanded timeline). Positions stored without it expand nothing.
+    #[serde(default = "no_expansion")]
+    pub timeline_limit: u64,
+}
+
+fn no_expansion() -> u64 {
+    u64::MAX
 }
 
 /// A connection's memory at one position.
@@ -79,9 +88,12 @@ mod tests {
     #[test]
     fn state_round_trips() {
         let mut state = ConnState::default();
-        state.rooms.insert("!r:hs".into(), SentRoom { at: 5, membership: "join".into(), required_state: 9 });
+        let room = SentRoom { at: 5, membership: "join".into(), required_state: 9, timeline_limit: 10 };
+        state.rooms.insert("!r:hs".into(), room);
         state.lists = 3;
         assert_eq!(ConnState::from_json(&state.to_json().unwrap()).unwrap(), state);
         assert_eq!(ConnState::from_json("{}").unwrap(), ConnState::default());
+        let older = r#"{"rooms": {"!r:hs": {"at": 5, "membership": "join", "required_state": 9}}}"#;
+        assert_eq!(ConnState::from_json(older).unwrap().rooms["!r:hs"].timeline_limit, u64::MAX);
     }
 }

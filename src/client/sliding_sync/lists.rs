@@ -21,6 +21,8 @@ pub struct Candidate {
     pub is_dm: bool,
     pub encrypted: bool,
     pub room_type: Option<String>,
+    /// The user's tags on the room.
+    pub tags: Vec<String>,
 }
 
 /// Whether a room passes a list's filters; `space_children` are the children of the spaces the
@@ -33,6 +35,8 @@ pub fn passes(c: &Candidate, f: &Filters, space_children: &BTreeSet<String>) -> 
         && f.room_types.as_ref().is_none_or(|types| types.contains(&c.room_type))
         && !f.not_room_types.contains(&c.room_type)
         && f.spaces.as_ref().is_none_or(|_| space_children.contains(&c.room_id))
+        && f.tags.as_ref().is_none_or(|tags| tags.iter().any(|t| c.tags.contains(t)))
+        && !f.not_tags.iter().any(|t| c.tags.contains(t))
 }
 
 /// Newest bump first; ties by room ID, so that the order is stable.
@@ -75,6 +79,7 @@ mod tests {
             is_dm: false,
             encrypted: false,
             room_type: None,
+            tags: Vec::new(),
         }
     }
 
@@ -117,5 +122,27 @@ mod tests {
         let children: BTreeSet<String> = ["!dm".to_owned()].into();
         assert!(passes(&dm, &f(json!({"spaces": ["!s:hs"]})), &children));
         assert!(!passes(&space, &f(json!({"spaces": ["!s:hs"]})), &children));
+    }
+
+    #[test]
+    fn tags_need_one_of_them_and_none_of_the_excluded() {
+        let mut both = room("!both", "join", 1);
+        both.tags = vec!["m.favourite".into(), "u.work".into()];
+        let mut work = room("!work", "join", 1);
+        work.tags = vec!["u.work".into()];
+        let untagged = room("!none", "join", 1);
+        let none = BTreeSet::new();
+        let f = |json: Value| -> Filters { serde_json::from_value(json).unwrap() };
+        let favourites = f(json!({"tags": ["m.favourite", "m.lowpriority"]}));
+        assert!(passes(&both, &favourites, &none) && !passes(&work, &favourites, &none));
+        assert!(!passes(&untagged, &favourites, &none));
+        let not_favourites = f(json!({"not_tags": ["m.favourite"]}));
+        assert!(!passes(&both, &not_favourites, &none) && passes(&work, &not_favourites, &none));
+        assert!(passes(&untagged, &not_favourites, &none));
+        // not_tags wins over tags.
+        assert!(!passes(&both, &f(json!({"tags": ["u.work"], "not_tags": ["m.favourite"]})), &none));
+        assert!(passes(&work, &f(json!({"tags": ["u.work"], "not_tags": ["m.favourite"]})), &none));
+        assert!(!passes(&untagged, &f(json!({"tags": []})), &none), "an empty tags list matches nothing");
+        assert!(favourites.uses_tags() && not_favourites.uses_tags() && !f(json!({"is_dm": true})).uses_tags());
     }
 }

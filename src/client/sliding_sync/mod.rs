@@ -54,17 +54,34 @@ struct Previous {
     state: ConnState,
 }
 
-/// What does not change between the passes of one request: the user's `m.direct` rooms and
-/// ignored users.
+/// What does not change between the passes of one request: the user's `m.direct` rooms,
+/// ignored users, and room tags (read only when a list filters by them).
 struct Statics {
     dm_rooms: BTreeSet<String>,
     ignored: Vec<String>,
+    tags: BTreeMap<String, Vec<String>>,
 }
 
 impl Statics {
-    async fn load(cx: &Ctx, user: &str) -> Result<Statics> {
-        let rows = account_data::global_of_users(&cx.db, &[user], &["m.direct", "m.ignored_user_list"]).await?;
-        let mut statics = Statics { dm_rooms: BTreeSet::new(), ignored: Vec::new() };
+    async fn load(cx: &Ctx, user: &str, body: &Body) -> Result<Statics> {
+        let uses_tags = body.lists.values().any(|l| l.filters.as_ref().is_some_and(request::Filters::uses_tags));
+        let tags = async {
+            match uses_tags {
+                true => account_data::room_entries_of_type(&cx.db, user, "m.tag").await,
+                false => Ok(Vec::new()),
+            }
+        };
+        let users = [user];
+        let (rows, tag_rows) = futures::try_join!(
+            account_data::global_of_users(&cx.db, &users, &["m.direct", "m.ignored_user_list"]),
+            tags
+        )?;
+        let mut statics = Statics { dm_rooms: BTreeSet::new(), ignored: Vec::new(), tags: BTreeMap::new() };
+        for (room_id, content) in tag_rows {
+            let content: Value = serde_json::from_str(&content).unwrap_or_default();
+            let names = content.get("tags").and_then(Value::as_object).into_iter().flat_map(|m| m.keys().cloned());
+            statics.tags.insert(room_id, names.collect());
+        }
         for (_, kind, content) in rows {
             let content: Value = serde_json::from_str(&content).unwrap_or_default();
             match kind.as_str() {
@@ -99,7 +116,7 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     };
     let (previous, statics, affects_presence) = futures::try_join!(
         previous,
-        Statics::load(&cx, &user),
+        Statics::load(&cx, &user, &body),
         super::presence::on_sync(&cx, &user, &device, set_presence),
     )?;
     let previous: Option<Previous> = previous;
@@ -253,6 +270,7 @@ async fn build(
             is_dm: statics.dm_rooms.contains(&m.room_id) || (m.membership == "invite" && is_direct),
             encrypted: f.encrypted != 0.0,
             room_type: f.room_type.as_ref().and_then(Value::as_str).map(str::to_owned),
+            tags: statics.tags.get(&m.room_id).cloned().unwrap_or_default(),
         };
         let version = f.room_version.as_deref().and_then(|v| RoomVersion::parse(v).ok());
         candidates.insert(m.room_id.as_str(), (candidate, version));

@@ -49,7 +49,8 @@ pub struct ListRequest {
     pub filters: Option<Filters>,
 }
 
-/// A list's filters: all must hold; an absent one does not filter.
+/// A list's filters: all must hold; an absent one does not filter. (`room_name_like`, which
+/// MSC4186 dropped from MSC3575 and Synapse does not implement, is not one.)
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct Filters {
     pub is_dm: Option<bool>,
@@ -60,6 +61,17 @@ pub struct Filters {
     #[serde(default)]
     pub not_room_types: Vec<Option<String>>,
     pub spaces: Option<Vec<String>>,
+    /// Room tags (`m.tag`): a room must have one of these, and none of `not_tags`.
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub not_tags: Vec<String>,
+}
+
+impl Filters {
+    /// Whether the filter looks at room tags.
+    pub fn uses_tags(&self) -> bool {
+        self.tags.is_some() || !self.not_tags.is_empty()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

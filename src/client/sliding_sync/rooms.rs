@@ -18,6 +18,7 @@ use crate::storage::events::{self, StoredEvent, TimelineWindow};
 use crate::storage::receipts;
 use crate::time::now_ms;
 
+use super::super::relations::{serve_bundled_rooms, Served};
 use super::super::room_access::{stream_token, timeline_from_rows};
 use super::super::rooms::reader;
 use super::super::sync::STRIPPED_STATE_TYPES;
@@ -58,6 +59,20 @@ fn head(room: &Candidate, upto: u64) -> u64 {
     match room.membership.as_str() {
         "join" => upto,
         _ => room.membership_at.min(upto),
+    }
+}
+
+/// Whether the room's timeline limit grew past what the client has: its newest events are sent
+/// again, as many as the new limit (Synapse's `unstable_expanded_timeline`).
+fn expands(sent: Option<&SentRoom>, config: &RoomConfig) -> bool {
+    sent.is_some_and(|s| s.timeline_limit < config.timeline_limit)
+}
+
+/// Where a room's timeline read starts: after what the connection holds of it, unless it expands.
+fn timeline_after(sent: Option<&SentRoom>, config: &RoomConfig) -> u64 {
+    match expands(sent, config) {
+        true => 0,
+        false => sent.map_or(0, |s| s.at),
     }
 }
 
@@ -104,13 +119,37 @@ pub async fn build(
             visible.insert(w.room.room_id.clone(), timeline.visible_ranges());
         }
         let timelines = timelines(cx, &with_timeline, previous, upto.events, &visible).await?;
-        let lookups = state_lookups(wanted, previous, user, &timelines);
-        let state_rows = current_state::state_matching(&cx.db, &lookups).await?;
-        Ok((timelines, state_rows))
+        let (lookups, departed) = state_lookups(wanted, previous, user, &timelines);
+        let departed_at: BTreeMap<String, u64> = wanted
+            .iter()
+            .filter(|w| w.room.membership != "join")
+            .map(|w| (w.room.room_id.clone(), head(w.room, upto.events)))
+            .collect();
+        // A limited timeline's events carry their aggregations, as `/sync`'s: the client lacks
+        // the children that would let it aggregate them itself.
+        let limited: Vec<Served> = with_timeline
+            .iter()
+            .filter_map(|w| {
+                let id = w.room.room_id.as_str();
+                let timeline = timelines.get(id).filter(|t| t.limited)?;
+                let events = timeline.events.iter().filter(|e| shown(e, ignored)).collect();
+                let visible = visible.get(id).map_or(&[][..], Vec::as_slice);
+                Some(Served { room_id: id, version: &w.version, head: head(w.room, upto.events), visible, events })
+            })
+            .collect();
+        let (mut state_rows, departed_rows, bundled) = futures::try_join!(
+            current_state::state_matching(&cx.db, &lookups),
+            current_state::state_matching_at(&cx.db, &departed, &departed_at),
+            serve_bundled_rooms(cx, &limited)
+        )?;
+        state_rows.extend(departed_rows);
+        let bundled: BTreeMap<String, Vec<Value>> = limited.iter().map(|r| r.room_id.to_owned()).zip(bundled).collect();
+        Ok((timelines, state_rows, bundled))
     };
-    let ((timelines, state_rows), summaries, counts, notified, receipts_since) = futures::try_join!(
+    let ((timelines, state_rows, mut bundled), summaries, counts, notified, receipts_since) = futures::try_join!(
         chain,
-        current_state::summaries(&cx.db, &timeline_ids, user),
+        // Counts and heroes are the current ones: a room the user left gets none, as in Synapse.
+        current_state::summaries(&cx.db, &joined, user),
         event_push_actions::unread_counts(&cx.db, user, &joined, upto.events),
         async {
             match from {
@@ -155,6 +194,9 @@ pub async fn build(
             json.insert("avatar".into(), json!(avatar));
         }
         let mut changed = false;
+        // What the client will hold of the timeline: unchanged when the room is not sent or its
+        // timeline leaves no gap.
+        let mut timeline_limit = sent.map_or(w.config.timeline_limit, |s| s.timeline_limit);
         if !has_timeline(room) {
             if sent.is_none() {
                 let stripped: Vec<Value> = state.iter().map(|e| stripped(serve(e))).collect();
@@ -166,11 +208,8 @@ pub async fn build(
         } else {
             let after = sent.map_or(0, |s| s.at);
             let timeline = timelines.get(id);
-            let events: Vec<&StoredEvent> = timeline
-                .into_iter()
-                .flat_map(|t| &t.events)
-                .filter(|e| e.state_key.is_some() || !ignored.contains(&e.sender))
-                .collect();
+            let events: Vec<&StoredEvent> =
+                timeline.into_iter().flat_map(|t| &t.events).filter(|e| shown(e, ignored)).collect();
             let senders = timeline.map(|t| t.senders()).unwrap_or_default();
             let state_after = sent.filter(|s| s.required_state == w.config.state_digest()).map_or(0, |s| s.at);
             let lazy = w.config.required_state.contains(&("m.room.member".to_owned(), "$LAZY".to_owned()));
@@ -188,10 +227,19 @@ pub async fn build(
             let prev_batch = events.first().map_or(head, |e| e.position().saturating_sub(1));
             changed |= sent.is_none() || !events.is_empty() || !required.is_empty();
             changed |= json.contains_key("name") || json.contains_key("avatar");
-            json.insert("timeline".into(), Value::Array(events.iter().map(|e| serve(e)).collect()));
+            let served = bundled.remove(id).unwrap_or_else(|| events.iter().map(|e| serve(e)).collect());
+            json.insert("timeline".into(), Value::Array(served));
             json.insert("required_state".into(), Value::Array(required));
             json.insert("prev_batch".into(), json!(stream_token(prev_batch)));
-            json.insert("limited".into(), json!(timeline.is_some_and(|t| t.limited)));
+            let limited = timeline.is_some_and(|t| t.limited);
+            if expands(sent, w.config) {
+                json.insert("unstable_expanded_timeline".into(), json!(true));
+                changed = true;
+            }
+            if expands(sent, w.config) || (limited && !events.is_empty()) {
+                timeline_limit = w.config.timeline_limit;
+            }
+            json.insert("limited".into(), json!(limited));
             json.insert("num_live".into(), json!(num_live));
             if sent.is_none() || room.bump > after {
                 json.insert("bump_stamp".into(), json!(room.bump));
@@ -219,7 +267,12 @@ pub async fn build(
         }
         out.sent.insert(
             id.to_owned(),
-            SentRoom { at: head, membership: room.membership.clone(), required_state: w.config.state_digest() },
+            SentRoom {
+                at: head,
+                membership: room.membership.clone(),
+                required_state: w.config.state_digest(),
+                timeline_limit,
+            },
         );
         if changed {
             out.rooms.insert(id.to_owned(), Value::Object(json));
@@ -229,17 +282,25 @@ pub async fn build(
     Ok(out)
 }
 
+/// Whether a timeline event is shown: not a message of an ignored user.
+fn shown(e: &StoredEvent, ignored: &[String]) -> bool {
+    e.state_key.is_some() || !ignored.contains(&e.sender)
+}
+
 /// The state lookups of the rooms: an invite's stripped state the first time; for the others
-/// their name and avatar if they changed, and their `required_state`.
+/// their name and avatar if they changed, and their `required_state`. The joined rooms' go to
+/// the current state (the first), the others' to their state when the user's membership took
+/// effect (the second): nothing after it is theirs to see.
 fn state_lookups(
     wanted: &[Wanted<'_>],
     previous: Option<&ConnState>,
     user: &str,
     timelines: &BTreeMap<String, Timeline>,
-) -> StateWanted {
-    let mut lookups = StateWanted::default();
+) -> (StateWanted, StateWanted) {
+    let (mut current, mut departed) = (StateWanted::default(), StateWanted::default());
     for w in wanted {
         let id = &w.room.room_id;
+        let lookups = if w.room.membership == "join" { &mut current } else { &mut departed };
         let sent = sent_at(previous, w.room);
         if !has_timeline(w.room) {
             if sent.is_none() {
@@ -256,9 +317,9 @@ fn state_lookups(
             lookups.exact.push((id.clone(), kind.into(), String::new(), after));
         }
         let senders = timelines.get(id).map(|t| t.senders()).unwrap_or_default();
-        w.config.add_lookups(&mut lookups, id, user, &senders, state_after);
+        w.config.add_lookups(lookups, id, user, &senders, state_after);
     }
-    lookups
+    (current, departed)
 }
 
 /// A room's timeline as read, oldest first, and whether older events were left out.
@@ -294,7 +355,7 @@ async fn timelines(
     let mut groups: BTreeMap<u64, Vec<TimelineWindow<'_>>> = BTreeMap::new();
     for w in rooms.iter().filter(|w| w.config.timeline_limit > 0) {
         let ranges = visible.get(&w.room.room_id).map_or(&[][..], Vec::as_slice);
-        let after = sent_at(previous, w.room).map_or(0, |s| s.at);
+        let after = timeline_after(sent_at(previous, w.room), w.config);
         // Nothing the reader may see lies before their first visible position.
         let after = after.max(ranges.first().map_or(0, |r| r.first.saturating_sub(1)));
         let window = TimelineWindow { room_id: &w.room.room_id, after, upto: head(w.room, upto), visible: ranges };
