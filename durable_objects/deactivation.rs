@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
-use super::room::{self, RoomRequest};
+use super::room;
 use crate::error::{internal, Result};
 use crate::http::Reply;
-use crate::room::pdu::EventTemplate;
 
 /// Leaves per alarm: well within a request's 50 subrequests.
 pub const BATCH: usize = 16;
@@ -65,7 +64,7 @@ impl DurableObject for Deactivation {
         let storage = self.state.storage();
         let Some(mut leave) = storage.get::<Leave>(ROOMS).await? else { return Response::empty() };
         let rest = leave.rooms.split_off(leave.rooms.len().min(BATCH));
-        let sends = leave.rooms.iter().map(|room_id| self.leave(&leave.user_id, room_id));
+        let sends = leave.rooms.iter().map(|room_id| room::leave(&self.env, room_id, &leave.user_id));
         for (room_id, result) in leave.rooms.iter().zip(futures::future::join_all(sends).await) {
             if let Err(e) = result {
                 let reason = e.matrix().map(|m| m.message.to_string()).unwrap_or_else(|| format!("{e:?}"));
@@ -89,20 +88,5 @@ impl Deactivation {
         storage.put(ROOMS, &leave).await?;
         storage.set_alarm(0).await?;
         Ok(())
-    }
-
-    async fn leave(&self, user_id: &str, room_id: &str) -> Result<()> {
-        let room_id = ruma_common::RoomId::parse(room_id).map_err(|e| internal("stored room ID", e))?;
-        let user = ruma_common::UserId::parse(user_id).map_err(|e| internal("stored user ID", e))?;
-        let content = serde_json::from_value(json!({"membership": "leave"})).map_err(|e| internal("leave", e))?;
-        let template = EventTemplate {
-            kind: "m.room.member".into(),
-            state_key: Some(user_id.into()),
-            sender: user,
-            content,
-            redacts: None,
-        };
-        let request = RoomRequest::Send { room_id: room_id.clone(), template, txn: None, facts: Default::default() };
-        room::call(&self.env, room_id.as_str(), &request).await.map(|_| ())
     }
 }

@@ -145,12 +145,9 @@ pub async fn authenticate(
 
 async fn start_session(cx: &Ctx, method: &str, now: u64) -> Result<String> {
     let id = new_session_id()?;
-    cx.db
-        .batch(vec![
-            uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?,
-            uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?,
-        ])
-        .await?;
+    let mut statements = Vec::from(uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?);
+    statements.push(uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?);
+    cx.db.batch(statements).await?;
     Ok(id)
 }
 
