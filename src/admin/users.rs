@@ -82,14 +82,14 @@ fn whole(cx: &Ctx, name: &str, default: u64) -> Result<u64> {
     }
 }
 
-/// `GET /_synapse/admin/v2/users`: `from`, `limit`, `name` (or `user_id`), `guests`,
-/// `deactivated`, `admins`; ordered by user ID.
+/// `GET /_synapse/admin/v2/users`: `from`, `limit`, `name` (localpart or display name) or
+/// `user_id`, `guests`, `deactivated`, `admins`; ordered by user ID.
 pub async fn list_users(cx: Ctx) -> Result<Reply> {
     let from = whole(&cx, "from", 0)?;
     let limit = whole(&cx, "limit", 100)?;
-    let name = cx.req.query("name").or_else(|| cx.req.query("user_id"));
     let filter = users::ListFilter {
-        name,
+        name: cx.req.query("name").filter(|n| !n.is_empty()),
+        user_id: cx.req.query("user_id").filter(|n| !n.is_empty()),
         guests: flag(&cx, "guests")?.unwrap_or(true),
         deactivated: flag(&cx, "deactivated")?.unwrap_or(false),
         admins: flag(&cx, "admins")?,

@@ -99,6 +99,15 @@ def test_create_modify_and_list_users(admin, client):
     # The list: filters by name and admin flag, and pages.
     listed = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"name": name}))
     assert [u["name"] for u in listed["users"]] == [user_id] and listed["total"] == 1
+    assert listed["users"][0]["displayname"] == "M2" and listed["users"][0]["erased"] is False
+    # `name` also finds display names (as Synapse's); `user_id` looks at the ID only.
+    renamed = assert_ok(admin.put(user_path(user_id), json={"displayname": f"Zz {name} Zz"}))
+    assert renamed["displayname"] == f"Zz {name} Zz"
+    by_display = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"name": f"zz {name.upper()}"}))
+    assert [u["name"] for u in by_display["users"]] == [user_id] and by_display["total"] == 1
+    assert assert_ok(admin.get(f"{ADMIN}/v2/users", params={"user_id": f"zz {name}"}))["total"] == 0
+    assert [u["name"] for u in assert_ok(admin.get(f"{ADMIN}/v2/users", params={"user_id": f"{name}:local"}))["users"]] \
+        == [user_id]
     admins = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"admins": "true", "limit": "1000"}))["users"]
     assert {admin.user_id, user_id} <= {u["name"] for u in admins}
     assert all(u["admin"] for u in admins)
