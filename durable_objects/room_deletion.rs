@@ -76,13 +76,8 @@ impl Job {
 pub async fn start(env: &Env, deletion: &Deletion) -> Result<()> {
     match super::post(env, "ROOM_DELETION", &deletion.room_id, "https://room-deletion/", deletion).await? {
         (200, _) => Ok(()),
-        (_, text) => {
-            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            match body.get("errcode").and_then(|c| c.as_str()) {
-                Some(_) => Err(in_progress(&deletion.room_id).into()),
-                None => Err(internal("room deletion", text)),
-            }
-        }
+        (400, _) => Err(in_progress(&deletion.room_id).into()),
+        (_, text) => Err(internal("room deletion", text)),
     }
 }
 

@@ -137,7 +137,7 @@ pub fn set_quarantine(db: &Db, media_id: &str, admin: Option<&str>) -> Result<St
 
 /// The number of files quarantined (those already quarantined included, as Synapse counts).
 pub async fn quarantine_of_user(db: &Db, user_id: &str, admin: &str) -> Result<u64> {
-    Ok(db.run(db.prepare(QUARANTINE_OF_USER, &[&user_id, &admin])?).await?)
+    db.run(db.prepare(QUARANTINE_OF_USER, &[&user_id, &admin])?).await
 }
 
 /// Quarantines the files of `media_ids`; the number quarantined, as [`quarantine_of_user`].
