@@ -204,12 +204,12 @@ def test_registration_requires_a_token(server_factory):
         assert assert_ok(client.get(validity, params={"token": token}))["valid"] is True
         assert assert_ok(client.get(validity, params={"token": "nope"}))["valid"] is False
 
-        def register_with(token_value: str) -> tuple:
+        def register_with(token_value: str, by=client) -> tuple:
             body = {"username": unique_name(), "password": PASSWORD}
-            session = assert_uia_challenge(client.post(f"{V3}/register", json=body),
+            session = assert_uia_challenge(by.post(f"{V3}/register", json=body),
                                            ["m.login.registration_token", "m.login.dummy"])["session"]
             stage = {"type": "m.login.registration_token", "token": token_value, "session": session}
-            return body, session, client.post(f"{V3}/register", json={**body, "auth": stage})
+            return body, session, by.post(f"{V3}/register", json={**body, "auth": stage})
 
         # A wrong token is refused in the challenge; a right one is counted only at completion.
         _, _, resp = register_with("nope")
@@ -220,10 +220,10 @@ def test_registration_requires_a_token(server_factory):
         assert info["pending"] == 1 and info["completed"] == 0
         # The pending registration holds the only use, as in Synapse: nobody else may start with
         # the token meanwhile, and it is not listed as valid.
-        with make_client(url) as elsewhere:  # the validity check is rate-limited per address
+        with make_client(url) as elsewhere:  # registrations and checks are rate-limited per address
             assert assert_ok(elsewhere.get(validity, params={"token": token}))["valid"] is False
-        _, _, resp = register_with(token)
-        assert resp.status_code == 401 and resp.json()["errcode"] == "M_UNAUTHORIZED", resp.text
+            _, _, resp = register_with(token, elsewhere)
+            assert resp.status_code == 401 and resp.json()["errcode"] == "M_UNAUTHORIZED", resp.text
         listed = assert_ok(admin.get(TOKENS, params={"valid": "true"}))["registration_tokens"]
         assert token not in [t["token"] for t in listed]
         assert token in [t["token"] for t in assert_ok(admin.get(TOKENS, params={"valid": "false"}))["registration_tokens"]]
