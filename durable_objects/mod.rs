@@ -5,6 +5,7 @@ pub mod deactivation;
 pub mod push_queue;
 pub mod relay;
 pub mod room;
+pub mod room_deletion;
 pub mod user_presence;
 pub mod user_sync;
 

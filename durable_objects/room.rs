@@ -99,6 +99,18 @@ pub async fn call(env: &Env, room_id: &str, request: &RoomRequest) -> Result<Vec
     Err(MatrixError::new(ErrorKind::from_wire(errcode, status), message).into())
 }
 
+/// `user_id` leaves the room, as its own act: deactivation and an admin's room deletion.
+pub async fn leave(env: &Env, room_id: &str, user_id: &str) -> Result<()> {
+    let room_id = RoomId::parse(room_id).map_err(|e| internal("stored room ID", e))?;
+    let sender = UserId::parse(user_id).map_err(|e| internal("stored user ID", e))?;
+    let content =
+        serde_json::from_value(serde_json::json!({"membership": "leave"})).map_err(|e| internal("leave", e))?;
+    let template =
+        EventTemplate { kind: "m.room.member".into(), state_key: Some(user_id.into()), sender, content, redacts: None };
+    let request = RoomRequest::Send { room_id: room_id.clone(), template, txn: None, facts: Default::default() };
+    call(env, room_id.as_str(), &request).await.map(|_| ())
+}
+
 type Outcome = Result<Vec<Sent>>;
 
 struct Job {

@@ -53,8 +53,7 @@ pub fn record(
             statements.push(user_ips::upsert(db, user, &requester.device_id, ip, &user_agent, now_ms)?);
         }
         if config.mau.enabled {
-            let trial_ms = config.mau.trial_days.saturating_mul(24 * 60 * 60 * 1000);
-            statements.push(monthly_active_users::upsert(db, user, now_ms, Some(config.mau.max), trial_ms)?);
+            statements.push(monthly_active_users::upsert(db, user, now_ms, Some(config.mau.max), config.mau.trial_ms)?);
         }
     }
     if config.mau.enabled {

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use ruma_common::{OwnedUserId, UserId};
 
 use crate::appservice::{registry, Service};
-use crate::auth_blocking::Standing;
+use crate::auth_blocking::{Standing, SUPPORT};
+use crate::config::MauLimits;
 use crate::error::{internal, unknown, Error, ErrorKind, MatrixError, Result};
 use crate::http::Incoming;
 use crate::storage::{access_tokens, devices, users, Db};
@@ -77,12 +78,12 @@ pub async fn authenticate(
     server_name: &str,
     req: &Incoming,
     now_ms: u64,
-    with_mau_count: bool,
+    mau: &MauLimits,
 ) -> Result<(Requester, Option<String>)> {
     let token = access_token(req)?.ok_or_else(missing_token)?;
     let hash = token_hash(&token);
     // Users' tokens first: their requests never pay for the services' lookup.
-    let Some(owner) = access_tokens::lookup(db, &hash, with_mau_count).await? else {
+    let Some(owner) = access_tokens::lookup(db, &hash, mau.enabled).await? else {
         let service = registry::by_token_hash(db, server_name, &hash).await?.ok_or_else(unknown_token)?;
         return Ok((as_service(db, req, service).await?, None));
     };
@@ -95,7 +96,6 @@ pub async fn authenticate(
     let parse = |id: &str| UserId::parse(id).map_err(|e| internal("stored user ID", e));
     let user_id = parse(&owner.user_id)?;
     let puppeted_by = owner.puppeted_by.as_deref().map(parse).transpose()?;
-    let due = owner.last_used_ms.is_none_or(|t| (t as u64).saturating_add(LAST_SEEN_RESOLUTION_MS) < now_ms);
     let standing = Standing {
         user_id: puppeted_by.clone().unwrap_or_else(|| user_id.clone()),
         user_type: owner.entity_type.clone(),
@@ -103,6 +103,16 @@ pub async fn authenticate(
         mau_ts: owner.entity_mau_ts.map(|t| t as u64),
         mau_count: owner.mau_count.map(|n| n as u64),
     };
+    // A user who may become active now is recorded now, not a minute later (say, at the end of
+    // their trial), so that the count is right before the next newcomer's check.
+    let becomes_active = mau.enabled
+        && !owner.is_guest()
+        && standing.mau_ts.is_none()
+        && standing.user_type.as_deref() != Some(SUPPORT)
+        && now_ms.saturating_sub(standing.created_ms) >= mau.trial_ms
+        && standing.mau_count.is_some_and(|n| n < mau.max);
+    let due = becomes_active
+        || owner.last_used_ms.is_none_or(|t| (t as u64).saturating_add(LAST_SEEN_RESOLUTION_MS) < now_ms);
     let requester = Requester {
         user_id,
         is_guest: owner.is_guest(),

@@ -15,7 +15,6 @@ use crate::storage::{monthly_active_users, users, Db};
 use crate::time::now_ms;
 
 pub const SUPPORT: &str = "support";
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What the limit needs to know of an existing user.
 #[derive(Debug, Clone)]
@@ -83,7 +82,7 @@ pub fn decide(config: &Config, subject: &Subject<'_>, now_ms: u64) -> Decision {
 }
 
 fn in_trial(config: &Config, standing: &Standing, now_ms: u64) -> bool {
-    now_ms.saturating_sub(standing.created_ms) < config.mau.trial_days.saturating_mul(DAY_MS)
+    now_ms.saturating_sub(standing.created_ms) < config.mau.trial_ms
 }
 
 pub fn is_reserved(config: &Config, medium: &str, address: &str) -> bool {
@@ -170,6 +169,7 @@ mod tests {
         }
     }
 
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
     const NOW: u64 = 100 * DAY_MS;
     const MAU: &[(&str, &str)] = &[("LIMIT_USAGE_BY_MAU", "true"), ("MAX_MAU_VALUE", "50")];
 

@@ -64,7 +64,8 @@ pub struct Config {
 pub struct MauLimits {
     pub enabled: bool,
     pub max: u64,
-    pub trial_days: u64,
+    /// `MAU_TRIAL_DAYS` in ms: days may be fractional, as Synapse's `mau_trial_days` may be.
+    pub trial_ms: u64,
     /// `(medium, address)` pairs whose holders are always active.
     pub reserved_threepids: Vec<(String, String)>,
 }
@@ -143,7 +144,7 @@ impl Config {
         let mau = MauLimits {
             enabled: flag(&var, "LIMIT_USAGE_BY_MAU", false)?,
             max: whole(&var, "MAX_MAU_VALUE", 0)?,
-            trial_days: whole(&var, "MAU_TRIAL_DAYS", 0)?,
+            trial_ms: days_ms(&var, "MAU_TRIAL_DAYS")?,
             reserved_threepids: threepids(&var, "MAU_LIMIT_RESERVED_THREEPIDS")?,
         };
         let hs_disabled = match flag(&var, "HS_DISABLED", false)? {
@@ -240,6 +241,17 @@ fn whole(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Res
 }
 
 /// A JSON list of `{"medium": ..., "address": ...}`.
+/// A number of days, maybe fractional, maybe zero (the default), in milliseconds.
+fn days_ms(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<u64, String> {
+    match var(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(v) => match v.parse::<f64>() {
+            Ok(days) if days.is_finite() && days >= 0.0 => Ok((days * 86_400_000.0) as u64),
+            _ => Err(format!("{name} must be a non-negative number of days, not {v:?}")),
+        },
+    }
+}
+
 fn threepids(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<(String, String)>, String> {
     let Some(raw) = var(name).filter(|v| !v.trim().is_empty()) else { return Ok(Vec::new()) };
     let bad = || format!("{name} must be a JSON list of {{\"medium\", \"address\"}} objects, not {raw:?}");
@@ -323,7 +335,7 @@ mod tests {
         ])
         .unwrap();
         let reserved = vec![("email".to_owned(), "x@a.b".to_owned())];
-        assert_eq!(c.mau, MauLimits { enabled: true, max: 0, trial_days: 3, reserved_threepids: reserved });
+        assert_eq!(c.mau, MauLimits { enabled: true, max: 0, trial_ms: 3 * 86_400_000, reserved_threepids: reserved });
         assert_eq!(c.hs_disabled.as_deref(), Some("Down for maintenance"));
         assert_eq!(c.server_notices_mxid.as_ref().map(|u| u.as_str()), Some("@notices:a.b"));
         assert!(c.track_puppeted_user_ips && c.track_appservice_user_ips && c.registration_requires_token);
@@ -391,7 +403,8 @@ mod tests {
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "@bad")], "ADMIN_CONTACT"),
             (&[("SERVER_NAME", "a.b"), ("ADMIN_CONTACT", "nobody")], "ADMIN_CONTACT"),
             (&[("SERVER_NAME", "a.b"), ("MAX_MAU_VALUE", "-3")], "MAX_MAU_VALUE"),
-            (&[("SERVER_NAME", "a.b"), ("MAU_TRIAL_DAYS", "1.5")], "MAU_TRIAL_DAYS"),
+            (&[("SERVER_NAME", "a.b"), ("MAU_TRIAL_DAYS", "-1")], "MAU_TRIAL_DAYS"),
+            (&[("SERVER_NAME", "a.b"), ("MAU_TRIAL_DAYS", "a week")], "MAU_TRIAL_DAYS"),
             (&[("SERVER_NAME", "a.b"), ("MAU_LIMIT_RESERVED_THREEPIDS", "[{}]")], "MAU_LIMIT_RESERVED_THREEPIDS"),
             (&[("SERVER_NAME", "a.b"), ("MAU_LIMIT_RESERVED_THREEPIDS", "x")], "MAU_LIMIT_RESERVED_THREEPIDS"),
             (&[("SERVER_NAME", "a.b"), ("HS_DISABLED", "1")], "HS_DISABLED"),

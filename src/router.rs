@@ -282,6 +282,13 @@ pub static ROUTES: &[Route] = routes! {
     DELETE "/_synapse/admin/v2/rooms/{roomId}" Admin => admin::rooms::delete_room;
     GET "/_synapse/admin/v2/rooms/{roomId}/delete_status" Admin => admin::rooms::delete_status_by_room;
     GET "/_synapse/admin/v2/rooms/delete_status/{deleteId}" Admin => admin::rooms::delete_status_by_id;
+    POST "/_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}" Admin => admin::media::quarantine;
+    POST "/_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}" Admin => admin::media::unquarantine;
+    POST "/_synapse/admin/v1/media/protect/{mediaId}" Admin => admin::media::protect;
+    POST "/_synapse/admin/v1/media/unprotect/{mediaId}" Admin => admin::media::unprotect;
+    POST "/_synapse/admin/v1/room/{roomId}/media/quarantine" Admin => admin::media::quarantine_room_media;
+    GET "/_synapse/admin/v1/room/{roomId}/media" Admin => admin::media::list_room_media;
+    POST "/_synapse/admin/v1/user/{userId}/media/quarantine" Admin => admin::media::quarantine_user_media;
     GET "/_synapse/admin/v1/registration_tokens" Admin => admin::registration_tokens::list;
     POST "/_synapse/admin/v1/registration_tokens/new" Admin => admin::registration_tokens::create;
     GET "/_synapse/admin/v1/registration_tokens/{token}" Admin => admin::registration_tokens::get;
@@ -400,7 +407,7 @@ async fn dispatch(req: worker::Request, env: Env, worker_ctx: Rc<worker::Context
         Auth::User | Auth::UserOrGuest | Auth::Admin => {
             let now = now_ms();
             let server_name = config.server_name.as_str();
-            let (requester, due) = auth::authenticate(&db, server_name, &req, now, config.mau.enabled).await?;
+            let (requester, due) = auth::authenticate(&db, server_name, &req, now, &config.mau).await?;
             if requester.is_guest && route.auth != Auth::UserOrGuest {
                 return Err(
                     MatrixError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here").into()

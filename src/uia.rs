@@ -183,10 +183,8 @@ async fn run(
 
 async fn start_session(cx: &Ctx, method: &str, now: u64, params: Option<&str>) -> Result<String> {
     let id = new_session_id()?;
-    let mut statements = vec![
-        uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?,
-        uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?,
-    ];
+    let mut statements = Vec::from(uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?);
+    statements.push(uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?);
     if let Some(params) = params {
         statements.push(uia_sessions::set_params(&cx.db, &id, params)?);
     }

@@ -7,16 +7,12 @@ use serde_json::{json, Map, Value};
 
 use crate::client::rooms::room_id_param;
 use crate::context::Ctx;
+use crate::durable_objects::room_deletion;
 use crate::error::{invalid_param, not_found, Result};
 use crate::http::Reply;
-use crate::room::pdu::EventTemplate;
 use crate::storage::admin_rooms::{self, AdminRoom, ORDERS};
-use crate::storage::{aliases, room_deletions};
+use crate::storage::room_deletions;
 use crate::time::now_ms;
-
-/// Members a deletion makes leave in one request: each leave is a call to the room's writer,
-/// within the request's subrequest budget.
-const MAX_KICKS: usize = 40;
 
 const MAX_LIMIT: u64 = 1000;
 
@@ -90,85 +86,34 @@ struct DeleteBody {
     #[serde(default)]
     block: bool,
     purge: Option<bool>,
+    #[serde(default)]
+    force_purge: bool,
 }
 
 /// Deletes a room, as Synapse's shutdown: every joined member leaves, its aliases go, it is
 /// blocked if asked, and purged from storage unless `purge` is false (a purged room is blocked
-/// too, so its writer never takes an event again). Done before the answer; the status endpoints
-/// report it.
+/// too, so its writer never takes an event again). The block is in place before the answer; the
+/// rest runs in the background, a batch at a time (`durable_objects/room_deletion.rs`), and the
+/// status endpoints report its progress.
 pub async fn delete_room(cx: Ctx) -> Result<Reply> {
     let room_id = room_id_param(&cx)?;
     let body: DeleteBody = cx.req.json_or_empty()?;
     let purge = body.purge.unwrap_or(true);
     let admin = cx.requester()?.user_id.to_string();
-    let now = now_ms();
     if admin_rooms::get(&cx.db, room_id.as_str()).await?.is_none() {
         return Err(not_found("Room not found"));
     }
     if body.block || purge {
-        cx.db.run(room_deletions::block(&cx.db, room_id.as_str(), &admin, now)?).await?;
+        cx.db.run(room_deletions::block(&cx.db, room_id.as_str(), &admin, now_ms())?).await?;
     }
-    let members = admin_rooms::members(&cx.db, room_id.as_str()).await?;
-    let (mut kicked, mut failed) = (Vec::new(), Vec::new());
-    for (i, member) in members.into_iter().enumerate() {
-        if i >= MAX_KICKS || leave(&cx, &room_id, &member).await.is_err() {
-            failed.push(member);
-        } else {
-            kicked.push(member);
-        }
-    }
-    let local_aliases = aliases::for_room(&cx.db, room_id.as_str()).await?;
-    let mut statements = Vec::new();
-    for alias in &local_aliases {
-        statements.push(aliases::delete(&cx.db, alias)?);
-    }
-    if purge && failed.is_empty() {
-        statements.extend(room_deletions::purge(&cx.db, room_id.as_str())?);
-    }
-    let result = json!({
-        "kicked_users": kicked,
-        "failed_to_kick_users": failed,
-        "local_aliases": local_aliases,
-        "new_room_id": null,
-    });
-    let (status, error) = match failed.is_empty() {
-        true => ("complete", None),
-        false => ("failed", Some("Some members could not be made to leave; the room was not purged")),
+    let deletion = room_deletion::Deletion {
+        delete_id: crate::tokens::new_session_id()?,
+        room_id: room_id.to_string(),
+        purge,
+        force_purge: body.force_purge,
     };
-    let delete_id = crate::tokens::new_session_id()?;
-    statements.push(room_deletions::insert(
-        &cx.db,
-        &delete_id,
-        room_id.as_str(),
-        status,
-        &result.to_string(),
-        error,
-        now,
-    )?);
-    cx.db.batch(statements).await?;
-    Reply::json(&json!({ "delete_id": delete_id }))
-}
-
-/// A member leaves, as its own act (Synapse's shutdown does the same).
-async fn leave(cx: &Ctx, room_id: &ruma_common::RoomId, member: &str) -> Result<()> {
-    let user = ruma_common::UserId::parse(member).map_err(|e| crate::error::internal("stored member", e))?;
-    let content =
-        crate::client::rooms::to_content(json!({"membership": "leave"}).as_object().cloned().unwrap_or_default())?;
-    let template = EventTemplate {
-        kind: "m.room.member".into(),
-        state_key: Some(member.to_owned()),
-        sender: user,
-        content,
-        redacts: None,
-    };
-    let request = crate::durable_objects::room::RoomRequest::Send {
-        room_id: room_id.to_owned(),
-        template,
-        txn: None,
-        facts: Default::default(),
-    };
-    crate::durable_objects::room::call(&cx.env, room_id.as_str(), &request).await?;
-    Ok(())
+    room_deletion::start(&cx.env, &deletion).await?;
+    Reply::json(&json!({ "delete_id": deletion.delete_id }))
 }
 
 fn deletion_json(d: room_deletions::Deletion) -> Value {

@@ -18,7 +18,8 @@ use crate::error::{invalid_param, missing_param, ErrorKind, MatrixError, Result}
 use crate::http::Reply;
 use crate::password;
 use crate::storage::{
-    access_tokens, devices, monthly_active_users, profiles, pushers, user_ips, user_threepids, users, Db, Statement,
+    access_tokens, devices, erased_users, monthly_active_users, profiles, pushers, user_ips, user_threepids, users, Db,
+    Statement,
 };
 use crate::time::now_ms;
 use crate::tokens::{new_access_token, token_hash};
@@ -30,14 +31,14 @@ const MAX_PASSWORD_BYTES: usize = 512;
 async fn user_json(db: &Db, user: &users::User, full: bool) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     out.insert("name".into(), user.user_id.clone().into());
-    for name in ["displayname", "avatar_url"] {
-        let value = profiles::get(db, &user.user_id, name).await?.and_then(|f| serde_json::from_str(&f.value).ok());
+    for (name, value) in [("displayname", &user.displayname), ("avatar_url", &user.avatar_url)] {
+        let value = value.as_deref().and_then(|v| serde_json::from_str(v).ok());
         out.insert(name.into(), value.unwrap_or(Value::Null));
     }
     out.insert("is_guest".into(), user.is_guest().into());
     out.insert("admin".into(), user.is_admin().into());
     out.insert("deactivated".into(), user.is_deactivated().into());
-    out.insert("erased".into(), false.into());
+    out.insert("erased".into(), (user.erased != 0.0).into());
     out.insert("shadow_banned".into(), false.into());
     out.insert("locked".into(), false.into());
     out.insert("approved".into(), true.into());
@@ -81,14 +82,14 @@ fn whole(cx: &Ctx, name: &str, default: u64) -> Result<u64> {
     }
 }
 
-/// `GET /_synapse/admin/v2/users`: `from`, `limit`, `name` (or `user_id`), `guests`,
-/// `deactivated`, `admins`; ordered by user ID.
+/// `GET /_synapse/admin/v2/users`: `from`, `limit`, `name` (localpart or display name) or
+/// `user_id`, `guests`, `deactivated`, `admins`; ordered by user ID.
 pub async fn list_users(cx: Ctx) -> Result<Reply> {
     let from = whole(&cx, "from", 0)?;
     let limit = whole(&cx, "limit", 100)?;
-    let name = cx.req.query("name").or_else(|| cx.req.query("user_id"));
     let filter = users::ListFilter {
-        name,
+        name: cx.req.query("name").filter(|n| !n.is_empty()),
+        user_id: cx.req.query("user_id").filter(|n| !n.is_empty()),
         guests: flag(&cx, "guests")?.unwrap_or(true),
         deactivated: flag(&cx, "deactivated")?.unwrap_or(false),
         admins: flag(&cx, "admins")?,
@@ -108,7 +109,7 @@ pub async fn list_users(cx: Ctx) -> Result<Reply> {
 /// `GET /_synapse/admin/v2/users/{userId}`.
 pub async fn get_user(cx: Ctx) -> Result<Reply> {
     let user_id = local_path_user(&cx)?;
-    let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(user_not_found)?;
+    let user = users::get_for_admin(&cx.db, user_id.as_str()).await?.ok_or_else(user_not_found)?;
     Reply::json(&user_json(&cx.db, &user, true).await?)
 }
 
@@ -230,11 +231,11 @@ pub async fn put_user(cx: Ctx) -> Result<Reply> {
         return Err(MatrixError::new(ErrorKind::Conflict, "The user or a third-party ID was taken meanwhile").into());
     }
     if body.deactivated == Some(true) && existing.as_ref().is_some_and(|u| !u.is_deactivated()) {
-        deactivate_user(&cx, user).await?;
+        deactivate_user(&cx, user, false).await?;
     } else if existing.is_some() && hash.is_some() && body.logout_devices {
         device_lists::announce(&cx, user).await?;
     }
-    let stored = users::get(db, user).await?.ok_or_else(user_not_found)?;
+    let stored = users::get_for_admin(db, user).await?.ok_or_else(user_not_found)?;
     let mut reply = Reply::json(&user_json(db, &stored, true).await?)?;
     if created {
         reply.status = 201;
@@ -246,22 +247,22 @@ fn logout_all(db: &Db, user: &str) -> Result<Vec<Statement>> {
     Ok(vec![access_tokens::delete_all(db, user)?, pushers::delete_all(db, user)?, devices::delete_all(db, user)?])
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct DeactivateBody {
-    // Checked for type only: deactivation always removes the profile, and there is no history
-    // erasure yet.
-    #[serde(rename = "erase")]
-    _erase: Option<bool>,
+    #[serde(default)]
+    erase: bool,
 }
 
-/// `POST /_synapse/admin/v1/deactivate/{userId}`: as the user's own deactivation; `erase` also
-/// removes the profile, which deactivation always does here.
+/// `POST /_synapse/admin/v1/deactivate/{userId}`: as the user's own deactivation, `erase`
+/// included; an account deactivated before may still be erased.
 pub async fn deactivate(cx: Ctx) -> Result<Reply> {
     let user_id = local_path_user(&cx)?;
-    let _: DeactivateBody = cx.req.json_or_empty()?;
+    let body: DeactivateBody = cx.req.json_or_empty()?;
     let user = users::get(&cx.db, user_id.as_str()).await?.ok_or_else(user_not_found)?;
     if !user.is_deactivated() {
-        deactivate_user(&cx, user_id.as_str()).await?;
+        deactivate_user(&cx, user_id.as_str(), body.erase).await?;
+    } else if body.erase {
+        cx.db.run(erased_users::insert(&cx.db, user_id.as_str())?).await?;
     }
     Reply::json(&json!({ "id_server_unbind_result": "success" }))
 }

@@ -10,7 +10,7 @@ use crate::error::{invalid_param, missing_param, Result};
 use crate::http::Reply;
 use crate::password;
 use crate::storage::{
-    access_tokens, current_state, devices, monthly_active_users, profiles, pushers, user_threepids, users,
+    access_tokens, current_state, devices, erased_users, monthly_active_users, profiles, pushers, user_threepids, users,
 };
 use crate::uia::{self, AuthData, Flows};
 
@@ -51,9 +51,9 @@ pub async fn change_password(cx: Ctx) -> Result<Reply> {
 #[derive(Deserialize)]
 struct DeactivateBody {
     auth: Option<AuthData>,
-    // Checked for type only: there is no history to erase and no identity server to unbind yet.
-    #[serde(rename = "erase")]
-    _erase: Option<bool>,
+    /// Erase: the user's events are served redacted to whoever was not in the room for them.
+    #[serde(default)]
+    erase: bool,
     #[serde(rename = "id_server")]
     _id_server: Option<String>,
 }
@@ -66,24 +66,28 @@ pub async fn deactivate(cx: Ctx) -> Result<Reply> {
     let body: DeactivateBody = cx.req.json()?;
     let requester = cx.requester()?;
     uia::authenticate(&cx, body.auth, FLOWS, Some(&requester.user_id)).await?;
-    deactivate_user(&cx, requester.user_id.as_str()).await?;
+    deactivate_user(&cx, requester.user_id.as_str(), body.erase).await?;
     Reply::json(&json!({ "id_server_unbind_result": "no-support" }))
 }
 
-/// Deactivates an account, for itself or for an admin.
-pub async fn deactivate_user(cx: &Ctx, user: &str) -> Result<()> {
-    cx.db
-        .batch(vec![
-            users::deactivate(&cx.db, user)?,
-            access_tokens::delete_all(&cx.db, user)?,
-            access_tokens::delete_puppets(&cx.db, user)?,
-            pushers::delete_all(&cx.db, user)?,
-            devices::delete_all(&cx.db, user)?,
-            profiles::delete_all(&cx.db, user)?,
-            user_threepids::delete_all(&cx.db, user)?,
-            monthly_active_users::delete(&cx.db, user)?,
-        ])
-        .await?;
+/// Deactivates an account, for itself or for an admin; `erase` also marks it erased (Synapse's
+/// `erase_data`: the profile goes, which deactivation does here anyway, and its events are served
+/// redacted to readers who were not in the room when they were sent).
+pub async fn deactivate_user(cx: &Ctx, user: &str, erase: bool) -> Result<()> {
+    let mut statements = vec![
+        users::deactivate(&cx.db, user)?,
+        access_tokens::delete_all(&cx.db, user)?,
+        access_tokens::delete_puppets(&cx.db, user)?,
+        pushers::delete_all(&cx.db, user)?,
+        devices::delete_all(&cx.db, user)?,
+        profiles::delete_all(&cx.db, user)?,
+        user_threepids::delete_all(&cx.db, user)?,
+        monthly_active_users::delete(&cx.db, user)?,
+    ];
+    if erase {
+        statements.push(erased_users::insert(&cx.db, user)?);
+    }
+    cx.db.batch(statements).await?;
     device_lists::announce(cx, user).await?;
     let rooms: Vec<String> = current_state::memberships_of_user(&cx.db, user)
         .await?

@@ -224,6 +224,7 @@ mod tests {
             json: json!({"type": kind, "sender": sender, "content": content}).to_string(),
             redaction_json: None,
             redaction_id: None,
+            sender_erased: 0.0,
         }
     }
 

@@ -302,6 +302,7 @@ mod tests {
             json: json!({ "type": "m.room.message", "content": content }).to_string(),
             redaction_json: None,
             redaction_id: None,
+            sender_erased: 0.0,
         }
     }
 

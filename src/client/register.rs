@@ -14,7 +14,7 @@ use crate::http::{parse_json_object, Reply};
 use crate::identifiers::{local_user_id, user_id_for_appservice, user_id_for_registration};
 use crate::password;
 use crate::ratelimit;
-use crate::storage::{access_tokens, profiles, registration_tokens, users};
+use crate::storage::{access_tokens, profiles, registration_tokens, uia_sessions, users};
 use crate::time::now_ms;
 use crate::tokens::{new_guest_localpart, token_hash};
 use crate::uia::{self, AuthData, Flows};
@@ -97,9 +97,18 @@ pub async fn register(cx: Ctx) -> Result<Reply> {
     let flows = if cx.config.registration_requires_token { FLOWS_WITH_TOKEN } else { FLOWS };
     let done = uia::authenticate_registration(&cx, body.auth.take(), flows, &params_json).await?;
     let hash = params.password_hash.clone().ok_or_else(|| missing_param("password is required"))?;
-    // The token's use counts now that the registration completes; the last use goes to one.
+    // The token's use counts now that the registration completes: the session's pending use
+    // becomes a completed one, and the session holds none any more (so its expiry gives nothing
+    // back).
     if let Some(token) = &done.registration_token {
-        if cx.db.run(registration_tokens::complete_use(&cx.db, token)?).await? == 0 {
+        let counted = cx
+            .db
+            .batch(vec![
+                registration_tokens::complete_use(&cx.db, token)?,
+                uia_sessions::release_token(&cx.db, &done.session)?,
+            ])
+            .await?;
+        if counted.first() == Some(&0) {
             return Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token").into());
         }
     }

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::context::Ctx;
 use crate::error::{forbidden, invalid_param, missing_param, not_found, Result};
-use crate::room::client_format::client_event;
+use crate::room::client_format::{client_event, Reader};
 use crate::room::versions::RoomVersion;
 use crate::room::visibility::{in_ranges, Access, Change, HistoryVisibility, Membership, Range, Timeline};
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent, TimelineRow};
@@ -133,6 +133,8 @@ pub struct RoomView {
     pub access: Access,
     pub timeline: Timeline,
     pub visible: Vec<Range>,
+    /// Where the requester was joined: erased senders' events elsewhere are served redacted.
+    pub joined: Vec<Range>,
 }
 
 impl RoomView {
@@ -148,7 +150,8 @@ impl RoomView {
             forbidden("You are not allowed to read this room: you are not in it and it is not world readable")
         })?;
         let visible = timeline.visible_ranges();
-        Ok(RoomView { room_id: room_id.to_string(), version, access, timeline, visible })
+        let joined = timeline.joined_ranges();
+        Ok(RoomView { room_id: room_id.to_string(), version, access, timeline, visible, joined })
     }
 
     /// The snapshot position: nothing after it is served.
@@ -178,7 +181,12 @@ impl RoomView {
 
     /// The client format of an event, for the requester.
     pub fn serve(&self, cx: &Ctx, e: &StoredEvent) -> Result<Value> {
-        Ok(client_event(e, &self.version, reader(cx)?, now_ms()))
+        Ok(client_event(e, &self.version, self.reader(cx)?, now_ms()))
+    }
+
+    /// The requester as a reader of this room's events.
+    pub fn reader<'a>(&'a self, cx: &'a Ctx) -> Result<Reader<'a>> {
+        Ok(Reader { joined: Some(&self.joined), ..reader(cx)? })
     }
 
     pub fn serve_all(&self, cx: &Ctx, events: &[StoredEvent]) -> Result<Vec<Value>> {
@@ -325,6 +333,7 @@ mod tests {
             access: Access::Joined,
             timeline: Timeline::new(vec![], head),
             visible,
+            joined: vec![],
         }
     }
 
@@ -344,6 +353,7 @@ mod tests {
             json: "{}".into(),
             redaction_json: None,
             redaction_id: None,
+            sender_erased: 0.0,
         }
     }
 

@@ -106,7 +106,7 @@ pub fn txn(cx: &Ctx, room_id: &RoomId, endpoint: &str) -> Result<Txn> {
 /// The requester as a reader of events.
 pub fn reader(cx: &Ctx) -> Result<Reader<'_>> {
     let requester = cx.requester()?;
-    Ok(Reader { user_id: requester.user_id.as_str(), device_id: Some(requester.device_id.as_str()) })
+    Ok(Reader { user_id: requester.user_id.as_str(), device_id: Some(requester.device_id.as_str()), joined: None })
 }
 
 /// A JSON object body as event content: integers only, within the canonical JSON range.
@@ -142,6 +142,7 @@ mod tests {
             json: pdu.to_string(),
             redaction_json: redacted.then(|| "{}".into()),
             redaction_id: redacted.then(|| "$redaction".into()),
+            sender_erased: 0.0,
         }
     }
 

@@ -789,7 +789,7 @@ async fn render(
     state: &[StoredEvent],
     limited: bool,
 ) -> Result<(Value, Vec<Value>)> {
-    let reader = reader(cx)?;
+    let reader = view.reader(cx)?;
     let now = now_ms();
     let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
     let events: Vec<Value> = match limited {

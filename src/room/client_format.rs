@@ -6,6 +6,7 @@ use ruma_common::CanonicalJsonObject;
 use serde_json::{Map, Value};
 
 use super::versions::RoomVersion;
+use super::visibility::{in_ranges, Range};
 use crate::storage::events::StoredEvent;
 
 /// Who is reading: the sender's own device also sees its `transaction_id`.
@@ -13,6 +14,10 @@ use crate::storage::events::StoredEvent;
 pub struct Reader<'a> {
     pub user_id: &'a str,
     pub device_id: Option<&'a str>,
+    /// Where the reader was joined to the room ([`super::visibility::Timeline::joined_ranges`]): an erased
+    /// sender's events outside them are served redacted, as Synapse does. `None`: the reader
+    /// was in the room for whatever it is served (a notification, its own invite).
+    pub joined: Option<&'a [Range]>,
 }
 
 /// The client format of a stored event.
@@ -20,6 +25,9 @@ pub fn client_event(e: &StoredEvent, version: &RoomVersion, reader: Reader<'_>, 
     let pdu: Map<String, Value> = serde_json::from_str(&e.json).unwrap_or_default();
     let mut content = pdu.get("content").cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let mut unsigned = Map::new();
+    if e.sender_erased != 0.0 && reader.joined.is_some_and(|joined| !in_ranges(joined, e.position())) {
+        content = redacted_content(content, &e.kind, version);
+    }
     if let Some(redaction_json) = &e.redaction_json {
         content = redacted_content(content, &e.kind, version);
         let redaction = StoredEvent {
@@ -33,7 +41,8 @@ pub fn client_event(e: &StoredEvent, version: &RoomVersion, reader: Reader<'_>, 
             ..e.clone()
         };
         // The redaction's own sender, timestamp and content come from its PDU.
-        let mut because = client_event(&redaction, version, Reader { user_id: "", device_id: None }, now_ms);
+        let mut because =
+            client_event(&redaction, version, Reader { user_id: "", device_id: None, joined: None }, now_ms);
         if let Some(o) = because.as_object_mut() {
             o.remove("unsigned");
         }
@@ -102,6 +111,7 @@ mod tests {
             json: json.to_string(),
             redaction_json: redaction.map(|r| r.to_string()),
             redaction_id: Some("$r".into()),
+            sender_erased: 0.0,
         }
     }
 
@@ -113,14 +123,14 @@ mod tests {
                    "depth": 4, "auth_events": [], "prev_events": [], "hashes": {}, "signatures": {}}),
             None,
         );
-        let own = client_event(&e, &v, Reader { user_id: "@a:hs", device_id: Some("DEV") }, 1500);
+        let own = client_event(&e, &v, Reader { user_id: "@a:hs", device_id: Some("DEV"), joined: None }, 1500);
         assert_eq!(own["unsigned"]["transaction_id"], "t1");
         assert_eq!(own["unsigned"]["age"], 500);
         assert_eq!(own["room_id"], "!r:hs");
         for hidden in ["depth", "auth_events", "prev_events", "hashes", "signatures"] {
             assert!(own.get(hidden).is_none(), "{hidden}");
         }
-        let other = client_event(&e, &v, Reader { user_id: "@b:hs", device_id: Some("DEV") }, 1500);
+        let other = client_event(&e, &v, Reader { user_id: "@b:hs", device_id: Some("DEV"), joined: None }, 1500);
         assert!(other["unsigned"].get("transaction_id").is_none());
     }
 
@@ -132,10 +142,31 @@ mod tests {
             Some(json!({"type": "m.room.redaction", "sender": "@a:hs", "content": {"redacts": "$e", "reason": "oops"},
                         "origin_server_ts": 1200})),
         );
-        let out = client_event(&e, &v, Reader { user_id: "@b:hs", device_id: None }, 2000);
+        let out = client_event(&e, &v, Reader { user_id: "@b:hs", device_id: None, joined: None }, 2000);
         assert_eq!(out["content"], json!({}));
         assert_eq!(out["unsigned"]["redacted_because"]["event_id"], "$r");
         assert_eq!(out["unsigned"]["redacted_because"]["content"]["reason"], "oops");
         assert_eq!(out["unsigned"]["redacted_because"]["redacts"], "$e");
+    }
+
+    #[test]
+    fn an_erased_senders_events_are_redacted_for_who_was_not_joined_then() {
+        let v = RoomVersion::parse("12").unwrap();
+        let mut e = stored(
+            json!({"type": "m.room.message", "sender": "@a:hs", "content": {"body": "mine"}, "origin_server_ts": 1000}),
+            None,
+        );
+        e.redaction_id = None;
+        let joined_then = [Range { first: 1, last: 9 }];
+        let joined_later = [Range { first: 6, last: 9 }];
+        let read = |e: &StoredEvent, joined: &[Range]| {
+            client_event(e, &v, Reader { user_id: "@b:hs", device_id: None, joined: Some(joined) }, 2000)
+        };
+        assert_eq!(read(&e, &joined_later)["content"]["body"], "mine", "not erased");
+        e.sender_erased = 1.0;
+        assert_eq!(read(&e, &joined_then)["content"]["body"], "mine");
+        let redacted = read(&e, &joined_later);
+        assert_eq!(redacted["content"], json!({}));
+        assert!(redacted["unsigned"].get("redacted_because").is_none());
     }
 }

@@ -150,6 +150,36 @@ impl Timeline {
         }
     }
 
+    /// The positions of events sent while the user was joined, as Synapse judges it for erased
+    /// senders: the membership before the event, and for the user's own membership events the
+    /// more joined of before and after.
+    pub fn joined_ranges(&self) -> Vec<Range> {
+        let mut ranges = Vec::new();
+        let mut joined = false;
+        let mut next = 0u64;
+        for &(position, change) in &self.changes {
+            if position < next {
+                continue; // a second change at one position: the first one decided it
+            }
+            if joined && position > next {
+                add_range(&mut ranges, next, position - 1);
+            }
+            let now_joined = match change {
+                Change::Membership(new) => new == Membership::Join,
+                Change::Visibility(_) => joined,
+            };
+            if joined || now_joined {
+                add_range(&mut ranges, position, position);
+            }
+            joined = now_joined;
+            next = position + 1;
+        }
+        if joined && next <= self.head {
+            add_range(&mut ranges, next, self.head);
+        }
+        ranges
+    }
+
     /// The positions the user may see, as sorted, disjoint and non-adjacent ranges.
     pub fn visible_ranges(&self) -> Vec<Range> {
         let last_join = self
@@ -166,15 +196,7 @@ impl Timeline {
                 || (visibility == HistoryVisibility::Invited && membership == Some(Membership::Invite))
         };
         let mut ranges: Vec<Range> = Vec::new();
-        let mut push = |first: u64, last: u64| {
-            if first > last {
-                return;
-            }
-            match ranges.last_mut() {
-                Some(r) if r.last.saturating_add(1) >= first => r.last = r.last.max(last),
-                _ => ranges.push(Range { first, last }),
-            }
-        };
+        let mut push = |first: u64, last: u64| add_range(&mut ranges, first, last);
         let mut visibility = HistoryVisibility::Shared;
         let mut membership = None;
         // The first position not yet decided.
@@ -211,6 +233,17 @@ impl Timeline {
     }
 }
 
+/// Adds `first..=last` to sorted ranges that end before it, merging it with an adjacent last one.
+fn add_range(ranges: &mut Vec<Range>, first: u64, last: u64) {
+    if first > last {
+        return;
+    }
+    match ranges.last_mut() {
+        Some(r) if r.last.saturating_add(1) >= first => r.last = r.last.max(last),
+        _ => ranges.push(Range { first, last }),
+    }
+}
+
 /// Whether a position lies in one of the ranges.
 pub fn in_ranges(ranges: &[Range], position: u64) -> bool {
     ranges.iter().any(|r| r.contains(position))
@@ -230,6 +263,16 @@ mod tests {
     fn visible(changes: &[(u64, Change)], head: u64) -> Vec<u64> {
         let ranges = Timeline::new(changes.to_vec(), head).visible_ranges();
         (0..=head + 2).filter(|p| in_ranges(&ranges, *p)).collect()
+    }
+
+    #[test]
+    fn joined_ranges_cover_what_was_sent_while_joined() {
+        // Joined at 3, left at 7, joined again at 12 until the head.
+        let changes = [(1, V(Shared)), (3, M(Join)), (5, V(Joined)), (7, M(Leave)), (9, M(Invite)), (12, M(Join))];
+        let t = Timeline::new(changes.to_vec(), 15);
+        assert_eq!(t.joined_ranges(), vec![r(3, 7), r(12, 15)], "their own join and leave included");
+        assert_eq!(Timeline::new(vec![(2, M(Invite))], 5).joined_ranges(), vec![]);
+        assert_eq!(Timeline::new(vec![], 5).joined_ranges(), vec![]);
     }
 
     #[test]

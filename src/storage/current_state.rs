@@ -15,7 +15,7 @@ const UPSERT: &str = "INSERT INTO current_state (room_id, type, state_key, event
      stream_ordering = excluded.stream_ordering, membership = excluded.membership";
 const STATE: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-     r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
      LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 ORDER BY e.stream_ordering";
 const MEMBERSHIP: &str = "SELECT membership, stream_ordering FROM current_state \
      WHERE room_id = ?1 AND type = 'm.room.member' AND state_key = ?2";
@@ -80,7 +80,7 @@ pub async fn content_of(db: &Db, room_id: &str, kind: &str, state_key: &str) -> 
 
 const POWER_STATE: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-     r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
      LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 AND ((cs.state_key = '' \
      AND cs.type IN ('m.room.create', 'm.room.power_levels')) OR (cs.type = 'm.room.member' AND cs.state_key = ?2)) \
      ORDER BY e.stream_ordering";
@@ -95,7 +95,7 @@ pub async fn power_state(db: &Db, room_id: &str, user_id: &str) -> Result<Vec<St
 pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
     let sql = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
          e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-         r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+         r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
          LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 AND cs.type = 'm.room.member' \
          ORDER BY cs.state_key";
     db.all(sql, &[&room_id]).await
@@ -236,7 +236,7 @@ pub async fn room_facts(db: &Db, rooms: &[(String, u64)], user_id: &str) -> Resu
 /// null, after]` (any type: scans the room's state).
 const STATE_MATCHING: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-     r.event_id AS redaction_id FROM events e LEFT JOIN events r ON r.event_id = e.redacted_by \
+     r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased FROM events e LEFT JOIN events r ON r.event_id = e.redacted_by \
      WHERE e.event_id IN ( \
        SELECT cs.event_id FROM json_each(?1) j CROSS JOIN current_state cs \
        WHERE cs.room_id = json_extract(j.value, '$[0]') AND cs.type = json_extract(j.value, '$[1]') \

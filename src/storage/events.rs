@@ -12,7 +12,7 @@ use crate::room::visibility::Range;
 /// The columns of a [`StoredEvent`], with the redaction joined in as `r`.
 const COLUMNS: &str = "e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-     r.event_id AS redaction_id";
+     r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased";
 const FROM: &str = "FROM events e LEFT JOIN events r ON r.event_id = e.redacted_by";
 /// [`FROM`] through the state index: without it SQLite reads every event of the room.
 const STATE_FROM: &str = "FROM events e INDEXED BY events_state LEFT JOIN events r ON r.event_id = e.redacted_by";
@@ -108,6 +108,10 @@ pub struct StoredEvent {
     /// The PDU of the redaction that applies to this event.
     pub redaction_json: Option<String>,
     pub redaction_id: Option<String>,
+    /// Whether the sender's account was erased (1): readers who were not in the room when it was
+    /// sent see it redacted.
+    #[serde(default)]
+    pub sender_erased: f64,
 }
 
 impl StoredEvent {
@@ -620,7 +624,7 @@ pub async fn rooms_with_events_between(db: &Db, room_ids: &[String], after: u64,
 /// subquery, so rooms with different limits take a query per limit.)
 const TIMELINES: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
      e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
-     r.event_id AS redaction_id FROM json_each(?1) j CROSS JOIN events e LEFT JOIN events r ON r.event_id = e.redacted_by \
+     r.event_id AS redaction_id, EXISTS (SELECT 1 FROM erased_users x WHERE x.user_id = e.sender) AS sender_erased FROM json_each(?1) j CROSS JOIN events e LEFT JOIN events r ON r.event_id = e.redacted_by \
      WHERE e.stream_ordering IN (SELECT s.stream_ordering FROM events s INDEXED BY events_by_room \
        WHERE s.room_id = json_extract(j.value, '$[0]') AND s.stream_ordering > json_extract(j.value, '$[1]') \
        AND s.stream_ordering <= json_extract(j.value, '$[2]') \

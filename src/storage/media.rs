@@ -29,6 +29,24 @@ const FINISH: &str = "UPDATE media SET size = ?2 WHERE media_id = ?1";
 const UNCLAIM: &str = "UPDATE media SET upload_started_ms = NULL, unused_expires_ms = ?2 \
      WHERE media_id = ?1 AND size IS NULL";
 
+/// Quarantine (`?2` the admin) or release (`?2` NULL) one file; a protected one is not quarantined.
+const SET_QUARANTINE: &str = "UPDATE media SET quarantined = ?2 IS NOT NULL, quarantined_by = ?2 \
+     WHERE media_id = ?1 AND (?2 IS NULL OR safe_from_quarantine = 0)";
+/// Quarantines every unprotected file of an uploader.
+const QUARANTINE_OF_USER: &str =
+    "UPDATE media SET quarantined = 1, quarantined_by = ?2 WHERE user_id = ?1 AND safe_from_quarantine = 0";
+/// Quarantines the unprotected files of a JSON list of media IDs.
+const QUARANTINE_IDS: &str = "UPDATE media SET quarantined = 1, quarantined_by = ?2 \
+     WHERE media_id IN (SELECT value FROM json_each(?1)) AND safe_from_quarantine = 0";
+/// The local media a room's events refer to, as Synapse finds them: `content.url` and
+/// `content.info.thumbnail_url` of the unredacted events with a URL; `?2` is `mxc://{server}/`.
+const IN_ROOM: &str = "SELECT DISTINCT substr(u.url, length(?2) + 1) AS media_id FROM \
+     (SELECT json_extract(json, '$.content.url') AS url FROM events WHERE room_id = ?1 AND contains_url = 1 \
+      UNION ALL SELECT json_extract(json, '$.content.info.thumbnail_url') FROM events \
+      WHERE room_id = ?1 AND contains_url = 1) u \
+     WHERE typeof(u.url) = 'text' AND substr(u.url, 1, length(?2)) = ?2 AND length(u.url) > length(?2)";
+const PROTECT: &str = "UPDATE media SET safe_from_quarantine = ?2 WHERE media_id = ?1";
+
 #[derive(Debug, Deserialize)]
 pub struct Media {
     pub user_id: String,
@@ -110,4 +128,33 @@ pub fn finish(db: &Db, media_id: &str, size: u64) -> Result<Statement> {
 
 pub fn unclaim(db: &Db, media_id: &str, expires_ms: u64) -> Result<Statement> {
     db.prepare(UNCLAIM, &[&media_id, &expires_ms])
+}
+
+/// Quarantines a file for `admin`, or releases it (`None`).
+pub fn set_quarantine(db: &Db, media_id: &str, admin: Option<&str>) -> Result<Statement> {
+    db.prepare(SET_QUARANTINE, &[&media_id, &admin])
+}
+
+/// The number of files quarantined (those already quarantined included, as Synapse counts).
+pub async fn quarantine_of_user(db: &Db, user_id: &str, admin: &str) -> Result<u64> {
+    db.run(db.prepare(QUARANTINE_OF_USER, &[&user_id, &admin])?).await
+}
+
+/// Quarantines the files of `media_ids`; the number quarantined, as [`quarantine_of_user`].
+pub async fn quarantine_ids(db: &Db, media_ids: &[String], admin: &str) -> Result<u64> {
+    let ids = serde_json::to_string(media_ids).map_err(|e| crate::error::internal("media IDs", e))?;
+    db.run(db.prepare(QUARANTINE_IDS, &[&ids, &admin])?).await
+}
+
+/// The media IDs of this server that a room's events refer to (`mxc_prefix`: `mxc://{server}/`).
+pub async fn in_room(db: &Db, room_id: &str, mxc_prefix: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        media_id: String,
+    }
+    Ok(db.all::<Row>(IN_ROOM, &[&room_id, &mxc_prefix]).await?.into_iter().map(|r| r.media_id).collect())
+}
+
+pub fn protect(db: &Db, media_id: &str, safe: bool) -> Result<Statement> {
+    db.prepare(PROTECT, &[&media_id, &safe])
 }

@@ -21,6 +21,7 @@ pub mod e2e_fallback_keys;
 pub mod e2e_one_time_keys;
 pub mod e2e_room_keys;
 pub mod e2e_room_keys_versions;
+pub mod erased_users;
 pub mod event_push_actions;
 pub mod event_txns;
 pub mod events;

@@ -1,6 +1,8 @@
 //! `registration_tokens`: tokens that let someone register where `REGISTRATION_REQUIRES_TOKEN`
 //! is set. A use counts when the registration completes, as the spec says; `pending` counts the
-//! auth sessions that passed the token stage and are not yet done.
+//! auth sessions that passed the token stage and are not yet done. As in Synapse, a pending use
+//! holds its place: a token is valid while `pending + completed` is below `uses_allowed`, and an
+//! auth session that expires unfinished gives its place back (`uia_sessions::delete_expired`).
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +14,7 @@ const INSERT: &str = "INSERT INTO registration_tokens (token, uses_allowed, expi
 /// `?1`: NULL for all, 1 for the valid only, 0 for the invalid only; `?2` now.
 const LIST: &str = "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens \
      WHERE ?1 IS NULL OR ?1 = ((expiry_time IS NULL OR expiry_time > ?2) \
-     AND (uses_allowed IS NULL OR completed < uses_allowed)) ORDER BY token";
+     AND (uses_allowed IS NULL OR pending + completed < uses_allowed)) ORDER BY token";
 const GET: &str =
     "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = ?1";
 /// `?2`/`?3`: whether to set `uses_allowed`/`expiry_time`, `?4`/`?5`: their values.
@@ -20,12 +22,14 @@ const UPDATE: &str = "UPDATE registration_tokens SET \
      uses_allowed = CASE WHEN ?2 THEN ?4 ELSE uses_allowed END, \
      expiry_time = CASE WHEN ?3 THEN ?5 ELSE expiry_time END WHERE token = ?1";
 const DELETE: &str = "DELETE FROM registration_tokens WHERE token = ?1";
-/// Passes the token stage of a session: one row changed means the token is valid.
+/// Passes the token stage of a session: one row changed means the token is valid, and the session
+/// now holds one of its uses.
 const START_USE: &str = "UPDATE registration_tokens SET pending = pending + 1 WHERE token = ?1 \
-     AND (expiry_time IS NULL OR expiry_time > ?2) AND (uses_allowed IS NULL OR completed < uses_allowed)";
-/// Counts a completed registration; one row changed means a use was left.
-const COMPLETE_USE: &str = "UPDATE registration_tokens SET pending = max(pending - 1, 0), completed = completed + 1 \
-     WHERE token = ?1 AND (uses_allowed IS NULL OR completed < uses_allowed)";
+     AND (expiry_time IS NULL OR expiry_time > ?2) AND (uses_allowed IS NULL OR pending + completed < uses_allowed)";
+/// Counts a completed registration, whose use the session held; one row changed means the token
+/// still exists.
+const COMPLETE_USE: &str =
+    "UPDATE registration_tokens SET pending = max(pending - 1, 0), completed = completed + 1 WHERE token = ?1";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RegistrationToken {
@@ -38,7 +42,8 @@ pub struct RegistrationToken {
 
 impl RegistrationToken {
     pub fn is_valid(&self, now_ms: u64) -> bool {
-        self.expiry_time.is_none_or(|t| t > now_ms) && self.uses_allowed.is_none_or(|n| self.completed < n)
+        self.expiry_time.is_none_or(|t| t > now_ms)
+            && self.uses_allowed.is_none_or(|n| self.pending + self.completed < n)
     }
 }
 

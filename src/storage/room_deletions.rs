@@ -1,5 +1,5 @@
 //! `room_deletions`, `blocked_rooms` and the purge of a room: what the admin API's room deletion
-//! writes. The purge removes the room's rows from every table that has them, in one batch.
+//! writes (see `durable_objects/room_deletion.rs`). The purge removes the room's rows from every table that has them, in one batch.
 
 use serde::Deserialize;
 
@@ -8,6 +8,7 @@ use crate::error::Result;
 
 const INSERT: &str = "INSERT INTO room_deletions (delete_id, room_id, status, result, error, created_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const UPDATE: &str = "UPDATE room_deletions SET status = ?2, result = ?3, error = ?4 WHERE delete_id = ?1";
 const BY_ROOM: &str =
     "SELECT delete_id, room_id, status, result, error FROM room_deletions WHERE room_id = ?1 ORDER BY created_ms";
 const BY_ID: &str = "SELECT delete_id, room_id, status, result, error FROM room_deletions WHERE delete_id = ?1";
@@ -26,6 +27,11 @@ const PURGE: &[&str] = &[
     "DELETE FROM forgotten_rooms WHERE room_id = ?1",
     "DELETE FROM account_data WHERE room_id = ?1",
 ];
+
+/// Synapse's statuses of a deletion: members are leaving, then it ended one way or the other.
+pub const SHUTTING_DOWN: &str = "shutting_down";
+pub const COMPLETE: &str = "complete";
+pub const FAILED: &str = "failed";
 
 #[derive(Debug, Deserialize)]
 pub struct Deletion {
@@ -47,6 +53,10 @@ pub fn insert(
     now_ms: u64,
 ) -> Result<Statement> {
     db.prepare(INSERT, &[&delete_id, &room_id, &status, &result_json, &error, &now_ms])
+}
+
+pub fn update(db: &Db, delete_id: &str, status: &str, result_json: &str, error: Option<&str>) -> Result<Statement> {
+    db.prepare(UPDATE, &[&delete_id, &status, &result_json, &error])
 }
 
 pub async fn of_room(db: &Db, room_id: &str) -> Result<Vec<Deletion>> {

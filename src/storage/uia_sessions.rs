@@ -13,7 +13,15 @@ const SET_PARAMS: &str = "UPDATE uia_sessions SET params = ?2 WHERE session_id =
 const SET_REGISTERED: &str = "UPDATE uia_sessions SET registered_user_id = ?2 WHERE session_id = ?1";
 const SET_COMPLETED: &str = "UPDATE uia_sessions SET completed = ?2, registration_token = ?3 WHERE session_id = ?1";
 const DELETE: &str = "DELETE FROM uia_sessions WHERE session_id = ?1";
+/// A completed registration counted its token's use: the session no longer holds one.
+const RELEASE_TOKEN: &str = "UPDATE uia_sessions SET registration_token = NULL WHERE session_id = ?1";
 const DELETE_EXPIRED: &str = "DELETE FROM uia_sessions WHERE created_ms <= ?1";
+/// Before the expired sessions go: each that passed a registration token stage gives its pending
+/// use back.
+const RELEASE_EXPIRED_TOKENS: &str = "UPDATE registration_tokens SET pending = max(pending - \
+     (SELECT count(*) FROM uia_sessions s WHERE s.registration_token = registration_tokens.token \
+      AND s.created_ms <= ?1), 0) \
+     WHERE token IN (SELECT registration_token FROM uia_sessions WHERE created_ms <= ?1)";
 
 #[derive(Debug, Deserialize)]
 pub struct Session {
@@ -55,10 +63,16 @@ pub fn set_registered(db: &Db, session_id: &str, user_id: &str) -> Result<Statem
     db.prepare(SET_REGISTERED, &[&session_id, &user_id])
 }
 
+pub fn release_token(db: &Db, session_id: &str) -> Result<Statement> {
+    db.prepare(RELEASE_TOKEN, &[&session_id])
+}
+
 pub fn delete(db: &Db, session_id: &str) -> Result<Statement> {
     db.prepare(DELETE, &[&session_id])
 }
 
-pub fn delete_expired(db: &Db, created_before_ms: u64) -> Result<Statement> {
-    db.prepare(DELETE_EXPIRED, &[&created_before_ms])
+/// Deletes the sessions created at or before `created_before_ms`, releasing the registration
+/// tokens' uses they held; to be run in this order, in one batch.
+pub fn delete_expired(db: &Db, created_before_ms: u64) -> Result<[Statement; 2]> {
+    Ok([db.prepare(RELEASE_EXPIRED_TOKENS, &[&created_before_ms])?, db.prepare(DELETE_EXPIRED, &[&created_before_ms])?])
 }

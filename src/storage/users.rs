@@ -22,14 +22,36 @@ const DEACTIVATE: &str = "UPDATE users SET deactivated = 1, password_hash = NULL
 const REACTIVATE: &str = "UPDATE users SET deactivated = 0 WHERE user_id = ?1";
 const SET_ADMIN: &str = "UPDATE users SET admin = ?2 WHERE user_id = ?1";
 const SET_USER_TYPE: &str = "UPDATE users SET user_type = ?2 WHERE user_id = ?1";
-/// The admin API's list: `?1` a substring of the ID (or NULL), `?2` guests too, `?3` deactivated
-/// too, `?4` admins only or non-admins only (or NULL); ordered by ID from offset `?5`, `?6` rows.
-const LIST: &str = "SELECT user_id, password_hash, is_guest, deactivated, created_ms, admin, user_type, appservice_id \
-     FROM users WHERE (?1 IS NULL OR instr(lower(user_id), lower(?1)) > 0) \
-     AND (?2 = 1 OR is_guest = 0) AND (?3 = 1 OR deactivated = 0) AND (?4 IS NULL OR admin = ?4) \
-     ORDER BY user_id LIMIT ?6 OFFSET ?5";
-const COUNT: &str = "SELECT count(*) AS n FROM users WHERE (?1 IS NULL OR instr(lower(user_id), lower(?1)) > 0) \
-     AND (?2 = 1 OR is_guest = 0) AND (?3 = 1 OR deactivated = 0) AND (?4 IS NULL OR admin = ?4)";
+/// The admin API's view of users: the row with the profile's `displayname` and `avatar_url` (JSON
+/// text) and whether the user is erased, with the rest of the query.
+macro_rules! admin_view {
+    ($($tail:tt)*) => {
+        concat!(
+            "SELECT u.user_id, u.password_hash, u.is_guest, u.deactivated, u.created_ms, u.admin, u.user_type, \
+             u.appservice_id, \
+             (SELECT value FROM profile_fields p WHERE p.user_id = u.user_id AND p.field = 'displayname') AS displayname, \
+             (SELECT value FROM profile_fields p WHERE p.user_id = u.user_id AND p.field = 'avatar_url') AS avatar_url, \
+             EXISTS (SELECT 1 FROM erased_users e WHERE e.user_id = u.user_id) AS erased FROM users u ",
+            $($tail)*
+        )
+    };
+}
+/// Which users the admin API's list shows, as Synapse's: `?1` a substring of the localpart or the
+/// display name (`name`), or NULL; `?2` guests too; `?3` deactivated too; `?4` admins only or
+/// non-admins only, or NULL; `?5` a substring of the user ID (`user_id`, used without `name`).
+macro_rules! listed {
+    () => {
+        "WHERE (?1 IS NULL OR instr(lower(substr(u.user_id, 2, instr(u.user_id, ':') - 2)), lower(?1)) > 0 \
+         OR instr(lower(coalesce((SELECT json_extract(value, '$') FROM profile_fields p \
+           WHERE p.user_id = u.user_id AND p.field = 'displayname'), '')), lower(?1)) > 0) \
+         AND (?1 IS NOT NULL OR ?5 IS NULL OR instr(lower(u.user_id), lower(?5)) > 0) \
+         AND (?2 = 1 OR u.is_guest = 0) AND (?3 = 1 OR u.deactivated = 0) AND (?4 IS NULL OR u.admin = ?4) "
+    };
+}
+/// A page of [`listed!`] users ordered by ID, from offset `?6`, `?7` rows.
+const LIST: &str = admin_view!(listed!(), "ORDER BY u.user_id LIMIT ?7 OFFSET ?6");
+const COUNT: &str = concat!("SELECT count(*) AS n FROM users u ", listed!());
+const ADMIN_GET: &str = admin_view!("WHERE u.user_id = ?1");
 
 #[derive(Debug, Deserialize)]
 pub struct User {
@@ -41,6 +63,13 @@ pub struct User {
     admin: f64,
     pub user_type: Option<String>,
     pub appservice_id: Option<String>,
+    /// The admin API's view only: profile fields as JSON text, and erasure.
+    #[serde(default)]
+    pub displayname: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    #[serde(default)]
+    pub erased: f64,
 }
 
 impl User {
@@ -132,20 +161,26 @@ pub fn set_user_type(db: &Db, user_id: &str, user_type: Option<&str>) -> Result<
 /// The admin API's filters.
 pub struct ListFilter<'a> {
     pub name: Option<&'a str>,
+    pub user_id: Option<&'a str>,
     pub guests: bool,
     pub deactivated: bool,
     pub admins: Option<bool>,
 }
 
 /// A page of users and the total that match.
+/// A user with what the admin API shows of it (see [`list`]).
+pub async fn get_for_admin(db: &Db, user_id: &str) -> Result<Option<User>> {
+    db.first(ADMIN_GET, &[&user_id]).await
+}
+
 pub async fn list(db: &Db, filter: &ListFilter<'_>, from: u64, limit: u64) -> Result<(Vec<User>, u64)> {
     #[derive(Deserialize)]
     struct Count {
         n: f64,
     }
-    let params: [&dyn super::Param; 6] =
-        [&filter.name, &filter.guests, &filter.deactivated, &filter.admins, &from, &limit];
+    let params: [&dyn super::Param; 7] =
+        [&filter.name, &filter.guests, &filter.deactivated, &filter.admins, &filter.user_id, &from, &limit];
     let users = db.all(LIST, &params).await?;
-    let total = db.first::<Count>(COUNT, &params[..4]).await?.map_or(0, |c| c.n as u64);
+    let total = db.first::<Count>(COUNT, &params[..5]).await?.map_or(0, |c| c.n as u64);
     Ok((users, total))
 }

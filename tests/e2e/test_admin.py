@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -98,6 +99,15 @@ def test_create_modify_and_list_users(admin, client):
     # The list: filters by name and admin flag, and pages.
     listed = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"name": name}))
     assert [u["name"] for u in listed["users"]] == [user_id] and listed["total"] == 1
+    assert listed["users"][0]["displayname"] == "M2" and listed["users"][0]["erased"] is False
+    # `name` also finds display names (as Synapse's); `user_id` looks at the ID only.
+    renamed = assert_ok(admin.put(user_path(user_id), json={"displayname": f"Zz {name} Zz"}))
+    assert renamed["displayname"] == f"Zz {name} Zz"
+    by_display = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"name": f"zz {name.upper()}"}))
+    assert [u["name"] for u in by_display["users"]] == [user_id] and by_display["total"] == 1
+    assert assert_ok(admin.get(f"{ADMIN}/v2/users", params={"user_id": f"zz {name}"}))["total"] == 0
+    assert [u["name"] for u in assert_ok(admin.get(f"{ADMIN}/v2/users", params={"user_id": f"{name}:local"}))["users"]] \
+        == [user_id]
     admins = assert_ok(admin.get(f"{ADMIN}/v2/users", params={"admins": "true", "limit": "1000"}))["users"]
     assert {admin.user_id, user_id} <= {u["name"] for u in admins}
     assert all(u["admin"] for u in admins)
@@ -194,12 +204,12 @@ def test_registration_requires_a_token(server_factory):
         assert assert_ok(client.get(validity, params={"token": token}))["valid"] is True
         assert assert_ok(client.get(validity, params={"token": "nope"}))["valid"] is False
 
-        def register_with(token_value: str) -> tuple:
+        def register_with(token_value: str, by=client) -> tuple:
             body = {"username": unique_name(), "password": PASSWORD}
-            session = assert_uia_challenge(client.post(f"{V3}/register", json=body),
+            session = assert_uia_challenge(by.post(f"{V3}/register", json=body),
                                            ["m.login.registration_token", "m.login.dummy"])["session"]
             stage = {"type": "m.login.registration_token", "token": token_value, "session": session}
-            return body, session, client.post(f"{V3}/register", json={**body, "auth": stage})
+            return body, session, by.post(f"{V3}/register", json={**body, "auth": stage})
 
         # A wrong token is refused in the challenge; a right one is counted only at completion.
         _, _, resp = register_with("nope")
@@ -208,6 +218,15 @@ def test_registration_requires_a_token(server_factory):
         assert resp.status_code == 401 and resp.json()["completed"] == ["m.login.registration_token"], resp.text
         info = assert_ok(admin.get(f"{TOKENS}/{token}"))
         assert info["pending"] == 1 and info["completed"] == 0
+        # The pending registration holds the only use, as in Synapse: nobody else may start with
+        # the token meanwhile, and it is not listed as valid.
+        with make_client(url) as elsewhere:  # registrations and checks are rate-limited per address
+            assert assert_ok(elsewhere.get(validity, params={"token": token}))["valid"] is False
+            _, _, resp = register_with(token, elsewhere)
+            assert resp.status_code == 401 and resp.json()["errcode"] == "M_UNAUTHORIZED", resp.text
+        listed = assert_ok(admin.get(TOKENS, params={"valid": "true"}))["registration_tokens"]
+        assert token not in [t["token"] for t in listed]
+        assert token in [t["token"] for t in assert_ok(admin.get(TOKENS, params={"valid": "false"}))["registration_tokens"]]
         done = client.post(f"{V3}/register", json={**body, "auth": {"type": "m.login.dummy", "session": session}})
         assert_ok(done)
         info = assert_ok(admin.get(f"{TOKENS}/{token}"))
@@ -260,6 +279,23 @@ def test_the_admin_command_creates_an_admin(base_url, client):
     assert refused.returncode == 1 and "HMAC incorrect" in refused.stderr
 
 
+def wait_for_deletion(admin, delete_id: str, members: list[str], timeout: float = 180) -> dict:
+    """Polls a deletion's status until it ends; every report on the way must be truthful: only
+    members of the room, the ones that left growing and never counted twice."""
+    deadline = time.monotonic() + timeout
+    kicked_before: set[str] = set()
+    while True:
+        status = assert_ok(admin.get(f"{ADMIN}/v2/rooms/delete_status/{delete_id}"))
+        kicked = status["shutdown_room"]["kicked_users"]
+        assert len(kicked) == len(set(kicked)) and set(kicked) <= set(members), status
+        assert kicked_before <= set(kicked), "a member who left was forgotten"
+        kicked_before = set(kicked)
+        if status["status"] != "shutting_down":
+            return status
+        assert time.monotonic() < deadline, f"still shutting down after {timeout} s: {status}"
+        time.sleep(0.5)
+
+
 def test_delete_room(admin, new_user):
     owner, member = new_user(), new_user()
     alias = unique_name("doomed")
@@ -267,8 +303,10 @@ def test_delete_room(admin, new_user):
     join(member, room_id)
     assert_error(member.delete(f"{ADMIN}/v2/rooms/{room_id}"), 403, "M_FORBIDDEN")
     delete_id = assert_ok(admin.delete(f"{ADMIN}/v2/rooms/{room_id}", json={"block": True}))["delete_id"]
-    status = assert_ok(admin.get(f"{ADMIN}/v2/rooms/delete_status/{delete_id}"))
-    assert status["status"] == "complete" and status["room_id"] == room_id
+    # Blocked before the answer, whatever is left to do.
+    assert_error(new_user().post(f"{V3}/rooms/{room_id}/join", json={}), 403, "M_FORBIDDEN")
+    status = wait_for_deletion(admin, delete_id, [owner.user_id, member.user_id])
+    assert status["status"] == "complete" and status["room_id"] == room_id and "error" not in status
     shutdown = status["shutdown_room"]
     assert sorted(shutdown["kicked_users"]) == sorted([owner.user_id, member.user_id])
     assert shutdown["failed_to_kick_users"] == [] and shutdown["local_aliases"] == [f"#{alias}:localhost"]
@@ -296,3 +334,24 @@ def test_client_server_whois_is_for_the_user_itself_or_an_admin(admin, user, new
         connection = body["devices"][user.device_id]["sessions"][0]["connections"][0]
         assert {"ip", "last_seen", "user_agent"} <= connection.keys()
     assert_error(new_user().get(path), 403, "M_FORBIDDEN")
+def test_delete_a_room_of_many_members(admin, new_user):
+    """More members than one request could make leave: the deletion goes on in the background,
+    a batch at a time, and its status says so until everyone has left."""
+    owner = new_user()
+    room_id = create_room(owner, preset="public_chat")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        members = list(pool.map(lambda _: new_user(), range(64)))
+        list(pool.map(lambda m: join(m, room_id), members))
+    everyone = [owner.user_id] + [m.user_id for m in members]
+    listed = assert_ok(admin.get(f"{ADMIN}/v1/rooms/{room_id}/members"))
+    assert listed["total"] == 65
+    delete_id = assert_ok(admin.delete(f"{ADMIN}/v2/rooms/{room_id}", json={"purge": False}))["delete_id"]
+    status = wait_for_deletion(admin, delete_id, everyone)
+    assert status["status"] == "complete", status
+    assert sorted(status["shutdown_room"]["kicked_users"]) == sorted(everyone)
+    assert status["shutdown_room"]["failed_to_kick_users"] == []
+    # Not purged: the room is still there, with nobody in it, and each member's leave is its own.
+    assert assert_ok(admin.get(f"{ADMIN}/v1/rooms/{room_id}/members"))["total"] == 0
+    assert room_id not in assert_ok(members[-1].get(f"{V3}/joined_rooms"))["joined_rooms"]
+    own = assert_ok(members[0].get(room_path(room_id, "state", "m.room.member", members[0].user_id)))
+    assert own["membership"] == "leave"

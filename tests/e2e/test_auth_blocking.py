@@ -30,6 +30,10 @@ MAU_TRACKING = {**LIMITED, "MAX_MAU_VALUE": "2", "TRACK_PUPPETED_USER_IPS": "tru
 DISABLED = {"HS_DISABLED": "true", "HS_DISABLED_MESSAGE": "Down for maintenance", "ALLOW_GUEST_ACCESS": "true",
             "SERVER_NOTICES_LOCALPART": "notices", "REGISTRATION_SHARED_SECRET": SHARED_SECRET,
             "ADMIN_CONTACT": CONTACT}
+# A trial long enough to register and sync a few users on a loaded machine, short enough to wait
+# out (`MAU_TRIAL_DAYS` may be fractional, as Synapse's `mau_trial_days`).
+TRIAL_S = 25
+TRIAL = {**LIMITED, "MAX_MAU_VALUE": "1", "MAU_TRIAL_DAYS": repr(TRIAL_S / 86400)}
 # Activity is recorded after the response; this bounds how long that may take on a loaded machine.
 SETTLE_S = 30
 
@@ -38,7 +42,7 @@ SETTLE_S = 30
 def servers(server_factory):
     """The limited servers, started side by side."""
     launched = {name: server_factory.launch(config) for name, config in
-                (("mau", MAU), ("tracking", MAU_TRACKING), ("disabled", DISABLED))}
+                (("mau", MAU), ("tracking", MAU_TRACKING), ("disabled", DISABLED), ("trial", TRIAL))}
     for server in launched.values():
         server.wait_ready()
     return launched
@@ -185,6 +189,33 @@ def test_blocking_at_the_limit(servers):
         assert time.monotonic() < deadline, "the notice stayed pinned"
         assert_ok(sync(active[0]))
     assert_ok(sync(idle))
+
+
+def test_trial_days(servers):
+    """Synapse's `test_trial_delay`: users in their trial days are neither counted nor refused,
+    so more of them than the limit register and sync; once their trials end, the first to come
+    back is counted and fills the server, and the others are refused."""
+    url = servers["trial"].url
+    started = time.monotonic()
+    first, second = registered(url), registered(url)
+    assert_ok(sync(first))
+    # Had the first sync made `first` active, the server (limit 1) would now be full.
+    time.sleep(2)
+    third = registered(url)
+    trials_end = time.monotonic() + TRIAL_S + 1  # the last, third's, began before this
+    for user in (first, second, third):
+        assert_ok(sync(user))
+        assert_ok(user.post(f"{V3}/createRoom", json={}))
+    assert time.monotonic() - started < TRIAL_S, "the trial ended before its checks; raise TRIAL_S"
+
+    time.sleep(max(0.0, trials_end - time.monotonic()))
+    assert_ok(sync(first))
+    wait_until_full(url)
+    assert_ok(sync(first))
+    assert_limited(sync(second))
+    assert_limited(third.post(f"{V3}/createRoom", json={}))
+    with make_client(url) as client:
+        assert_limited(register_request(client, unique_name()))
 
 
 def usage_limit_notice(user: User) -> str:

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::durable_objects::user_sync::Positions;
 use crate::error::Result;
-use crate::room::client_format::client_event;
+use crate::room::client_format::{client_event, Reader};
 use crate::room::versions::RoomVersion;
 use crate::room::visibility::Range;
 use crate::storage::current_state::{self, StateWanted, Summary};
@@ -105,7 +105,7 @@ pub async fn build(
     // invite's stripped state), in one query: a chain beside the other reads.
     let chain = async {
         let mut visibility = events::visibility_timelines(&cx.db, &timeline_ids, user).await?;
-        let mut visible = BTreeMap::new();
+        let (mut visible, mut joined_at) = (BTreeMap::new(), BTreeMap::new());
         for w in &with_timeline {
             let mut rows = visibility.remove(&w.room.room_id).unwrap_or_default();
             rows.push(events::TimelineRow {
@@ -117,6 +117,7 @@ pub async fn build(
             });
             let (timeline, _) = timeline_from_rows(rows);
             visible.insert(w.room.room_id.clone(), timeline.visible_ranges());
+            joined_at.insert(w.room.room_id.clone(), timeline.joined_ranges());
         }
         let timelines = timelines(cx, &with_timeline, previous, upto.events, &visible).await?;
         let (lookups, departed) = state_lookups(wanted, previous, user, &timelines);
@@ -144,9 +145,9 @@ pub async fn build(
         )?;
         state_rows.extend(departed_rows);
         let bundled: BTreeMap<String, Vec<Value>> = limited.iter().map(|r| r.room_id.to_owned()).zip(bundled).collect();
-        Ok((timelines, state_rows, bundled))
+        Ok((timelines, state_rows, bundled, joined_at))
     };
-    let ((timelines, state_rows, mut bundled), summaries, counts, notified, receipts_since) = futures::try_join!(
+    let ((timelines, state_rows, mut bundled, joined_at), summaries, counts, notified, receipts_since) = futures::try_join!(
         chain,
         // Counts and heroes are the current ones: a room the user left gets none, as in Synapse.
         current_state::summaries(&cx.db, &joined, user),
@@ -176,6 +177,8 @@ pub async fn build(
         let id = room.room_id.as_str();
         let sent = sent_at(previous, room);
         let head = head(room, upto.events);
+        // Where the reader was joined, for erased senders' events (rooms with a timeline).
+        let reader = Reader { joined: joined_at.get(id).map(Vec::as_slice), ..reader };
         let serve = |e: &StoredEvent| client_event(e, &w.version, reader, now);
         let state: Vec<&StoredEvent> =
             state_by_room.get(id).into_iter().flatten().copied().filter(|e| e.position() <= head).collect();
