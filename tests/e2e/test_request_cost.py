@@ -46,6 +46,7 @@ def assert_within_free_plan(resp) -> dict[str, int]:
     counts = cost(resp)
     assert counts["d1_calls"] <= D1_LIMIT, f"{counts} for {resp.request.method} {resp.request.url}"
     assert counts["do"] + counts["fetch"] <= SUBREQUEST_LIMIT, f"{counts} for {resp.request.url}"
+    print(f"cost of {resp.request.method} {resp.request.url.path}: {counts}")
     return counts
 
 
@@ -213,40 +214,51 @@ def test_messages_with_limit_1000(crowd, big_room):
 
 @pytest.mark.big
 def test_a_message_into_a_room_of_1000_with_300_waiting(crowd, big_room):
-    """The sender's request makes a constant number of calls; the writer's fan-out reaches every
-    waiting member (each sync waits longer than the test allows, so only a wake-up ends it)."""
+    """The sender's request makes a constant number of calls, and the writer's fan-out wakes
+    every waiting member: no member's long poll runs into its timeout before it has the message
+    (a missed wake-up would show as one that did)."""
     waiting = crowd[500:800]
+    quiet = {"set_presence": "offline", "filter": LAZY}
+    # Each member's own token, from a sync after a position an initial sync gave (an initial sync
+    # of a 1,000-member room each would take minutes here).
+    base = assert_ok(crowd[0].get(f"{V3}/sync", params={"timeout": 0, **quiet}, timeout=120))["next_batch"]
 
     def since(member: User) -> str:
-        return assert_ok(member.get(f"{V3}/sync", params={"timeout": 0, "filter": LAZY}, timeout=120))["next_batch"]
+        resp = member.get(f"{V3}/sync", params={"since": base, "timeout": 0, **quiet}, timeout=120)
+        return assert_ok(resp)["next_batch"]
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         tokens = dict(zip((m.user_id for m in waiting), pool.map(since, waiting)))
     woken: dict[str, list[str]] = {}
+    timed_out: list[str] = []
 
     def wait(member: User) -> None:
-        token, seen, deadline = tokens[member.user_id], [], time.monotonic() + 50
+        token, seen, deadline = tokens[member.user_id], [], time.monotonic() + 240
         while not seen and time.monotonic() < deadline:
-            resp = member.get(f"{V3}/sync", params={"since": token, "timeout": 60_000, "filter": LAZY}, timeout=90)
+            started = time.monotonic()
+            resp = member.get(f"{V3}/sync", params={"since": token, "timeout": 60_000, **quiet}, timeout=180)
             assert resp.status_code == 200, describe(resp)
             token = resp.json()["next_batch"]
             timeline = resp.json().get("rooms", {}).get("join", {}).get(big_room, {}).get("timeline", {})
             seen = [e["event_id"] for e in timeline.get("events", [])]
+            if not seen and time.monotonic() - started >= 55:
+                timed_out.append(member.user_id)
         woken[member.user_id] = seen
 
     threads = [threading.Thread(target=wait, args=(m,)) for m in waiting]
     for t in threads:
         t.start()
-    threading.Event().wait(5)
+    threading.Event().wait(10)
     resp = crowd[0].put(room_path(big_room, "send", "m.room.message", unique_name("txn")),
                         json={"msgtype": "m.text", "body": "to 1,000"})
     counts = assert_within_free_plan(resp)
     assert counts["do"] <= 1 and counts["d1_calls"] <= 2, f"the sender pays for no fan-out: {counts}"
     event_id = resp.json()["event_id"]
     for t in threads:
-        t.join(timeout=90)
+        t.join(timeout=300)
     missed = [user_id for user_id in tokens if event_id not in woken.get(user_id, [])]
-    assert not missed, f"{len(missed)} of 300 waiting members were not woken with the message"
+    assert not missed, f"{len(missed)} of 300 waiting members never got the message"
+    assert not timed_out, f"{len(timed_out)} long polls ran into their timeout: wake-ups were missed"
 
 
 @pytest.mark.big
