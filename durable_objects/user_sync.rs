@@ -13,8 +13,8 @@
 //! make a user online, and its alarm runs the idle and offline timers.
 //!
 //! Many users are woken through the relay tree ([`notify_many`], [`super::relay`]): no
-//! invocation calls more than `FANOUT_WIDTH` objects, whatever the number of users. And only
-//! users who may be waiting are called: an object that takes a waiter holds a lease in D1
+//! invocation calls more than `FANOUT_WIDTH` objects, whatever the number of users. And past
+//! that width only users who may be waiting are called: an object that takes a waiter holds a lease in D1
 //! (`sync_waiters`), and a fan-out first asks D1, in one query, which of its users hold one. The
 //! lease is taken (or renewed) before the waiter registers, for [`LEASE_MS`], and renewed once
 //! less than [`LEASE_MARGIN_MS`] is left, so it cannot run out under a waiter. An object whose
@@ -144,13 +144,14 @@ pub async fn notify(env: &Env, user_id: &str, positions: Positions) -> Result<()
     notify_many(env, vec![user_id.to_owned()], positions).await
 }
 
-/// Tells the waiters of each of `users` that something at `positions` concerns them: only those
-/// who hold a lease (one D1 query, unless there is a single user: then a call is as cheap), through
-/// the relay tree. The first failure is returned once every call has ended.
+/// Tells the waiters of each of `users` that something at `positions` concerns them, through the
+/// relay tree. Past the tree's width, only those who hold a lease (one D1 query); up to it, all of
+/// them directly, which keeps the D1 round trip off the wake-up of a small room.
+/// The first failure is returned once every call has ended.
 pub async fn notify_many(env: &Env, users: Vec<String>, positions: Positions) -> Result<()> {
     let users = match users.len() {
         0 => return Ok(()),
-        1 => users,
+        n if n <= relay::width(env) => users,
         // Calling a user who is not waiting is harmless: on a failed read, call them all.
         _ => match leased(env, &users).await {
             Ok(leased) => leased,
