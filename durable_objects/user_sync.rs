@@ -13,7 +13,14 @@
 //! make a user online, and its alarm runs the idle and offline timers.
 //!
 //! Many users are woken through the relay tree ([`notify_many`], [`super::relay`]): no
-//! invocation calls more than `FANOUT_WIDTH` objects, whatever the number of users.
+//! invocation calls more than `FANOUT_WIDTH` objects, whatever the number of users. And past
+//! that width only users who may be waiting are called: an object that takes a waiter holds a lease in D1
+//! (`sync_waiters`), and a fan-out first asks D1, in one query, which of its users hold one. The
+//! lease is taken (or renewed) before the waiter registers, for [`LEASE_MS`], and renewed once
+//! less than [`LEASE_MARGIN_MS`] is left, so it cannot run out under a waiter. An object whose
+//! lease had lapsed may have been skipped, so it answers as a restarted object does
+//! ([`Waited::Fresh`]) once the new lease is written: a commit that read D1 before that write
+//! is in D1 for the re-read, and one after it calls the object.
 //!
 //! A waiter goes when its caller does: a client that disconnects cancels the worker's call, and
 //! the call's abort signal (compatibility flag `enable_request_signal`) removes the waiter. Where
@@ -36,6 +43,8 @@ use super::user_presence::{Owner, PresenceOp, Published};
 use crate::appservice::ephemeral::Stream;
 use crate::error::{internal, Result};
 use crate::http::Reply;
+use crate::storage::{sync_waiters, Db};
+use crate::time::now_ms;
 
 /// The longest a sync may wait, whatever timeout it asks for.
 pub const MAX_WAIT_MS: u64 = 60_000;
@@ -43,6 +52,11 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 pub const MAX_WAITERS_PER_DEVICE: usize = 8;
 /// The number of streams a sync token covers.
 pub const STREAMS: usize = 8;
+/// How long a lease lasts: a user who keeps syncing writes it about once per this period.
+const LEASE_MS: u64 = 10 * 60_000;
+/// The least a lease must have left when a waiter registers: its longest wait, and a minute for
+/// clocks that differ between the object and a fan-out.
+const LEASE_MARGIN_MS: u64 = MAX_WAIT_MS + 60_000;
 
 /// Positions in the streams a sync covers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +126,9 @@ pub enum SyncRequest {
     /// the same device waits more than [`MAX_WAITERS_PER_DEVICE`] times at once. A wait of a
     /// sync that affects presence keeps the device online while it lasts.
     Wait {
+        /// The object's user, whose lease it holds.
+        #[serde(default)]
+        user_id: String,
         covered: Positions,
         timeout_ms: u64,
         device: String,
@@ -127,10 +144,33 @@ pub async fn notify(env: &Env, user_id: &str, positions: Positions) -> Result<()
     notify_many(env, vec![user_id.to_owned()], positions).await
 }
 
-/// Tells the waiters of each of `users` that something at `positions` concerns them, through
-/// the relay tree: at most [`relay::width`] calls from this invocation, whatever their number.
+/// Tells the waiters of each of `users` that something at `positions` concerns them, through the
+/// relay tree. Past the tree's width, only those who hold a lease (one D1 query); up to it, all of
+/// them directly, which keeps the D1 round trip off the wake-up of a small room.
 /// The first failure is returned once every call has ended.
 pub async fn notify_many(env: &Env, users: Vec<String>, positions: Positions) -> Result<()> {
+    let users = match users.len() {
+        0 => return Ok(()),
+        n if n <= relay::width(env) => users,
+        // Calling a user who is not waiting is harmless: on a failed read, call them all.
+        _ => match leased(env, &users).await {
+            Ok(leased) => leased,
+            Err(e) => {
+                crate::log::error(&format!("reading sync leases: {e:?}"));
+                users
+            }
+        },
+    };
+    relay_many(env, users, positions).await
+}
+
+async fn leased(env: &Env, users: &[String]) -> Result<Vec<String>> {
+    sync_waiters::leased(&Db::new(env)?, users, now_ms()).await
+}
+
+/// Tells each of `users` through the relay tree: at most [`relay::width`] calls from this
+/// invocation, whatever their number.
+async fn relay_many(env: &Env, users: Vec<String>, positions: Positions) -> Result<()> {
     let calls = relay::groups(users, relay::width(env)).into_iter().map(|mut group| {
         let head = group.remove(0);
         async move { call(env, &head, &SyncRequest::Notify { positions, relay: group }).await }
@@ -173,7 +213,8 @@ pub async fn wait(
     timeout_ms: u64,
     presence: bool,
 ) -> Result<Waited> {
-    let request = SyncRequest::Wait { covered, timeout_ms, device: device.to_owned(), presence };
+    let request =
+        SyncRequest::Wait { user_id: user_id.to_owned(), covered, timeout_ms, device: device.to_owned(), presence };
     let reply = call(env, user_id, &request).await?;
     serde_json::from_value(reply).map_err(|e| internal("user sync reply", e))
 }
@@ -209,9 +250,41 @@ struct Waiters {
     latest: Option<Positions>,
     next_id: u64,
     waiting: Vec<Waiter>,
+    /// Until when D1 has this object's lease, as far as it knows (0: none since it started).
+    lease_until: u64,
+}
+
+/// What a new waiter needs of the lease first.
+#[derive(Debug, PartialEq, Eq)]
+enum Lease {
+    /// It lasts past the waiter's longest wait.
+    Held,
+    /// It holds now but might not to the waiter's end: extend it to this time.
+    Renew(u64),
+    /// It lapsed (or was never taken): take it until this time, then start afresh.
+    Lapsed(u64),
 }
 
 impl Waiters {
+    fn lease(&self, now: u64) -> Lease {
+        if self.lease_until > now + LEASE_MARGIN_MS {
+            Lease::Held
+        } else if self.lease_until > now {
+            Lease::Renew(now + LEASE_MS)
+        } else {
+            Lease::Lapsed(now + LEASE_MS)
+        }
+    }
+
+    /// The lease is written until `until`. After a lapse, wake-ups may have been skipped: the
+    /// object forgets what it was told, so that its next waiter reads D1 again.
+    fn leased(&mut self, until: u64, lapsed: bool) {
+        self.lease_until = self.lease_until.max(until);
+        if lapsed {
+            self.latest = None;
+        }
+    }
+
     /// Compares `covered` with the newest positions and registers the waiter in one step, with
     /// no await in between: nothing notified since can be missed.
     fn register(&mut self, device: &str, covered: Positions) -> Registration {
@@ -271,14 +344,15 @@ impl DurableObject for UserSync {
                 if !relay.is_empty() {
                     let env = self.env.clone();
                     self.state.wait_until(async move {
-                        if let Err(e) = notify_many(&env, relay, positions).await {
+                        if let Err(e) = relay_many(&env, relay, positions).await {
                             crate::log::error(&format!("relaying a wake-up: {e:?}"));
                         }
                     });
                 }
                 Reply::json(&true)
             }
-            Ok(SyncRequest::Wait { covered, timeout_ms, device, presence }) => {
+            Ok(SyncRequest::Wait { user_id, covered, timeout_ms, device, presence }) => {
+                self.take_lease(&user_id).await;
                 Reply::json(&self.wait(&req, &device, covered, timeout_ms, presence).await)
             }
             Ok(SyncRequest::Presence { user_id, change }) => match self.presence.apply(&user_id, change).await {
@@ -312,6 +386,24 @@ impl DurableObject for UserSync {
 }
 
 impl UserSync {
+    /// Makes sure D1 has the lease that fan-outs look for before a waiter registers.
+    async fn take_lease(&self, user_id: &str) {
+        let (until, lapsed) = match self.waiters.borrow().lease(now_ms()) {
+            Lease::Held => return,
+            Lease::Renew(until) => (until, false),
+            Lease::Lapsed(until) => (until, true),
+        };
+        let written = match Db::new(&self.env) {
+            Ok(db) => sync_waiters::lease(&db, user_id, until).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => self.waiters.borrow_mut().leased(until, lapsed),
+            // The waiter still waits: fan-outs may skip it until its timeout, but lose nothing.
+            Err(e) => crate::log::error(&format!("taking a sync lease: {e:?}")),
+        }
+    }
+
     async fn wait(&self, req: &Request, device: &str, covered: Positions, timeout_ms: u64, presence: bool) -> Waited {
         let registration = self.waiters.borrow_mut().register(device, covered);
         let (id, woken) = match registration {
@@ -460,6 +552,27 @@ mod tests {
         }
         assert_eq!(other.try_recv().unwrap(), None);
         assert_eq!(w.waiting.len(), MAX_WAITERS_PER_DEVICE + 1);
+    }
+
+    #[test]
+    fn a_lease_is_taken_first_renewed_before_it_can_run_out_and_a_lapse_starts_afresh() {
+        let mut w = Waiters::default();
+        assert_eq!(w.lease(1_000), Lease::Lapsed(1_000 + LEASE_MS));
+        w.leased(1_000 + LEASE_MS, true);
+        assert_eq!(answered(w.register("D", at(5))), Waited::Fresh);
+        assert_eq!(w.lease(2_000), Lease::Held);
+        let _waiting = waiting(w.register("D", at(5)));
+        // Close enough to the end that a wait could outlast it.
+        let late = 1_000 + LEASE_MS - LEASE_MARGIN_MS;
+        assert_eq!(w.lease(late), Lease::Renew(late + LEASE_MS));
+        w.notify(&at(7));
+        w.leased(late + LEASE_MS, false);
+        assert_eq!(answered(w.register("D", at(5))), Waited::Woken, "a renewal keeps what it was told");
+        // Past its end, fan-outs may have skipped the object: its next waiter reads D1 again.
+        let after = late + LEASE_MS + 1;
+        assert_eq!(w.lease(after), Lease::Lapsed(after + LEASE_MS));
+        w.leased(after + LEASE_MS, true);
+        assert_eq!(answered(w.register("D", at(5))), Waited::Fresh);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod server_keys;
 pub mod server_notice_rooms;
 pub mod sliding_sync_positions;
 pub mod streams;
+pub mod sync_waiters;
 pub mod to_device;
 pub mod typing;
 pub mod uia_sessions;

@@ -44,6 +44,8 @@ NAMED_SERVERS = {
     # Fan-out trees of many levels with few members.
     "narrow_fanout_url": {"FANOUT_WIDTH": "2"},
     "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
+    # Big rooms (test_request_cost.py): accounts are written into this server's D1 directly.
+    "big_rooms_server": {"BIG_ROOM_TESTS": "1"},
     # Application services register on a server of their own, so that their namespaces reserve
     # no user or alias of another test; its to-device limit is low, for `rate_limited`.
     "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5"},
@@ -52,6 +54,20 @@ NAMED_SERVERS = {
 # are made with this secret (`admin.py`), and server notices are on.
 SUITE_CONFIG = {"ALLOW_GUEST_ACCESS": "true", "REGISTRATION_SHARED_SECRET": "stratus-e2e-shared-secret",
                 "SERVER_NOTICES_LOCALPART": "notices"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "big: runs for minutes (rooms of 1,000); selected only by `-m big`")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leaves out `big` tests unless the `-m` expression names them."""
+    if "big" in (config.getoption("markexpr") or ""):
+        return
+    big = [item for item in items if item.get_closest_marker("big")]
+    if big:
+        config.hook.pytest_deselected(items=big)
+        items[:] = [item for item in items if not item.get_closest_marker("big")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,6 +501,14 @@ def push_gateway(new_push_gateway) -> PushGateway:
 def as_server(server_factory):
     """The application services' server (a `Server`: tests may restart it)."""
     server = server_factory.launch(NAMED_SERVERS["as_server"])
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="session")
+def big_rooms_server(server_factory):
+    """The server of the big-room tests (a `Server`: `bulk.seed_users` writes to its state)."""
+    server = server_factory.launch(NAMED_SERVERS["big_rooms_server"])
     server.wait_ready()
     return server
 
