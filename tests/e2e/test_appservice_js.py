@@ -84,6 +84,9 @@ def test_matrix_appservice_bridge(as_server, setting):
     reg, port, user, user_id, room_id = setting
     out = run_scenario("bridge.mjs", as_server.url, reg, port, user, user_id, room_id)
     assert out["bot"] == user_id_of(reg["sender_localpart"])
+    # Its transactions brought the bot's invite and the user's message, once each.
+    assert [e["event_id"] for e in out["events"]].count(out["sent"]) == 1
+    assert any(e["type"] == "m.room.member" and e["state_key"] == out["bot"] for e in out["events"])
     chunk = messages(user, room_id)
     relayed = [e for e in chunk if e["type"] == "m.room.message" and e["content"]["body"] == "relayed hi"]
     assert [e["sender"] for e in relayed] == [out["ghost"]], chunk

@@ -40,10 +40,10 @@ export const room = (roomId, ...rest) =>
 
 export const txn = () => `t${Date.now()}${Math.random().toString(36).slice(2)}`;
 
-/** Waits until `predicate()` holds, polling; fails the scenario with `what` after 20 s. */
+/** Waits until `predicate()` (maybe async) holds, polling; fails the scenario with `what` after 20 s. */
 export async function waitFor(predicate, what) {
   const deadline = Date.now() + 20_000;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
