@@ -179,20 +179,30 @@ enum Step {
 /// A run takes at most [`STEPS_PER_RUN`] steps; what is left then, or after [`ATTEMPTS`]
 /// failures in a row, goes on in the writer's alarm (a fresh invocation), or with its next commit.
 pub async fn run(shared: Rc<RefCell<Handoffs>>, env: Env, storage: Storage, room_id: String) {
-    let _running = Running(shared.clone());
+    // The loop is marked done before the alarm is set, so that the alarm finds it done.
+    let again_in = {
+        let _running = Running(shared.clone());
+        steps(&shared, &env, &storage, &room_id).await
+    };
+    if let Some(ms) = again_in {
+        if let Err(e) = storage.set_alarm(ms).await {
+            crate::log::error(&format!("setting the hand-off alarm of {room_id}: {e:?}"));
+        }
+    }
+}
+
+/// The loop's steps; when work is left, in how long the alarm should go on with it.
+async fn steps(shared: &Rc<RefCell<Handoffs>>, env: &Env, storage: &Storage, room_id: &str) -> Option<i64> {
     let mut failures = 0;
     for _ in 0..STEPS_PER_RUN {
         let step = {
             let mut h = shared.borrow_mut();
             match (h.recover, h.latest_view.clone()) {
                 (true, Some(view)) => Step::Recover(view),
-                _ => match h.pending.pop_front() {
-                    Some(batch) => Step::Batch(batch),
-                    None => return,
-                },
+                _ => Step::Batch(h.pending.pop_front()?),
             }
         };
-        match take(&shared, &env, &storage, &room_id, step).await {
+        match take(shared, env, storage, room_id, step).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 // The events are in D1 and the stored position is behind them: read them again.
@@ -200,25 +210,19 @@ pub async fn run(shared: Rc<RefCell<Handoffs>>, env: Env, storage: Storage, room
                 shared.borrow_mut().recover = true;
                 failures += 1;
                 if failures == ATTEMPTS {
-                    return again(&storage, RETRY_MS).await;
+                    return Some(RETRY_MS);
                 }
                 Delay::from(Duration::from_millis(250 << failures)).await;
             }
         }
     }
-    again(&storage, 0).await;
+    Some(0)
 }
 
 /// Whether the writer's alarm should run the loop again.
 pub fn unfinished(shared: &RefCell<Handoffs>) -> bool {
     let h = shared.borrow();
     !h.running && (!h.pending.is_empty() || (h.recover && h.latest_view.is_some()))
-}
-
-async fn again(storage: &Storage, in_ms: i64) {
-    if let Err(e) = storage.set_alarm(in_ms).await {
-        crate::log::error(&format!("setting the hand-off alarm: {e:?}"));
-    }
 }
 
 async fn take(shared: &Rc<RefCell<Handoffs>>, env: &Env, storage: &Storage, room_id: &str, step: Step) -> Result<()> {

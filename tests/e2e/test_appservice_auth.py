@@ -116,8 +116,9 @@ def test_the_local_command_endpoint_needs_the_secret_of_the_state(as_server):
         assert_error(c.post(path, json={"sql": "SELECT 1 AS one"}), 403, "M_FORBIDDEN")
         assert_error(c.post(path, json={"sql": "SELECT 1 AS one"}, headers=auth_header(secret + "x")), 403,
                      "M_FORBIDDEN")
-        assert assert_ok(c.post(path, json={"sql": "SELECT 1 AS one"}, headers=auth_header(secret))) == [
-            {"results": [{"one": 1}], "success": True}]
+        resp = c.post(path, json={"sql": "SELECT 1 AS one"}, headers=auth_header(secret))
+        assert resp.status_code == 200, describe(resp)
+        assert resp.json() == [{"results": [{"one": 1}], "success": True}]
 
 
 def test_ip_range_whitelist(as_server, tmp_path):

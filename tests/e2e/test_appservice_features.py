@@ -136,11 +136,11 @@ def test_presence_decided_by_its_owner_reaches_the_services_that_take_ephemeral_
         assert presence("online")[0]["content"].get("currently_active") is True
         # No more syncs: offline after PRESENCE_SYNC_TIMEOUT_MS (3 s on this server), by the timer.
         fake.wait_for(lambda: presence("offline"), timeout=30, what="offline presence")
-        online_txn = next(i for i, b in enumerate(fake.delivered()) if any(
-            e["type"] == "m.presence" and e["content"]["presence"] == "online" for e in b.get("ephemeral", [])))
-        offline_txn = next(i for i, b in enumerate(fake.delivered()) if any(
-            e["type"] == "m.presence" and e["content"]["presence"] == "offline" for e in b.get("ephemeral", [])))
-        assert online_txn < offline_txn
+        def first_txn(state: str) -> int:
+            return next(i for i, b in enumerate(fake.delivered()) if any(
+                e["type"] == "m.presence" and e["sender"] == alice_id and e["content"]["presence"] == state
+                for e in b.get("ephemeral", [])))
+        assert first_txn("online") < first_txn("offline")
         # The quiet service was in the room all along, and got its events but no ephemeral data.
         quiet.wait_for(lambda: quiet.delivered(), what="the quiet service's transactions")
         assert not [b for b in quiet.delivered() if "ephemeral" in b or "de.sorunome.msc2409.ephemeral" in b]
