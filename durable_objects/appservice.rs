@@ -1,7 +1,8 @@
 //! One application service's transaction queue, named by the service's ID.
 //!
-//! Room writers hand it the events the service is interested in; they are stored in the object's
-//! SQLite storage before the hand-off returns. Alarms deliver them in stream order as
+//! Room writers hand it the events the service is interested in, each room's in order; they are
+//! stored in the object's SQLite storage before the hand-off returns, and a room's events that
+//! it already had (a writer that hands off again after a reload) are ignored. Alarms deliver them in stream order as
 //! `PUT /_matrix/app/v1/transactions/{txnId}`, at most [`MAX_EVENTS`] at a time, one
 //! transaction in flight. A transaction is stored whole before it is first sent, so that a retry
 //! (after a failure, a restart or a repeated alarm) sends the same ID with the same body.
@@ -38,13 +39,19 @@ pub const TXNS_PER_ALARM: usize = 10;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS queue (stream_ordering INTEGER PRIMARY KEY, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS txn (id INTEGER PRIMARY KEY, orderings TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, upto INTEGER NOT NULL);";
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO queue (stream_ordering, event) VALUES (?, ?)";
 const NEXT_EVENTS: &str = "SELECT stream_ordering, event FROM queue ORDER BY stream_ordering LIMIT ?";
 const IN_FLIGHT: &str = "SELECT id, orderings, body FROM txn";
 const INSERT_TXN: &str = "INSERT INTO txn (id, orderings, body) VALUES (?, ?, ?)";
 const DELETE_DELIVERED: &str = "DELETE FROM queue WHERE stream_ordering IN (SELECT value FROM json_each(?))";
 const DELETE_TXN: &str = "DELETE FROM txn";
+/// The newest event of each room the object has had: a room's writer hands its events off in
+/// order, so anything at or below it is a repeat.
+const ROOM_UPTO: &str = "SELECT upto FROM rooms WHERE room_id = ?";
+const SET_ROOM_UPTO: &str = "INSERT INTO rooms (room_id, upto) VALUES (?1, ?2) \
+     ON CONFLICT (room_id) DO UPDATE SET upto = max(upto, excluded.upto)";
 const GET_META: &str = "SELECT value FROM meta WHERE key = ?";
 const SET_META: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)";
 const DELETE_META: &str = "DELETE FROM meta WHERE key = ?";
@@ -61,6 +68,7 @@ pub struct Queued {
 enum AppserviceRequest {
     Enqueue {
         service_id: String,
+        room_id: String,
         events: Vec<Queued>,
     },
     /// A stream the service may care about moved.
@@ -69,9 +77,11 @@ enum AppserviceRequest {
     },
 }
 
-/// Queues events for a service; returns once they are stored.
-pub async fn enqueue(env: &Env, service_id: &str, events: Vec<Queued>) -> Result<()> {
-    call(env, service_id, AppserviceRequest::Enqueue { service_id: service_id.to_owned(), events }).await
+/// Queues a room's events for a service, oldest first; returns once they are stored. Events at
+/// or below the newest the object already has of the room are repeats, and ignored.
+pub async fn enqueue(env: &Env, service_id: &str, room_id: &str, events: Vec<Queued>) -> Result<()> {
+    let request = AppserviceRequest::Enqueue { service_id: service_id.to_owned(), room_id: room_id.to_owned(), events };
+    call(env, service_id, request).await
 }
 
 /// Tells a service's object that a stream it reads moved.
@@ -108,6 +118,11 @@ struct InFlight {
 }
 
 #[derive(Deserialize)]
+struct RoomUpto {
+    upto: i64,
+}
+
+#[derive(Deserialize)]
 struct MetaValue {
     value: String,
 }
@@ -119,8 +134,10 @@ impl DurableObject for Appservice {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let outcome = match serde_json::from_str::<AppserviceRequest>(&req.text().await?) {
-            Ok(AppserviceRequest::Enqueue { service_id, events }) => self.enqueue(&service_id, events, false).await,
-            Ok(AppserviceRequest::Poke { service_id }) => self.enqueue(&service_id, Vec::new(), true).await,
+            Ok(AppserviceRequest::Enqueue { service_id, room_id, events }) => {
+                self.enqueue(&service_id, Some((&room_id, events)), false).await
+            }
+            Ok(AppserviceRequest::Poke { service_id }) => self.enqueue(&service_id, None, true).await,
             Err(e) => Err(internal("appservice request", e)),
         };
         match outcome.and_then(|()| Reply::json(&serde_json::json!({}))) {
@@ -151,15 +168,24 @@ impl Appservice {
         Ok(sql)
     }
 
-    async fn enqueue(&self, service_id: &str, events: Vec<Queued>, poked: bool) -> Result<()> {
+    async fn enqueue(&self, service_id: &str, events: Option<(&str, Vec<Queued>)>, poked: bool) -> Result<()> {
         let sql = self.sql()?;
         sql.exec(SET_META, vec!["service_id".into(), service_id.into()]).map_err(|e| internal("appservice", e))?;
         if poked {
             sql.exec(SET_META, vec!["streams_moved".into(), "1".into()]).map_err(|e| internal("appservice", e))?;
         }
-        for e in events {
-            sql.exec(INSERT_EVENT, vec![(e.stream_ordering as i64).into(), e.event.into()])
-                .map_err(|e| internal("appservice queue", e))?;
+        if let Some((room_id, events)) = events {
+            let had: Vec<RoomUpto> = sql.exec(ROOM_UPTO, vec![room_id.into()])?.to_array()?;
+            let had = had.first().map_or(0, |r| r.upto);
+            let mut newest = had;
+            for e in events.into_iter().filter(|e| e.stream_ordering as i64 > had) {
+                newest = newest.max(e.stream_ordering as i64);
+                sql.exec(INSERT_EVENT, vec![(e.stream_ordering as i64).into(), e.event.into()])
+                    .map_err(|e| internal("appservice queue", e))?;
+            }
+            if newest > had {
+                sql.exec(SET_ROOM_UPTO, vec![room_id.into(), newest.into()])?;
+            }
         }
         // A pending alarm (maybe a backoff) stays as it is: one delivery loop per service.
         if self.state.storage().get_alarm().await?.is_none() && !self.sending.get() {

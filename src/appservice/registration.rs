@@ -25,7 +25,8 @@ pub struct Registration {
     pub rate_limited: bool,
     #[serde(default)]
     pub protocols: Vec<String>,
-    #[serde(default, alias = "de.sorunome.msc2409.push_ephemeral", alias = "push_ephemeral")]
+    /// Also spelled `de.sorunome.msc2409.push_ephemeral` and `push_ephemeral` ([`EPHEMERAL_NAMES`]).
+    #[serde(default)]
     pub receive_ephemeral: bool,
     #[serde(default, rename = "org.matrix.msc3202")]
     pub msc3202: bool,
@@ -38,6 +39,10 @@ pub struct Registration {
 fn yes() -> bool {
     true
 }
+
+/// The names bridges give `receive_ephemeral`; some write more than one, and any that is true
+/// turns it on.
+const EPHEMERAL_NAMES: [&str; 3] = ["receive_ephemeral", "de.sorunome.msc2409.push_ephemeral", "push_ephemeral"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Namespaces {
@@ -188,8 +193,17 @@ pub struct Existing {
 
 /// Parses and checks a registration (as JSON, from the bridge's YAML) against those stored.
 /// The error names the problem.
-pub fn validate(value: Value, server_name: &str, existing: &[Existing]) -> Result<Service, String> {
-    let object = value.as_object().ok_or("a registration is a mapping of keys to values")?;
+pub fn validate(mut value: Value, server_name: &str, existing: &[Existing]) -> Result<Service, String> {
+    let object = value.as_object_mut().ok_or("a registration is a mapping of keys to values")?;
+    let mut ephemeral = false;
+    for name in EPHEMERAL_NAMES {
+        match object.remove(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(on)) => ephemeral |= on,
+            Some(_) => return Err(format!("`{name}` must be true or false")),
+        }
+    }
+    object.insert("receive_ephemeral".into(), Value::Bool(ephemeral));
     for field in ["id", "as_token", "hs_token", "sender_localpart", "namespaces"] {
         if !object.contains_key(field) {
             return Err(format!("missing field `{field}`"));
@@ -263,6 +277,21 @@ mod tests {
         assert!(!service.alias_in_namespace("#_irc_x:example.org", Scope::Exclusive));
         assert!(service.registration.receive_ephemeral);
         assert!(service.registration.rate_limited);
+    }
+
+    #[test]
+    fn every_name_of_receive_ephemeral_counts() {
+        let mut both = registration();
+        both["receive_ephemeral"] = json!(false);
+        assert!(validate(both.clone(), "example.org", &[]).unwrap().registration.receive_ephemeral);
+        both["de.sorunome.msc2409.push_ephemeral"] = json!(false);
+        both["push_ephemeral"] = json!(true);
+        assert!(validate(both.clone(), "example.org", &[]).unwrap().registration.receive_ephemeral);
+        both["push_ephemeral"] = json!("yes");
+        assert!(validate(both, "example.org", &[]).unwrap_err().contains("`push_ephemeral`"));
+        let mut none = registration();
+        none.as_object_mut().unwrap().remove("de.sorunome.msc2409.push_ephemeral");
+        assert!(!validate(none, "example.org", &[]).unwrap().registration.receive_ephemeral);
     }
 
     #[test]

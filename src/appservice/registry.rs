@@ -48,6 +48,15 @@ pub async fn all(db: &Db, server_name: &str) -> Result<Services> {
     Ok(services)
 }
 
+/// True when this isolate's fresh view holds no service that takes transactions, so that a
+/// writer can skip the hand-off without a query.
+pub fn known_none() -> bool {
+    let now = now_ms();
+    CACHE.with_borrow(|c| {
+        c.as_ref().is_some_and(|(at, s)| now < at + TTL_MS && s.iter().all(|e| e.service.registration.url.is_none()))
+    })
+}
+
 /// The service whose `as_token` has this hash.
 pub async fn by_token_hash(db: &Db, server_name: &str, hash: &str) -> Result<Option<Rc<Service>>> {
     Ok(all(db, server_name).await?.iter().find(|e| e.as_token_hash == hash).map(|e| e.service.clone()))

@@ -598,6 +598,22 @@ pub fn redact_prev_state(
 }
 
 /// The highest stream position committed (see [`super::streams`]).
+const ROOM_EVENTS_AFTER: &str = "SELECT stream_ordering, event_id, json FROM events INDEXED BY events_by_room \
+     WHERE room_id = ?1 AND stream_ordering > ?2 ORDER BY stream_ordering LIMIT ?3";
+
+/// An event as committed, for a hand-off that a room's writer has to do again.
+#[derive(Debug, Deserialize)]
+pub struct CommittedRow {
+    pub stream_ordering: f64,
+    pub event_id: String,
+    pub json: String,
+}
+
+/// The oldest `limit` events of a room after stream position `after`, oldest first.
+pub async fn room_events_after(db: &Db, room_id: &str, after: u64, limit: u64) -> Result<Vec<CommittedRow>> {
+    db.all(ROOM_EVENTS_AFTER, &[&room_id, &after, &limit]).await
+}
+
 pub(super) const MAX_STREAM: &str = "SELECT coalesce(max(stream_ordering), 0) AS pos FROM events";
 const ROOMS_WITH_EVENTS_BETWEEN: &str = "SELECT DISTINCT room_id FROM events INDEXED BY events_by_room \
      WHERE room_id IN (SELECT value FROM json_each(?1)) AND stream_ordering > ?2 AND stream_ordering <= ?3";

@@ -19,7 +19,8 @@ from rooms import room_path
 
 def appservice_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """Runs `npm run appservice -- ARGS` against a server's state."""
-    env = {**os.environ, "STATE_DIR": str(state_dir)}
+    # The command finds the server that serves the state through the port it noted there.
+    env = {k: v for k, v in os.environ.items() if k != "PORT"} | {"STATE_DIR": str(state_dir)}
     return subprocess.run([str(ROOT / "scripts" / "appservice"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -48,7 +48,8 @@ NAMED_SERVERS = {
     "big_rooms_server": {"BIG_ROOM_TESTS": "1"},
     # Application services register on a server of their own, so that their namespaces reserve
     # no user or alias of another test; its to-device limit is low, for `rate_limited`.
-    "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5"},
+    "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5",
+                  "PRESENCE_SYNC_TIMEOUT_MS": "3000"},
 }
 # What the suite's own server adds to wrangler.toml (scripts/test starts it the same way): admins
 # are made with this secret (`admin.py`), and server notices are on.

@@ -5,14 +5,15 @@ exclusive namespaces, and ping."""
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 import httpx
 
-from appservices import add, add_and_wait, appservice_command, registration
-from conftest import (V3, assert_error, assert_ok, auth_header, make_client, path_quote, register, unique_name,
-                      user_id_of)
-from rooms import V1
+from appservices import add, add_and_wait, appservice_command, new_user, registration
+from conftest import (V3, assert_error, assert_ok, auth_header, describe, make_client, path_quote, register,
+                      unique_name, user_id_of)
+from rooms import V1, room_path
 
 
 def as_request(url: str, reg: dict, method: str, path: str, ip: str | None = None, **kwargs) -> httpx.Response:
@@ -69,6 +70,55 @@ def test_a_running_server_sees_additions_and_removals(as_server, tmp_path):
         assert time.monotonic() < deadline, "the removed service's token still works"
         time.sleep(0.3)
     assert_error(as_request(as_server.url, reg, "GET", f"{V3}/account/whoami"), 401, "M_UNKNOWN_TOKEN")
+
+
+def test_the_command_goes_through_a_running_server_that_is_writing(as_server, tmp_path):
+    """The command writes through the server that serves the state: beside it, a second writer of
+    the local D1 file made one of the two fail with SQLITE_BUSY (the command, or the server's
+    requests with a 500)."""
+    state = as_server.workdir / "state"
+    alice = new_user(as_server.url)
+    room = alice.call("POST", f"{V3}/createRoom", json={})["room_id"]
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        with make_client(as_server.url) as c:
+            while not stop.is_set():
+                path = room_path(room, "send", "m.room.message", secrets.token_hex(8))
+                resp = c.put(path, json={"msgtype": "m.text", "body": "busy"}, headers=auth_header(alice.token))
+                if resp.status_code != 200:
+                    failures.append(describe(resp))
+
+    writers = [threading.Thread(target=write) for _ in range(3)]
+    for t in writers:
+        t.start()
+    try:
+        for _ in range(3):
+            reg = registration(f"as{secrets.token_hex(3)}", None)
+            done = add(state, tmp_path, reg)
+            assert done.returncode == 0 and "through the server" in done.stderr, done.stderr
+            listed = appservice_command(state, "list")
+            assert listed.returncode == 0 and reg["id"] in listed.stdout, listed.stderr
+            removed = appservice_command(state, "remove", reg["id"])
+            assert removed.returncode == 0, removed.stderr
+    finally:
+        stop.set()
+        for t in writers:
+            t.join()
+    assert not failures, failures[:3]
+
+
+def test_the_local_command_endpoint_needs_the_secret_of_the_state(as_server):
+    secret = (as_server.workdir / "state" / "local-command-secret").read_text().strip()
+    path = "/_stratus/local/v1/query"
+    with make_client(as_server.url) as c:
+        assert_error(c.post(path, json={"sql": "SELECT 1 AS one"}), 403, "M_FORBIDDEN")
+        assert_error(c.post(path, json={"sql": "SELECT 1 AS one"}, headers=auth_header(secret + "x")), 403,
+                     "M_FORBIDDEN")
+        resp = c.post(path, json={"sql": "SELECT 1 AS one"}, headers=auth_header(secret))
+        assert resp.status_code == 200, describe(resp)
+        assert resp.json() == [{"results": [{"one": 1}], "success": True}]
 
 
 def test_ip_range_whitelist(as_server, tmp_path):

@@ -117,6 +117,37 @@ def test_ephemeral_data_of_interested_rooms_and_users_arrives_once(as_server, fu
     assert len(to_device(fake)) == 1
 
 
+def test_presence_decided_by_its_owner_reaches_the_services_that_take_ephemeral_data(as_server, full, tmp_path):
+    """A sync brings its user online and, once it stops, the owner's timer takes them offline: no
+    request of the user's carries the change to the services; the presence owner (the user's
+    `UserSync` object) pokes them. A service without ephemeral data gets none."""
+    reg, fake = full
+    quiet_reg, quiet = start_service(as_server, tmp_path)
+    try:
+        alice = new_user(as_server.url)
+        alice_id = whoami(alice)
+        room = room_with_bot(as_server, reg, alice)
+        alice.call("POST", room_path(room, "invite"), json={"user_id": user_id_of(quiet_reg["sender_localpart"])})
+        bot(as_server, quiet_reg).call("POST", room_path(room, "join"), json={})
+        alice.call("GET", f"{V3}/sync", params={"set_presence": "online", "timeout": 0})
+        presence = lambda state: [e for e in ephemeral(fake) if e["type"] == "m.presence"
+                                  and e["sender"] == alice_id and e["content"]["presence"] == state]
+        fake.wait_for(lambda: presence("online"), what="online presence")
+        assert presence("online")[0]["content"].get("currently_active") is True
+        # No more syncs: offline after PRESENCE_SYNC_TIMEOUT_MS (3 s on this server), by the timer.
+        fake.wait_for(lambda: presence("offline"), timeout=30, what="offline presence")
+        def first_txn(state: str) -> int:
+            return next(i for i, b in enumerate(fake.delivered()) if any(
+                e["type"] == "m.presence" and e["sender"] == alice_id and e["content"]["presence"] == state
+                for e in b.get("ephemeral", [])))
+        assert first_txn("online") < first_txn("offline")
+        # The quiet service was in the room all along, and got its events but no ephemeral data.
+        quiet.wait_for(lambda: quiet.delivered(), what="the quiet service's transactions")
+        assert not [b for b in quiet.delivered() if "ephemeral" in b or "de.sorunome.msc2409.ephemeral" in b]
+    finally:
+        quiet.stop()
+
+
 def test_msc3202_device_lists_and_key_counts(as_server, full):
     reg, fake = full
     dave = service_user(as_server, reg, "dave")
