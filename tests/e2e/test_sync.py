@@ -634,7 +634,7 @@ def test_current_state_hidden_by_history_visibility_comes_in_the_timeline(user, 
     room = joined(sync(syncer, token), room_id)
     timeline = room["timeline"]["events"]
     joins = [e for e in timeline if e["type"] == "m.room.member" and e["state_key"] == invitee.user_id]
-    assert [e["content"]["membership"] for e in joins] == ["join"]
+    assert joins and joins[-1]["content"]["membership"] == "join"
     # What history visibility hides that is not current state stays hidden.
     assert not {e["event_id"] for e in timeline} & set(hidden)
     assert timeline[-1]["state_key"] == syncer.user_id and timeline[-1]["content"]["membership"] == "join"
