@@ -192,6 +192,19 @@ pub async fn create_room(cx: Ctx) -> Result<Reply> {
 
 /// Creates a room: builds its create event here and has its writer commit everything.
 pub async fn create(cx: &Ctx, room: NewRoom) -> Result<OwnedRoomId> {
+    create_as(cx, room, fresh_room_id(cx)).await
+}
+
+/// A new random room ID, for versions whose room IDs do not hash the create event.
+pub fn fresh_room_id(cx: &Ctx) -> OwnedRoomId {
+    let localpart = random_string(18, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").unwrap_or_default();
+    RoomId::parse(format!("!{localpart}:{}", cx.config.server_name))
+        .unwrap_or_else(|_| RoomId::new_v1(&cx.config.server_name))
+}
+
+/// Creates the room under `room_id` where its version does not hash the create event into the
+/// ID (an upgrade names the new room in the tombstone before creating it).
+pub async fn create_as(cx: &Ctx, room: NewRoom, room_id: OwnedRoomId) -> Result<OwnedRoomId> {
     let key = signing_key(&cx.db).await?;
     let server_name = cx.config.server_name.as_str();
     let mut content = room.creation_content;
@@ -200,11 +213,7 @@ pub async fn create(cx: &Ctx, room: NewRoom) -> Result<OwnedRoomId> {
         content.insert("creator".into(), room.creator.as_str().into());
     }
     let create = template("m.room.create", Some(""), &room.creator, Value::Object(content))?;
-    let fresh_id = || {
-        let localpart = random_string(18, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").unwrap_or_default();
-        RoomId::parse(format!("!{localpart}:{server_name}")).unwrap_or_else(|_| RoomId::new_v1(&cx.config.server_name))
-    };
-    let (room_id, create) = state::create_event(&room.version, &create, fresh_id, now_ms(), &key, server_name)
+    let (room_id, create) = state::create_event(&room.version, &create, || room_id, now_ms(), &key, server_name)
         .map_err(|r| match r {
             Refusal::Forbidden(message) => MatrixError::new(ErrorKind::InvalidRoomState, message).into(),
             Refusal::Build(e) => bad_json(format!("The create event is invalid: {e:?}")),

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::error::{bad_json, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
+use crate::room::visibility::Access;
 use crate::storage::events::{self, Direction, EventSelection, StoredEvent};
 
 use super::filter::glob_match;
@@ -126,7 +127,14 @@ pub async fn get_message_events(cx: Ctx) -> Result<Reply> {
     let mut body = Map::new();
     body.insert("chunk".into(), Value::Array(serve_bundled(&cx, &view, &page.events).await?));
     body.insert("start".into(), stream_token(start).into());
-    if let Some(next) = page.next {
+    // Forward to the live end of a room whose new events the requester will see, the chunk's end
+    // is where to continue once more come (as in Synapse); an end of history has none.
+    let live = matches!(view.access, Access::Joined | Access::Peeking);
+    let continue_at = match (dir, page.events.last()) {
+        (Direction::Forward, Some(last)) if live && to.is_none() => Some(last.position()),
+        _ => None,
+    };
+    if let Some(next) = page.next.or(continue_at) {
         body.insert("end".into(), stream_token(next).into());
     }
     if filter.lazy_load_members {

@@ -118,6 +118,17 @@ pub async fn for_sync(cx: &Ctx, reader: &str, after: u64, upto: u64) -> Result<V
     presence::visible(&cx.db, reader, after, upto, routed.as_deref()).await
 }
 
+/// What an incremental sync adds to [`for_sync`]: the current presence of the users who newly
+/// share a room with the reader between two positions of the event stream.
+pub async fn newly_joined(cx: &Ctx, reader: &str, after: Option<u64>, upto: u64) -> Result<Vec<PresenceRow>> {
+    match after {
+        Some(after) if cx.config.enable_presence && upto > after => {
+            presence::newly_joined(&cx.db, reader, after, upto).await
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct SnapshotBody {
     users: Vec<ruma_common::OwnedUserId>,

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::{try_join_all, LocalBoxFuture};
-use ruma_common::RoomId;
+use ruma_common::{RoomId, UserId};
 use serde_json::{json, Map, Value};
 
 use crate::context::Ctx;
@@ -31,7 +31,7 @@ use crate::storage::{account_data, current_state, receipts, streams, to_device, 
 use crate::time::now_ms;
 
 use super::device_lists::{self, DeviceLists};
-use super::filter::{self, Filter};
+use super::filter::{self, EventFormat, Filter};
 use super::keys::SIGNED_CURVE25519;
 use super::presence::presence_event;
 use super::relations::serve_bundled;
@@ -133,6 +133,14 @@ impl Options {
         });
     }
 
+    /// An event as served: in the filter's `event_format`, narrowed to its `event_fields`.
+    fn served(&self, e: &StoredEvent, client: Value) -> Value {
+        match self.filter.event_format {
+            EventFormat::Client => self.fields(client),
+            EventFormat::Federation => self.fields(federation_event(e, client)),
+        }
+    }
+
     /// Narrows a served event to the filter's `event_fields`, if it names any.
     fn fields(&self, event: Value) -> Value {
         match &self.filter.event_fields {
@@ -140,6 +148,18 @@ impl Options {
             None => event,
         }
     }
+}
+
+/// The federation format of a served event: its PDU, with the event ID, the content (redactions
+/// applied) and the `unsigned` of its client format, as Synapse serves it.
+fn federation_event(e: &StoredEvent, client: Value) -> Value {
+    let Ok(Value::Object(mut pdu)) = serde_json::from_str::<Value>(&e.json) else { return client };
+    for field in ["event_id", "content", "unsigned"] {
+        if let Some(value) = client.get(field) {
+            pdu.insert(field.into(), value.clone());
+        }
+    }
+    Value::Object(pdu)
 }
 
 /// Keeps the dotted paths `fields` of an event (`content.body`, `unsigned.age`); `\.` is a literal
@@ -311,16 +331,21 @@ pub(super) async fn sync_once(
             None => Ok(DeviceLists::default()),
         }
     };
-    let (memberships, account_data, to_device, ignored, presence_changes, device_lists, keys) = futures::try_join!(
+    let (memberships, account_data, to_device, ignored, mut presence_changes, mut joiners, device_lists, keys) = futures::try_join!(
         current_state::memberships_of_user(&cx.db, user),
         account_data,
         device_messages,
         ignored_users(cx, user),
         super::presence::for_sync(cx, user, from.presence, upto.presence),
+        super::presence::newly_joined(cx, user, after, upto.events),
         device_lists,
         // The device's own keys: beside the rest, so that a woken sync waits for no extra query.
         e2e_one_time_keys::counts_and_fallbacks(&cx.db, user, &device),
     )?;
+    // Who newly shares a room comes with their presence, changed or not; once per user, in the
+    // order of the stream (a newer change in the window takes the place of the older one).
+    joiners.retain(|j| !presence_changes.iter().any(|p| p.user_id == j.user_id));
+    presence_changes.splice(0..0, joiners);
     let now = now_ms();
     let filter = &options.filter.presence;
     let mut presence: Vec<Value> = presence_changes
@@ -408,7 +433,7 @@ pub(super) async fn sync_once(
         Some(_) if !options.full_state => {
             let mut active = rooms_with_events;
             // Notifications recorded after the events that made them: their counts changed.
-            active.extend(rooms_with_notifications.into_iter().filter(|r| joined.contains(r)));
+            active.extend(rooms_with_notifications.iter().filter(|r| joined.contains(r)).cloned());
             active.extend(room_account_data.keys().filter(|r| joined.contains(r)).cloned());
             active.extend(ephemeral.keys().cloned());
             Some(active)
@@ -417,6 +442,7 @@ pub(super) async fn sync_once(
     };
     let ephemeral = &ephemeral;
     let ignored = &ignored;
+    let rooms_with_notifications = &rooms_with_notifications;
     let room_account_data = &room_account_data;
     let mut work: Vec<RoomWork<'_>> = Vec::new();
     // The joined rooms this sync serves, whose unread counts are read beside them.
@@ -432,13 +458,12 @@ pub(super) async fn sync_once(
             "join" if changed || active.as_ref().is_none_or(|a| a.contains(&name)) => {
                 served_joined.push(name.clone());
                 work.push(Box::pin(async move {
-                    // A join after a join (a new display name, say) is no new join: no full state again.
+                    // A join after a join (a new display name, say) is no new join: no full state
+                    // again. A join after leaving since `after` is (as Synapse's).
                     let newly_joined = match after {
                         None => true,
                         Some(_) if !changed => false,
-                        Some(a) => {
-                            events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() != Some("join")
-                        }
+                        Some(a) => events::joined_afresh(&cx.db, room_id.as_str(), user, a, upto.events).await?,
                     };
                     let mut room =
                         joined_room(cx, &room_id, after, upto.events, newly_joined, options, ignored).await?;
@@ -452,6 +477,12 @@ pub(super) async fn sync_once(
                         .cloned()
                         .collect();
                     room["ephemeral"]["events"] = Value::Array(edus);
+                    // An incremental sync leaves out a room that the filter emptied (as Synapse's),
+                    // unless its unread counts changed.
+                    let incremental = after.is_some() && !options.full_state && !newly_joined;
+                    if incremental && is_empty(&room) && !rooms_with_notifications.contains(&name) {
+                        return Ok(None);
+                    }
                     Ok(Some((Section::Join, name, room)))
                 }));
             }
@@ -632,8 +663,25 @@ async fn timeline(cx: &Ctx, view: &RoomView, after: Option<u64>, upto: u64, opti
     let page = view.page(cx, Direction::Backward, Some(upto), after, &options.timeline, options.timeline_limit).await?;
     let mut events = page.events;
     events.reverse();
+    let limited = page.next.is_some();
     let prev_batch = events.first().map_or(upto, |e| e.position().saturating_sub(1));
-    Ok(Timeline { events, limited: page.next.is_some(), prev_batch })
+    // Current state set while history visibility hid it from the user (who had left, say) still
+    // comes in the timeline, so that the state and the timeline add up to the current state
+    // (as Synapse's). What precedes a limited timeline is in its state already.
+    let lower = if limited { prev_batch } else { after.unwrap_or(prev_batch) };
+    let all_visible = view.visible.iter().any(|r| r.first <= lower + 1 && r.last >= upto);
+    if upto > lower && !all_visible && !options.stream_only {
+        let room_id = parse_room_id(&view.room_id)?;
+        let filter = &options.filter.room.timeline;
+        let hidden = current_state::set_between(&cx.db, &view.room_id, lower, upto).await?.into_iter().filter(|e| {
+            let has_url = serde_json::from_str::<Value>(&e.json).is_ok_and(|v| v["content"].get("url").is_some());
+            !view.can_see(e) && filter.matches(&room_id, &e.kind, <&UserId>::try_from(e.sender.as_str()).ok(), has_url)
+        });
+        events.extend(hidden.collect::<Vec<_>>());
+        events.sort_by_key(StoredEvent::position);
+    }
+    let prev_batch = events.first().map_or(upto, |e| e.position().saturating_sub(1)).min(prev_batch);
+    Ok(Timeline { events, limited, prev_batch })
 }
 
 async fn joined_room(
@@ -689,6 +737,13 @@ async fn joined_room(
     room.insert("ephemeral".into(), json!({"events": []}));
     room.insert("account_data".into(), json!({"events": []}));
     Ok(Value::Object(room))
+}
+
+/// Whether a joined room's sections are all empty (its summary aside).
+fn is_empty(room: &Value) -> bool {
+    ["timeline", "state", "ephemeral", "account_data"]
+        .iter()
+        .all(|section| room[section]["events"].as_array().is_none_or(Vec::is_empty))
 }
 
 /// A joined room's `unread_notifications` and, when the filter asks for them,
@@ -791,9 +846,14 @@ async fn render(
 ) -> Result<(Value, Vec<Value>)> {
     let reader = view.reader(cx)?;
     let now = now_ms();
-    let serve = |e: &StoredEvent| options.fields(client_event(e, &view.version, reader, now));
+    let serve = |e: &StoredEvent| options.served(e, client_event(e, &view.version, reader, now));
     let events: Vec<Value> = match limited {
-        true => serve_bundled(cx, view, &timeline.events).await?.into_iter().map(|e| options.fields(e)).collect(),
+        true => serve_bundled(cx, view, &timeline.events)
+            .await?
+            .into_iter()
+            .zip(&timeline.events)
+            .map(|(served, e)| options.served(e, served))
+            .collect(),
         false => timeline.events.iter().map(serve).collect(),
     };
     let timeline = json!({
@@ -804,21 +864,26 @@ async fn render(
     Ok((timeline, state.iter().map(serve).collect()))
 }
 
-/// `m.heroes` and the member counts.
+/// The member counts, and `m.heroes` where the room has neither a name nor a canonical alias
+/// (where the spec requires them; Synapse leaves them out elsewhere).
 async fn summary(cx: &Ctx, room_id: &str, user: &str) -> Result<Value> {
-    let members = current_state::members(&cx.db, room_id).await?;
+    let (members, named) =
+        futures::try_join!(current_state::members(&cx.db, room_id), current_state::is_named(&cx.db, room_id))?;
     let count = |m: &str| members.iter().filter(|(_, membership)| membership == m).count();
-    let heroes: Vec<&String> = members
-        .iter()
-        .filter(|(id, m)| id != user && (m == "join" || m == "invite"))
-        .map(|(id, _)| id)
-        .take(HEROES)
-        .collect();
-    Ok(json!({
-        "m.heroes": heroes,
+    let mut summary = json!({
         "m.joined_member_count": count("join"),
         "m.invited_member_count": count("invite"),
-    }))
+    });
+    if !named {
+        let heroes: Vec<&String> = members
+            .iter()
+            .filter(|(id, m)| id != user && (m == "join" || m == "invite"))
+            .map(|(id, _)| id)
+            .take(HEROES)
+            .collect();
+        summary["m.heroes"] = json!(heroes);
+    }
+    Ok(summary)
 }
 
 /// What an invitee or knocker sees of a room: stripped state, and its own membership event, as

@@ -21,10 +21,10 @@ use crate::room::client_format::redacted_content;
 use crate::room::pdu::EventTemplate;
 use crate::room::state::RoomState;
 use crate::room::versions::RoomVersion;
-use crate::storage::{aliases, current_state, events, profiles, rooms};
+use crate::storage::{aliases, current_state, profiles, rooms};
 
 use super::alias::may_send_state;
-use super::create_room::{create, default_power_levels, template, NewRoom};
+use super::create_room::{create, create_as, default_power_levels, fresh_room_id, template, NewRoom};
 use super::rooms::{room_id_param, rules_view, send_event};
 
 /// The state an upgrade carries over, in the order the new room gets it (Synapse's list).
@@ -73,21 +73,36 @@ pub async fn upgrade_room(cx: Ctx) -> Result<Reply> {
     }
     let additional = additional_creators(&version, &upgrader, body.additional_creators.unwrap_or_default())?;
     let join = join_content(&cx, &upgrader).await?;
-    let plan = plan(&old, &version, &upgrader, &additional, cx.config.server_name.as_str(), join)?;
+    let mut plan = plan(&old, &version, &upgrader, &additional, cx.config.server_name.as_str(), join)?;
 
-    let new_room = NewRoom {
-        version,
+    let tombstone = |new_id: &RoomId| {
+        let content = json!({"body": "This room has been replaced", "replacement_room": new_id});
+        template("m.room.tombstone", Some(""), &upgrader, content)
+    };
+    let hashed_id = version.room_id_from_create_event();
+    let new_room = |creation_content| NewRoom {
+        version: version.clone(),
         creator: upgrader.clone(),
-        creation_content: plan.creation_content,
+        creation_content,
         events: plan.events,
         is_public: row.is_public(),
         alias: None,
     };
-    let new_id = create(&cx, new_room).await?;
-
-    let tombstone = json!({"body": "This room has been replaced", "replacement_room": new_id});
-    send_event(&cx, &old_id, template("m.room.tombstone", Some(""), &upgrader, tombstone)?, None, Facts::default())
-        .await?;
+    let new_id = if hashed_id {
+        // The new room's ID hashes its create event: the tombstone can only follow the room.
+        let new_id = create(&cx, new_room(plan.creation_content)).await?;
+        send_event(&cx, &old_id, tombstone(&new_id)?, None, Facts::default()).await?;
+        new_id
+    } else {
+        // The tombstone goes first, so that `predecessor.event_id` names it: the old room's
+        // last event, as in Synapse.
+        let new_id = fresh_room_id(&cx);
+        let sent = send_event(&cx, &old_id, tombstone(&new_id)?, None, Facts::default()).await?;
+        if let Some(Value::Object(predecessor)) = plan.creation_content.get_mut("predecessor") {
+            predecessor.insert("event_id".into(), sent.event_id.to_string().into());
+        }
+        create_as(&cx, new_room(plan.creation_content), new_id).await?
+    };
 
     // The aliases and the directory listing move in one commit.
     let mut moves = vec![aliases::move_to(&cx.db, old_id.as_str(), new_id.as_str())?];
@@ -118,8 +133,6 @@ pub async fn upgrade_room(cx: Ctx) -> Result<Reply> {
 struct OldRoom {
     room_id: String,
     version: RoomVersion,
-    /// The newest event, for `predecessor.event_id`.
-    head_event_id: String,
     creators: Vec<String>,
     /// The content of each current state event, as clients see it (redactions applied).
     state: BTreeMap<(String, String), Map<String, Value>>,
@@ -134,8 +147,6 @@ impl OldRoom {
 /// Reads the old room's current state: as content for copying, and as the writer would judge
 /// the upgrader's power.
 async fn load(cx: &Ctx, room_id: &RoomId, version: RoomVersion) -> Result<(OldRoom, RoomState)> {
-    let head =
-        events::head(&cx.db, room_id.as_str()).await?.ok_or_else(|| internal("room", "a room without events"))?;
     let stored_state = current_state::room_state(&cx.db, room_id.as_str()).await?;
     let room = rules_view(version.clone(), room_id, &stored_state)?;
     let mut state = BTreeMap::new();
@@ -149,13 +160,7 @@ async fn load(cx: &Ctx, room_id: &RoomId, version: RoomVersion) -> Result<(OldRo
             state.insert((stored.kind.clone(), stored.state_key.clone().unwrap_or_default()), content);
         }
     }
-    let old = OldRoom {
-        room_id: room_id.to_string(),
-        version,
-        head_event_id: head.event_id,
-        creators: room.creators(),
-        state,
-    };
+    let old = OldRoom { room_id: room_id.to_string(), version, creators: room.creators(), state };
     Ok((old, room))
 }
 
@@ -211,11 +216,8 @@ fn plan(
     let mut creation_content = Map::new();
     let mut predecessor = Map::new();
     predecessor.insert("room_id".into(), old.room_id.clone().into());
-    // The spec lets rooms from v12 on leave `event_id` out; their ID hashes the create event,
-    // so it could not name the tombstone anyway.
-    if !version.room_id_from_create_event() {
-        predecessor.insert("event_id".into(), old.head_event_id.clone().into());
-    }
+    // `event_id` names the tombstone, added once it is sent; the spec lets rooms from v12 on
+    // leave it out, as their ID hashes the create event so the tombstone must come after.
     creation_content.insert("predecessor".into(), Value::Object(predecessor));
     let old_create = old.content("m.room.create", "");
     if let Some(kind) = old_create.and_then(|c| c.get("type")) {
@@ -407,7 +409,6 @@ mod tests {
         OldRoom {
             room_id: "!old:hs".into(),
             version: RoomVersion::parse(version).unwrap(),
-            head_event_id: "$head".into(),
             creators: vec![ALICE.into()],
             state: state.into_iter().map(|(k, s, c)| ((k.to_owned(), s.to_owned()), object(c))).collect(),
         }
@@ -481,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn v10_to_v11_keeps_the_predecessor_event_and_raises_a_weak_upgrader_for_the_copy() {
+    fn v10_to_v11_raises_a_weak_upgrader_for_the_copy() {
         // The upgrader may send the tombstone (level 60) but not the server ACL (level 100).
         let power = json!({"users": {ALICE: 60, "@bad:hs": 70}, "events": {"m.room.tombstone": 60, "m.room.server_acl": 100},
                            "users_default": 60, "invite": 0});
@@ -489,7 +490,7 @@ mod tests {
         old.state.insert(("m.room.server_acl".into(), "".into()), object(json!({"allow": ["*"]})));
         let v11 = RoomVersion::parse("11").unwrap();
         let plan = plan(&old, &v11, &user(ALICE), &[], "hs", json!({"membership": "join"})).unwrap();
-        assert_eq!(plan.creation_content["predecessor"], json!({"room_id": "!old:hs", "event_id": "$head"}));
+        assert_eq!(plan.creation_content["predecessor"], json!({"room_id": "!old:hs"}));
         let first = content(&plan.events[1]);
         assert_eq!(first["users"][ALICE], 100);
         let last = plan.events.last().unwrap();

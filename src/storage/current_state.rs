@@ -33,6 +33,17 @@ pub fn upsert(
     db.prepare(UPSERT, &[&room_id, &kind, &state_key, &event_id, &membership])
 }
 
+const STATE_SET_BETWEEN: &str = "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, e.sender, \
+     e.origin_server_ts, e.membership, e.txn_device_id, e.txn_id, e.prev_state, e.json, r.json AS redaction_json, \
+     r.event_id AS redaction_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     LEFT JOIN events r ON r.event_id = e.redacted_by WHERE cs.room_id = ?1 AND cs.stream_ordering > ?2 \
+     AND cs.stream_ordering <= ?3 ORDER BY e.stream_ordering";
+
+/// The room's current state events that were set in `(after, upto]`.
+pub async fn set_between(db: &Db, room_id: &str, after: u64, upto: u64) -> Result<Vec<StoredEvent>> {
+    db.all(STATE_SET_BETWEEN, &[&room_id, &after, &upto]).await
+}
+
 /// The room's whole current state.
 pub async fn room_state(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
     db.all(STATE, &[&room_id]).await
@@ -168,6 +179,20 @@ impl UserMembership {
 /// Every room a user has a membership in, whatever it is.
 pub async fn memberships_of_user(db: &Db, user_id: &str) -> Result<Vec<UserMembership>> {
     db.all(MEMBERSHIPS_OF_USER, &[&user_id]).await
+}
+
+const NAMED: &str = "SELECT EXISTS (SELECT 1 FROM current_state cs JOIN events e ON e.event_id = cs.event_id \
+     WHERE cs.room_id = ?1 AND cs.state_key = '' AND e.redacted_by IS NULL AND ( \
+     (cs.type = 'm.room.name' AND json_extract(e.json, '$.content.name') != '') OR \
+     (cs.type = 'm.room.canonical_alias' AND json_extract(e.json, '$.content.alias') != ''))) AS named";
+
+/// Whether a room has a non-empty `m.room.name` or canonical alias (then `/sync` names no heroes).
+pub async fn is_named(db: &Db, room_id: &str) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct Row {
+        named: f64,
+    }
+    Ok(db.first::<Row>(NAMED, &[&room_id]).await?.is_some_and(|r| r.named != 0.0))
 }
 
 /// The members of a room and their memberships, oldest membership first.

@@ -731,6 +731,22 @@ pub async fn membership_at(db: &Db, room_id: &str, user_id: &str, at: u64) -> Re
     Ok(row.and_then(|r| r.membership))
 }
 
+const JOINED_AFRESH: &str = "SELECT coalesce((SELECT membership FROM events WHERE room_id = ?1 \
+     AND type = 'm.room.member' AND state_key = ?2 AND stream_ordering <= ?3 ORDER BY stream_ordering DESC LIMIT 1), '') \
+     != 'join' OR EXISTS (SELECT 1 FROM events WHERE room_id = ?1 AND type = 'm.room.member' AND state_key = ?2 \
+     AND stream_ordering > ?3 AND stream_ordering <= ?4 AND membership != 'join') AS afresh";
+
+/// Whether a user (joined at `upto`) joined the room in `(after, upto]`: it was not joined just
+/// after `after`, or it left and came back since.
+pub async fn joined_afresh(db: &Db, room_id: &str, user_id: &str, after: u64, upto: u64) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct Row {
+        afresh: f64,
+    }
+    let row: Option<Row> = db.first(JOINED_AFRESH, &[&room_id, &user_id, &after, &upto]).await?;
+    Ok(row.is_some_and(|r| r.afresh != 0.0))
+}
+
 #[cfg(test)]
 mod positions_tests {
     use super::*;

@@ -149,6 +149,26 @@ pub async fn visible(
     }
 }
 
+/// The presence of the users who joined one of ?1's joined rooms in `(?2, ?3]`
+/// (from another membership), and of every member of those of them that ?1 itself joined, but
+/// ?1's own: what an incremental sync adds, changed or not, as Synapse's does.
+const NEWLY_JOINED: &str = "WITH joins AS (SELECT e.room_id, e.state_key FROM events e \
+     WHERE e.room_id IN (SELECT room_id FROM current_state WHERE type = 'm.room.member' AND state_key = ?1 \
+     AND membership = 'join') AND e.stream_ordering > ?2 AND e.stream_ordering <= ?3 \
+     AND e.type = 'm.room.member' AND e.membership = 'join' \
+     AND coalesce(json_extract(e.prev_state, '$.content.membership'), '') != 'join'), \
+     users (user_id) AS (SELECT state_key FROM joins UNION SELECT c.state_key FROM current_state c \
+     WHERE c.room_id IN (SELECT room_id FROM joins WHERE state_key = ?1) AND c.type = 'm.room.member' \
+     AND c.membership = 'join') \
+     SELECT p.user_id, p.presence, p.status_msg, p.last_active_ts, p.currently_active FROM users u \
+     JOIN presence p ON p.user_id = u.user_id WHERE p.user_id != ?1 ORDER BY p.stream_id";
+
+/// The current presence of who newly shares a room with `reader` between two positions of the
+/// event stream (see [`NEWLY_JOINED`]), oldest change first.
+pub async fn newly_joined(db: &Db, reader: &str, after: u64, upto: u64) -> Result<Vec<PresenceRow>> {
+    db.all(NEWLY_JOINED, &[&reader, &after, &upto]).await
+}
+
 /// Marks `users` for a full snapshot at their next sync, at a new position of the stream.
 /// Returns the position.
 pub async fn send_full_snapshot(db: &Db, users: &[String]) -> Result<u64> {

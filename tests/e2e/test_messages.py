@@ -91,7 +91,12 @@ def test_the_live_end_start_token_and_end_omitted(user):
     assert newer["chunk"] == [] and "end" not in newer
     third = send_message(user, room_id, "three")
     newer = page(user, room_id, dir="f", **{"from": body["start"]})
-    assert ids(newer["chunk"]) == [third] and "end" not in newer
+    # Forward to the live end, `end` is where to continue once more come (as Synapse's).
+    assert ids(newer["chunk"]) == [third] and "end" in newer
+    latest = page(user, room_id, dir="f", **{"from": newer["end"]})
+    assert latest["chunk"] == [] and "end" not in latest
+    fourth = send_message(user, room_id, "four")
+    assert ids(page(user, room_id, dir="f", **{"from": newer["end"]})["chunk"]) == [fourth]
     # A limit as large as the rest of the room ends it.
     everything = page(user, room_id, dir="b", limit=1000)
     assert "end" not in everything

@@ -154,6 +154,32 @@ def test_sync_serves_presence_of_those_who_share_a_room(user, new_user):
     assert "status_msg" not in changed[other.user_id]
 
 
+def test_a_newly_joined_room_brings_its_members_presence(user, new_user):
+    """An incremental sync gives the presence of whoever newly shares a room, changed in its
+    window or not (as Synapse's): the members of a room the reader joined, and a new member."""
+    owner, newcomer = new_user(), new_user()
+    set_status(owner, "unavailable", status_msg="away")
+    set_status(newcomer, "online", status_msg="new")
+    room_id = create_room(owner, preset="public_chat")
+    token = sync(user, set_presence="offline")["next_batch"]
+    join(user, room_id)
+    first = sync(user, token, set_presence="offline")
+    seen = presence_of(first)
+    assert seen[owner.user_id]["presence"] == "unavailable" and seen[owner.user_id]["status_msg"] == "away"
+    assert newcomer.user_id not in seen
+    # Once only: the next sync has nothing new.
+    assert owner.user_id not in presence_of(sync(user, first["next_batch"], set_presence="offline"))
+    # A new member of a room the reader is in.
+    join(newcomer, room_id)
+    later = presence_of(sync(user, first["next_batch"], set_presence="offline"))
+    assert later[newcomer.user_id]["status_msg"] == "new"
+    assert owner.user_id not in later
+    # A display name change is no new join.
+    token = sync(user, first["next_batch"], set_presence="offline")["next_batch"]
+    assert_ok(newcomer.put(f"{V3}/profile/{newcomer.user_id}/displayname", json={"displayname": "Newcomer"}))
+    assert newcomer.user_id not in presence_of(sync(user, token, set_presence="offline"))
+
+
 def test_own_presence_comes_in_sync(user):
     set_status(user, "unavailable", status_msg="me")
     assert presence_of(sync(user, set_presence="offline"))[user.user_id]["status_msg"] == "me"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import V3, assert_error, assert_ok
+from conftest import V3, assert_error, assert_ok, path_quote, unique_name
 from rooms import create_room, invite, join, leave, room_path, send_message, send_state
 
 
@@ -408,6 +408,10 @@ def test_ignored_users_messages_and_invites_are_hidden(user, new_user):
     elsewhere = create_room(pest)
     invite(pest, elsewhere, user)
     assert elsewhere not in sync(user, token)["rooms"]["invite"]
+    # A room where only the ignored user spoke has no news: it is left out (as Synapse's).
+    token = sync(user)["next_batch"]
+    send_message(pest, room_id, "more noise")
+    assert joined(sync(user, token), room_id) is None
 
 
 def send_to_device(sender, messages: dict, txn: str, event_type: str = "org.example.ping"):
@@ -540,6 +544,29 @@ def test_full_state_and_summary(user, new_user):
     assert set(summary["m.heroes"]) == {bob.user_id, carol.user_id}
 
 
+@pytest.mark.parametrize("naming", ["name", "canonical_alias"])
+def test_a_named_room_has_no_heroes(user, new_user, naming):
+    """The spec requires heroes only where the room has no name or canonical alias (as Synapse)."""
+    bob = new_user()
+    room_id = create_room(user, preset="public_chat")
+    if naming == "name":
+        send_state(user, room_id, "m.room.name", {"name": "A room name"})
+    else:
+        alias = f"#{unique_name('named')}:localhost"
+        assert_ok(user.put(f"{V3}/directory/room/{path_quote(alias)}", json={"room_id": room_id}))
+        send_state(user, room_id, "m.room.canonical_alias", {"alias": alias})
+    join(bob, room_id)
+    summary = joined(sync(user), room_id)["summary"]
+    assert summary == {"m.joined_member_count": 2, "m.invited_member_count": 0}
+    # An emptied name names nothing: the heroes come back.
+    if naming == "name":
+        send_state(user, room_id, "m.room.name", {"name": ""})
+        new_user_joins = new_user()
+        join(new_user_joins, room_id)
+        summary = joined(sync(user), room_id)["summary"]
+        assert set(summary["m.heroes"]) == {bob.user_id, new_user_joins.user_id}
+
+
 def test_nothing_is_lost_when_every_object_is_evicted(server_factory):
     """A restart forgets every Durable Object; a sync from an old token still gets everything."""
     from conftest import User, make_client, register
@@ -584,3 +611,68 @@ def test_bad_parameters_never_break_sync(user, param):
         assert resp.status_code < 500, (value[:40], resp.text)
         if resp.status_code >= 400:
             assert resp.json()["errcode"].startswith("M_")
+
+
+@pytest.mark.parametrize("messages", ["none", "before", "after"])
+def test_current_state_hidden_by_history_visibility_comes_in_the_timeline(user, new_user, messages):
+    """A member who left and came back gets, as Synapse's, the current state set while it was
+    away in the timeline, though `joined` history visibility hid it: the room counts as newly
+    joined, and its state and timeline add up to the current state."""
+    syncer, invitee = new_user(), new_user()
+    room_id = create_room(user, preset="public_chat")
+    join(syncer, room_id)
+    send_state(user, room_id, "m.room.history_visibility", {"history_visibility": "joined"})
+    invite(user, room_id, invitee)
+    token = sync(syncer)["next_batch"]
+    if messages == "before":
+        for n in range(12):
+            send_message(user, room_id, f"before {n}")
+    leave(syncer, room_id)
+    join(invitee, room_id)
+    hidden = [send_message(user, room_id, f"hidden {n}") for n in range(12 if messages == "after" else 1)]
+    join(syncer, room_id)
+    room = joined(sync(syncer, token), room_id)
+    timeline = room["timeline"]["events"]
+    joins = [e for e in timeline if e["type"] == "m.room.member" and e["state_key"] == invitee.user_id]
+    assert joins and joins[-1]["content"]["membership"] == "join"
+    # What history visibility hides that is not current state stays hidden.
+    assert not {e["event_id"] for e in timeline} & set(hidden)
+    assert timeline[-1]["state_key"] == syncer.user_id and timeline[-1]["content"]["membership"] == "join"
+    # A rejoined room comes whole: its state at the timeline's start.
+    assert any(e["type"] == "m.room.create" for e in room["state"]["events"])
+
+
+def test_an_incremental_sync_leaves_out_a_room_the_filter_emptied(user):
+    """A display name change under a filter that hides members is no news: the room is left out
+    of the incremental sync (as Synapse's), and it is no new join either."""
+    hide_members = json.dumps({
+        "room": {"timeline": {"types": []}, "state": {"types": ["a.madeup.test.state"]}, "ephemeral": {"types": []}},
+        "presence": {"types": []},
+    })
+    room_id = create_room(user)
+    send_state(user, room_id, "a.madeup.test.state", {"my_key": 1})
+    first = sync(user, filter=hide_members)
+    assert [e["type"] for e in joined(first, room_id)["state"]["events"]] == ["a.madeup.test.state"]
+    send_state(user, room_id, "m.room.member", {"membership": "join", "displayname": "boris"}, user.user_id)
+    send_message(user, room_id, "news the filter hides")
+    assert joined(sync(user, first["next_batch"], filter=hide_members), room_id) is None
+    # Without the filter the room is there, with the message and no full state.
+    room = joined(sync(user, first["next_batch"]), room_id)
+    assert room["timeline"]["events"][-1]["content"]["body"] == "news the filter hides"
+    assert not any(e["type"] == "a.madeup.test.state" for e in room["state"]["events"])
+
+
+def test_federation_event_format(user):
+    """`event_format: federation` serves the PDUs, with their event IDs (as Synapse's)."""
+    room_id = create_room(user)
+    sent = send_message(user, room_id, "Test message")
+    federation = json.dumps({"event_format": "federation", "room": {"timeline": {"limit": 1}}})
+    room = joined(sync(user, filter=federation), room_id)
+    [event] = room["timeline"]["events"]
+    assert {"event_id", "content", "room_id", "sender", "origin_server_ts", "type", "prev_events", "auth_events",
+            "depth", "hashes", "signatures"} <= event.keys()
+    assert event["event_id"] == sent and event["content"]["body"] == "Test message"
+    assert all("signatures" in e and "auth_events" in e for e in room["state"]["events"])
+    # The client format has none of the federation fields.
+    [client] = joined(sync(user, filter=timeline_filter(1)), room_id)["timeline"]["events"]
+    assert client["event_id"] == sent and not {"prev_events", "auth_events", "hashes", "signatures"} & client.keys()

@@ -62,13 +62,19 @@ def test_upgrade(user, new_user, client, old_version, new_version):
     if new_version == "12":
         assert ":" not in new, "v12 room IDs are the create event's hash"
 
-    # The new room: its create event points back, without an event ID from v12 on.
+    # The new room: its create event points back, to the tombstone (the old room's last event,
+    # as in Synapse), without an event ID from v12 on.
     create = state_event(user, new, "m.room.create")
     assert create["room_version"] == new_version
+    response = user.get(room_path(old, "state"))
+    assert response.status_code == 200
+    old_state = response.json()
+    tombstone_id = next(e["event_id"] for e in old_state if e["type"] == "m.room.tombstone")
+    assert tombstone_id != last_event
     if new_version == "12":
         assert create["predecessor"] == {"room_id": old}
     else:
-        assert create["predecessor"] == {"room_id": old, "event_id": last_event}
+        assert create["predecessor"] == {"room_id": old, "event_id": tombstone_id}
     # The transferable state is copied.
     assert state_event(user, new, "m.room.name") == {"name": "Old name"}
     assert state_event(user, new, "m.room.topic")["topic"] == "Old topic"
