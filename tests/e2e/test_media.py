@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import SERVER_NAME, User, assert_error, assert_ok, describe, register, unique_name
 from js import run_js
+from rooms import create_room, room_path, send_state, state_event
 from test_client_nio import nio_client
 
 MEDIA = "/_matrix/media/v3"
@@ -375,6 +376,18 @@ def test_thumbnail_errors(thumbnailer):
     assert_error(thumbnail(user, text, 32, 32), 400, "M_UNKNOWN")
     broken = upload(user, b"\x89PNG\r\n\x1a\n broken", "image/png")
     assert_error(thumbnail(user, broken, 32, 32), 400, "M_UNKNOWN")
+
+
+def test_room_avatars_are_mxc_uris(user):
+    room_id = create_room(user)
+    uri = upload(user, image_bytes("PNG", (64, 64)), "image/png")
+    send_state(user, room_id, "m.room.avatar", {"url": uri})
+    assert state_event(user, room_id, "m.room.avatar")["url"] == uri
+    for bad in ["https://example.org/a.png", "mxc://localhost", "mxc://localhost/a/b", 42]:
+        resp = user.put(room_path(room_id, "state", "m.room.avatar", ""), json={"url": bad})
+        assert_error(resp, 400, "M_BAD_JSON")
+    assert state_event(user, room_id, "m.room.avatar")["url"] == uri
+    send_state(user, room_id, "m.room.avatar", {})  # no url: the avatar is removed
 
 
 # ---------------------------------------------------------------------------------------------
