@@ -61,11 +61,12 @@ ensure_js_tests() {
   fi
 }
 
-# build_worker: the release Wasm and its JavaScript shim, into build/.
+# build_worker [CARGO_ARGS...]: the release Wasm and its JavaScript shim, into build/; arguments
+# go to `cargo build` (`npm run deploy` passes --no-default-features).
 build_worker() {
   ensure_tools
   log "building the worker"
-  (cd "$ROOT" && worker-build --release >&2)
+  (cd "$ROOT" && worker-build --release . "$@" >&2)
   # Size over names: the features are the ones worker-build enables, and debug info goes.
   "$WASM_OPT_BIN" "$ROOT/build/index_bg.wasm" -Oz --strip-debug --strip-producers \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \

@@ -35,6 +35,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The largest image (width × height) we make thumbnails of; larger ones get `M_TOO_LARGE`.
     pub max_thumbnail_pixels: u64,
+    /// Who makes thumbnails: Wasm in the Worker, or Cloudflare's Images binding.
+    pub thumbnailer: Thumbnailer,
     pub rc_login: Rule,
     pub rc_registration: Rule,
     pub rc_to_device: Rule,
@@ -187,6 +189,7 @@ impl Config {
             // Synapse's max_upload_size.
             max_upload_bytes: number(&var, "MAX_UPLOAD_BYTES", 50 << 20)?,
             max_thumbnail_pixels: number(&var, "MAX_THUMBNAIL_PIXELS", crate::media::thumbnail::MAX_PIXELS)?,
+            thumbnailer: Thumbnailer::parse(var("THUMBNAILER").as_deref())?,
             // Synapse's defaults: rc_login.address and rc_registration.
             rc_login: Rule {
                 per_second: number(&var, "RC_LOGIN_PER_SECOND", 0.003)?,
@@ -223,6 +226,27 @@ impl Config {
         })?);
         CACHE.with(|c| *c.borrow_mut() = Some(config.clone()));
         Ok(config)
+    }
+}
+
+/// `THUMBNAILER`: `wasm` (the `image` crate in the Worker, the default where it is built in) or
+/// `images` (the Images binding, the only one in a build without the `wasm-thumbnails` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thumbnailer {
+    Wasm,
+    Images,
+}
+
+impl Thumbnailer {
+    fn parse(value: Option<&str>) -> Result<Self, String> {
+        let built_in = cfg!(feature = "wasm-thumbnails");
+        match value.map(str::trim) {
+            None | Some("") if built_in => Ok(Self::Wasm),
+            None | Some("") | Some("images") => Ok(Self::Images),
+            Some("wasm") if built_in => Ok(Self::Wasm),
+            Some("wasm") => Err("THUMBNAILER=wasm needs a build with the wasm-thumbnails feature".to_owned()),
+            Some(other) => Err(format!("THUMBNAILER must be wasm or images, not {other:?}")),
+        }
     }
 }
 
@@ -311,6 +335,8 @@ mod tests {
         assert_eq!(c.max_request_bytes, 1 << 20);
         assert_eq!(c.max_upload_bytes, 50 << 20);
         assert_eq!(c.max_thumbnail_pixels, 16_000_000);
+        let built_in = if cfg!(feature = "wasm-thumbnails") { Thumbnailer::Wasm } else { Thumbnailer::Images };
+        assert_eq!(c.thumbnailer, built_in);
         assert_eq!(c.rc_media_create, Rule { per_second: 10.0, burst: 50.0 });
         assert_eq!(c.public_baseurl, None);
         assert_eq!(c.rc_registration.burst, 3.0);
@@ -359,6 +385,7 @@ mod tests {
             ("MAX_REQUEST_BYTES", "2048"),
             ("MAX_UPLOAD_BYTES", "4096"),
             ("MAX_THUMBNAIL_PIXELS", "300000"),
+            ("THUMBNAILER", "images"),
             ("RC_MEDIA_CREATE_PER_SECOND", "1"),
             ("RC_MEDIA_CREATE_BURST", "3"),
             ("RC_LOGIN_PER_SECOND", "10"),
@@ -384,6 +411,7 @@ mod tests {
         assert_eq!(c.max_request_bytes, 2048);
         assert_eq!(c.max_upload_bytes, 4096);
         assert_eq!(c.max_thumbnail_pixels, 300_000);
+        assert_eq!(c.thumbnailer, Thumbnailer::Images);
         assert_eq!(c.rc_media_create, Rule { per_second: 1.0, burst: 3.0 });
         assert_eq!(c.rc_login, Rule { per_second: 10.0, burst: 100.0 });
         assert_eq!(c.rc_to_device, Rule { per_second: 0.5, burst: 2.0 });
@@ -421,6 +449,7 @@ mod tests {
                 "PRESENCE_ROUTER_BLACKLISTED_USERS",
             ),
             (&[("SERVER_NAME", "a.b"), ("PRESENCE_ROUTERS", "docs_example,nope")], "PRESENCE_ROUTERS"),
+            (&[("SERVER_NAME", "a.b"), ("THUMBNAILER", "sharp")], "THUMBNAILER"),
         ];
         for (vars, named) in cases {
             let err = parse(vars).unwrap_err();

@@ -193,7 +193,7 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::get_presence;
     PUT "/_matrix/client/v3/presence/{userId}/status" UserOrGuest => presence::set_presence;
     // Synapse's `ModuleApi.send_local_online_presence_to`; for services until there are admins.
-    POST "/_stratus/admin/v1/send_online_presence_to" Appservice => presence::send_online_presence_to;
+    POST "/_stratus/admin/v1/send_online_presence_to" Admin => presence::send_online_presence_to;
     // Push notifications
     GET "/_matrix/client/v3/notifications" User => notifications::get_notifications;
     GET "/_matrix/client/v3/pushers" User => pushers::get_pushers;

@@ -14,11 +14,13 @@ use futures::StreamExt;
 use serde_json::json;
 use worker::{Bucket, Data, Headers, HttpMetadata, Response, ResponseBody};
 
+use crate::config::Thumbnailer;
 use crate::context::Ctx;
 use crate::error::{internal, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::too_large;
 use crate::http::Reply;
 use crate::media::headers::{content_disposition, essence, served_content_type, CONTENT_SECURITY_POLICY};
+use crate::media::images;
 use crate::media::is_valid_media_id;
 use crate::media::range::{self, Ranged};
 use crate::media::thumbnail::{self, Method, Outcome};
@@ -280,17 +282,39 @@ pub async fn get_content_thumbnail(cx: Ctx) -> Result<Reply> {
     if let Some(reply) = serve_object_if_present(&bucket, &key).await? {
         return Ok(reply);
     }
-    if row.size.unwrap_or_default() as u64 > thumbnail::MAX_SOURCE_BYTES {
-        return Err(too_large(thumbnail::MAX_SOURCE_BYTES));
-    }
-    let source = bucket.get(&media_id).execute().await.map_err(|e| internal("reading media from R2", e))?;
-    let source = source.ok_or_else(no_such_media)?;
-    let source =
-        source.body().ok_or_else(no_such_media)?.bytes().await.map_err(|e| internal("reading media from R2", e))?;
-    let (bytes, content_type) = match thumbnail::make(&source, size, cx.config.max_thumbnail_pixels) {
+    let object = bucket.get(&media_id).execute().await.map_err(|e| internal("reading media from R2", e))?;
+    let object = object.ok_or_else(no_such_media)?;
+    let source = object.body().ok_or_else(no_such_media)?;
+    let max_pixels = cx.config.max_thumbnail_pixels;
+    let made = match cx.config.thumbnailer {
+        Thumbnailer::Images => {
+            if !images::is_bound(&cx.env) {
+                return Err(internal("THUMBNAILER=images", "no [images] binding named IMAGES"));
+            }
+            let ResponseBody::Stream(stream) =
+                source.response_body().map_err(|e| internal("reading media from R2", e))?
+            else {
+                return Err(no_such_media());
+            };
+            images::make(&cx.env, stream, &source_type, size, max_pixels).await
+        }
+        #[cfg(feature = "wasm-thumbnails")]
+        Thumbnailer::Wasm => {
+            // Decoding in Wasm reads the whole file into the isolate.
+            use crate::media::decode;
+            if row.size.unwrap_or_default() as u64 > decode::MAX_SOURCE_BYTES {
+                return Err(too_large(decode::MAX_SOURCE_BYTES));
+            }
+            let bytes = source.bytes().await.map_err(|e| internal("reading media from R2", e))?;
+            decode::make(&bytes, size, max_pixels)
+        }
+        #[cfg(not(feature = "wasm-thumbnails"))]
+        Thumbnailer::Wasm => return Err(internal("THUMBNAILER=wasm", "not built in")),
+    };
+    let (bytes, content_type) = match made {
         Ok(Outcome::Made(t)) => (t.bytes, t.content_type.to_owned()),
-        // The source fits the box: it is its own thumbnail, kept as such.
-        Ok(Outcome::Original) => (source, source_type),
+        // The source fits the box: it is its own thumbnail, served as it is.
+        Ok(Outcome::Original) => return serve_object(&bucket, &media_id).await,
         Err(thumbnail::Failure::TooLarge) => {
             return Err(MatrixError::new(ErrorKind::TooLarge, "The image is too large to thumbnail").into())
         }

@@ -136,8 +136,7 @@ struct SnapshotBody {
 
 /// What Synapse's `ModuleApi.send_local_online_presence_to` does: the next sync of each of
 /// `users` gets the current presence of every online user it may see, as an initial sync would,
-/// even where nothing changed. Users of other servers are ignored. The route takes an
-/// application service's `as_token` until there are server admins.
+/// even where nothing changed. Users of other servers are ignored. A server admin's call.
 pub async fn send_online_presence_to(cx: Ctx) -> Result<Reply> {
     let body: SnapshotBody = cx.req.json()?;
     if body.users.len() > MAX_SNAPSHOT_USERS {

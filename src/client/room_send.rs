@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::durable_objects::room::{Facts, RedactedState};
-use crate::error::{invalid_param, not_found, ErrorKind, MatrixError, Result};
+use crate::error::{bad_json, invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::storage::{aliases, current_state, events};
@@ -59,6 +59,14 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
     if kind == "m.room.power_levels" {
         let value = serde_json::to_value(&content).unwrap_or_default();
         validate_power_levels(value.as_object().unwrap_or(&serde_json::Map::new()))?;
+    }
+    // A room's avatar is media, as a profile's is: an `mxc` URI (an empty one removes it).
+    if kind == "m.room.avatar" {
+        match content.get("url") {
+            None => {}
+            Some(CanonicalJsonValue::String(url)) if url.is_empty() || crate::media::is_valid_mxc(url) => {}
+            Some(_) => return Err(bad_json("url must be an mxc://<server-name>/<media-id> URI")),
+        }
     }
     if kind == "m.room.canonical_alias" {
         check_canonical_aliases(&cx, &room_id, &content).await?;

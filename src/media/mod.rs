@@ -1,7 +1,11 @@
 //! The content repository's pure logic, natively tested: media IDs, the headers a download
-//! carries, `Range` requests and thumbnails. The handlers are in `client/media.rs`.
+//! carries, `Range` requests and thumbnails (made in Wasm by `decode`, or by the Images binding in
+//! `images`). The handlers are in `client/media.rs`.
 
+#[cfg(feature = "wasm-thumbnails")]
+pub mod decode;
 pub mod headers;
+pub mod images;
 pub mod range;
 pub mod thumbnail;
 

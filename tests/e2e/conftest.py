@@ -39,6 +39,8 @@ NAMED_SERVERS = {
         "PRESENCE_ROUTERS": "docs_example,test_union",
         # No user goes offline while the tests run: every change would wake @gobbler.
         "PRESENCE_SYNC_TIMEOUT_MS": "600000",
+        # Its admin asks for presence snapshots.
+        "REGISTRATION_SHARED_SECRET": "stratus-e2e-shared-secret",
     },
     "to_device_limited_url": {"RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "3"},
     # Fan-out trees of many levels with few members.
@@ -46,6 +48,8 @@ NAMED_SERVERS = {
     "small_media_url": {"MAX_UPLOAD_BYTES": "1000", "MAX_THUMBNAIL_PIXELS": "100000"},
     # Big rooms (test_request_cost.py): accounts are written into this server's D1 directly.
     "big_rooms_server": {"BIG_ROOM_TESTS": "1"},
+    # Thumbnails by the Images binding, which wrangler emulates locally with Sharp.
+    "images_thumbnails_url": {"THUMBNAILER": "images"},
     # Application services register on a server of their own, so that their namespaces reserve
     # no user or alias of another test; its to-device limit is low, for `rate_limited`.
     "as_server": {"APPSERVICE_TESTS": "1", "RC_TO_DEVICE_PER_SECOND": "0.01", "RC_TO_DEVICE_BURST": "5",
@@ -416,6 +420,11 @@ def narrow_fanout_url(server_factory) -> str:
 @pytest.fixture(scope="session")
 def small_media_url(server_factory) -> str:
     return server_factory(**NAMED_SERVERS["small_media_url"])
+
+
+@pytest.fixture(scope="session")
+def images_thumbnails_url(server_factory) -> str:
+    return server_factory(**NAMED_SERVERS["images_thumbnails_url"])
 
 
 # ---------------------------------------------------------------------------------------------

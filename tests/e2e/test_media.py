@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import SERVER_NAME, User, assert_error, assert_ok, describe, register, unique_name
 from js import run_js
+from rooms import create_room, room_path, send_state, state_event
 from test_client_nio import nio_client
 
 MEDIA = "/_matrix/media/v3"
@@ -289,8 +290,21 @@ SOURCES = [("PNG", "image/png", "image/png"), ("JPEG", "image/jpeg", "image/jpeg
            ("GIF", "image/gif", "image/png"), ("WEBP", "image/webp", "image/png")]
 
 
+@pytest.fixture(params=["wasm", "images"])
+def thumbnailer(request, user, new_client):
+    """A user of a server whose thumbnails are made in Wasm (the suite's), or by the Images binding
+    (wrangler's local one, backed by Sharp: it letterboxes where the real one crops, so only the
+    sizes are compared)."""
+    if request.param == "wasm":
+        return user
+    c = new_client(request.getfixturevalue("images_thumbnails_url"))
+    body = register(c, unique_name())
+    return User(c, body["user_id"], body["access_token"], body["device_id"])
+
+
 @pytest.mark.parametrize("fmt,content_type,thumb_type", SOURCES)
-def test_thumbnails_of_each_format(user, fmt, content_type, thumb_type):
+def test_thumbnails_of_each_format(thumbnailer, fmt, content_type, thumb_type):
+    user = thumbnailer
     uri = upload(user, image_bytes(fmt, (1000, 500)), content_type, "picture")
     cases = [
         ((32, 32, "crop"), (32, 32)),
@@ -313,7 +327,8 @@ def test_thumbnails_of_each_format(user, fmt, content_type, thumb_type):
             assert image.format == thumb_type.split("/")[1].upper()
 
 
-def test_thumbnails_never_upscale(user):
+def test_thumbnails_never_upscale(thumbnailer):
+    user = thumbnailer
     small = image_bytes("PNG", (100, 80))
     uri = upload(user, small, "image/png")
     # The image fits the box: the original comes back.
@@ -328,7 +343,8 @@ def test_thumbnails_never_upscale(user):
     assert Image.open(io.BytesIO(resp.content)).size == (50, 300)
 
 
-def test_thumbnails_keep_transparency(user):
+def test_thumbnails_keep_transparency(thumbnailer):
+    user = thumbnailer
     uri = upload(user, image_bytes("PNG", (400, 400), "RGBA"), "image/png")
     image = Image.open(io.BytesIO(thumbnail(user, uri, 96, 96, "crop").content))
     assert image.size == (96, 96) and image.mode == "RGBA"
@@ -348,7 +364,8 @@ def test_thumbnail_pixel_limit(small_media_url, new_client):
     assert resp.status_code == 200 and Image.open(io.BytesIO(resp.content)).size == (32, 32), describe(resp)
 
 
-def test_thumbnail_errors(user):
+def test_thumbnail_errors(thumbnailer):
+    user = thumbnailer
     uri = upload(user, image_bytes("PNG", (400, 400)), "image/png")
     base = f"{CLIENT_MEDIA}/thumbnail/{SERVER_NAME}/{media_id(uri)}"
     assert_error(user.get(base, params={"width": 32}), 400, "M_MISSING_PARAM")
@@ -359,6 +376,18 @@ def test_thumbnail_errors(user):
     assert_error(thumbnail(user, text, 32, 32), 400, "M_UNKNOWN")
     broken = upload(user, b"\x89PNG\r\n\x1a\n broken", "image/png")
     assert_error(thumbnail(user, broken, 32, 32), 400, "M_UNKNOWN")
+
+
+def test_room_avatars_are_mxc_uris(user):
+    room_id = create_room(user)
+    uri = upload(user, image_bytes("PNG", (64, 64)), "image/png")
+    send_state(user, room_id, "m.room.avatar", {"url": uri})
+    assert state_event(user, room_id, "m.room.avatar")["url"] == uri
+    for bad in ["https://example.org/a.png", "mxc://localhost", "mxc://localhost/a/b", 42]:
+        resp = user.put(room_path(room_id, "state", "m.room.avatar", ""), json={"url": bad})
+        assert_error(resp, 400, "M_BAD_JSON")
+    assert state_event(user, room_id, "m.room.avatar")["url"] == uri
+    send_state(user, room_id, "m.room.avatar", {})  # no url: the avatar is removed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,9 +10,8 @@ import time
 
 import pytest
 
-from appservices import add_and_wait, registration
-from conftest import (NAMED_SERVERS, V3, User, assert_error, assert_ok, auth_header, make_client, register,
-                      unique_name)
+from admin import create_user
+from conftest import NAMED_SERVERS, V3, User, assert_error, assert_ok, make_client, register, unique_name
 from rooms import create_room, join
 from test_presence import presence_of, set_status, status_path, sync
 
@@ -144,9 +143,8 @@ def test_routed_presence_comes_beside_shared_room_presence(named, stranger):
     assert changed[charlie.user_id]["status_msg"] == "routed again"
 
 
-def test_send_online_presence_to_gives_a_full_snapshot(router_server, named, stranger, tmp_path):
-    reg = registration(f"pr{unique_name('')[1:7]}", None)
-    add_and_wait(router_server.url, router_server.workdir / "state", tmp_path, reg)
+def test_send_online_presence_to_gives_a_full_snapshot(router_server, named, stranger):
+    admin = create_user(router_server.url, unique_name("admin"), admin=True)
     roommate, newcomer = stranger(), stranger()
     join(roommate, create_room(newcomer, preset="public_chat"))
     set_status(roommate, "online", status_msg="here all along")
@@ -156,15 +154,15 @@ def test_send_online_presence_to_gives_a_full_snapshot(router_server, named, str
     body = {"users": [newcomer.user_id, "@someone:elsewhere.example"]}
 
     def ask():
-        with make_client(router_server.url) as c:
-            assert assert_ok(c.post(path, json=body, headers=auth_header(reg["as_token"]))) == {}
+        assert assert_ok(admin.post(path, json=body)) == {}
 
     seconds, response = woken_by(newcomer, token, ask)
     assert seconds < 10
     assert presence_of(response)[roommate.user_id]["status_msg"] == "here all along"
     # Once: the next sync has only changes again.
     assert presence_of(quiet_sync(newcomer, response["next_batch"])) == {}
-    # A user's token is not a service's.
-    assert_error(newcomer.post(path, json=body), 401, "M_UNKNOWN_TOKEN")
+    # It is an admin's call.
+    assert_error(newcomer.post(path, json=body), 403, "M_FORBIDDEN")
     with make_client(router_server.url) as c:
-        assert_error(c.post(path, json={"users": "nobody"}, headers=auth_header(reg["as_token"])), 400, "M_BAD_JSON")
+        assert_error(c.post(path, json=body), 401, "M_MISSING_TOKEN")
+    assert_error(admin.post(path, json={"users": "nobody"}), 400, "M_BAD_JSON")
