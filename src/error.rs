@@ -15,6 +15,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The kinds of error the server returns. Each maps to exactly one errcode and one status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// An `m.room.canonical_alias` naming an alias that does not point to the room.
+    BadAlias,
     BadJson,
     /// An async upload's media ID whose bytes were already uploaded (409).
     CannotOverwriteMedia,
@@ -87,6 +89,7 @@ impl ErrorKind {
     pub const ALL: &'static [ErrorKind] = {
         use ErrorKind::*;
         &[
+            BadAlias,
             BadJson,
             CannotOverwriteMedia,
             BadStatus { status: 0 },
@@ -137,6 +140,7 @@ impl ErrorKind {
     pub fn errcode_and_status(self) -> (&'static str, u16) {
         use ErrorKind::*;
         match self {
+            BadAlias => ("M_BAD_ALIAS", 400),
             BadJson => ("M_BAD_JSON", 400),
             BadStatus { .. } => ("M_BAD_STATUS", 502),
             CannotOverwriteMedia => ("M_CANNOT_OVERWRITE_MEDIA", 409),

@@ -13,9 +13,9 @@ use crate::admin;
 use crate::auth;
 use crate::client::{
     account, account_data, alias, appservice, create_room, cross_signing, device, directory, discovery, filter,
-    key_backup, keys, media, membership, message, notifications, presence, profile, push_rules, pushers, receipts,
-    register, relations, room_read, room_send, session, sliding_sync, sync, tags, thirdparty, to_device, typing,
-    upgrade,
+    key_backup, keys, legacy, media, membership, message, notifications, openid, presence, profile, push_rules,
+    pushers, receipts, register, relations, room_read, room_send, session, sliding_sync, sync, tags, thirdparty,
+    to_device, typing, upgrade, user_directory,
 };
 use crate::config::Config;
 use crate::context::Ctx;
@@ -126,6 +126,7 @@ pub static ROUTES: &[Route] = routes! {
     // Rooms: creation and events
     POST "/_matrix/client/v3/createRoom" User => create_room::create_room;
     PUT "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}" UserOrGuest => room_send::send_message_event;
+    POST "/_matrix/client/v3/rooms/{roomId}/send/{eventType}" UserOrGuest => room_send::send_message_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}" User => room_send::send_state_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}" User => room_send::send_state_event;
     PUT "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}" User => room_send::redact_event;
@@ -168,6 +169,11 @@ pub static ROUTES: &[Route] = routes! {
     // Sync
     GET "/_matrix/client/v3/sync" UserOrGuest => sync::sync;
     POST "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync" User => sliding_sync::sync;
+    // The deprecated event stream and initial syncs (`/events` also at r0, where Sytest calls it)
+    GET "/_matrix/client/v3/events" UserOrGuest => legacy::get_events;
+    GET "/_matrix/client/r0/events" UserOrGuest => legacy::get_events;
+    GET "/_matrix/client/v3/initialSync" UserOrGuest => legacy::initial_sync;
+    GET "/_matrix/client/v3/rooms/{roomId}/initialSync" UserOrGuest => legacy::room_initial_sync;
     // Filters, account data, room tags and send-to-device
     POST "/_matrix/client/v3/user/{userId}/filter" UserOrGuest => filter::create_filter;
     GET "/_matrix/client/v3/user/{userId}/filter/{filterId}" UserOrGuest => filter::get_filter;
@@ -209,6 +215,9 @@ pub static ROUTES: &[Route] = routes! {
     GET "/_matrix/client/v3/keys/changes" UserOrGuest => keys::get_key_changes;
     POST "/_matrix/client/v3/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
     POST "/_matrix/client/v3/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
+    // The unstable paths of cross-signing, which clients of Matrix 1.0 still call (as Synapse serves them)
+    POST "/_matrix/client/unstable/keys/device_signing/upload" User => cross_signing::upload_signing_keys;
+    POST "/_matrix/client/unstable/keys/signatures/upload" UserOrGuest => cross_signing::upload_signatures;
     // End-to-end encryption: server-side key backups
     POST "/_matrix/client/v3/room_keys/version" User => key_backup::create_backup_version;
     GET "/_matrix/client/v3/room_keys/version" User => key_backup::get_latest_backup_info;
@@ -224,6 +233,11 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::add_backup_keys_for_session;
     GET "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::get_backup_keys_for_session;
     DELETE "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}" User => key_backup::delete_backup_keys_for_session;
+    // The user directory
+    POST "/_matrix/client/v3/user_directory/search" User => user_directory::search_user_directory;
+    // OpenID
+    POST "/_matrix/client/v3/user/{userId}/openid/request_token" User => openid::request_openid_token;
+    GET "/_matrix/federation/v1/openid/userinfo" None => openid::get_openid_userinfo;
     // Application services
     POST "/_matrix/client/v1/appservice/{appserviceId}/ping" Appservice => appservice::ping;
     // Third-party networks, through the application services that bridge them

@@ -1,7 +1,8 @@
 //! User-interactive authentication: the 401 dance of flows, stages and sessions that guards
 //! registration, password changes, deactivation and device deletion.
 //!
-//! A session is bound to the method and path that started it; completing a flow spends it.
+//! A session is bound to the method and path that started it; completing a flow spends it,
+//! except a registration's, which remembers its parameters and the account it created.
 
 use ruma_common::UserId;
 use serde::Deserialize;
@@ -59,9 +60,8 @@ impl UiaChallenge {
         body.insert("flows".into(), flows.into());
         body.insert("params".into(), json!({}));
         body.insert("session".into(), self.session.clone().into());
-        if !self.completed.is_empty() {
-            body.insert("completed".into(), self.completed.clone().into());
-        }
+        // Always, even empty, as Synapse answers (and clients such as Sytest read it).
+        body.insert("completed".into(), self.completed.clone().into());
         body
     }
 }
@@ -81,20 +81,57 @@ fn stage_expected(flows: Flows, completed: &[String], stage: &str) -> bool {
     })
 }
 
-/// Runs one round of user-interactive auth for the request in `cx`. `Ok` means a flow is
-/// complete and the request may proceed, and gives the registration token the session took, if
-/// any (its use is the caller's to count); otherwise the error is the challenge to send back.
+/// Runs one round of user-interactive auth for the request in `cx`. `Ok(())` means a flow is
+/// complete and the request may proceed; otherwise the error is the challenge to send back.
 /// `account` is the user whose password the password stage checks.
-pub async fn authenticate(
+pub async fn authenticate(cx: &Ctx, auth: Option<AuthData>, flows: Flows, account: Option<&UserId>) -> Result<()> {
+    run(cx, auth, flows, account, None).await.map(|_| ())
+}
+
+/// A complete registration's auth: its session, and the registration token its token stage
+/// took, if any (its use is the caller's to count).
+pub struct Completed {
+    pub session: String,
+    pub registration_token: Option<String>,
+}
+
+/// A registration's round of user-interactive auth: the session remembers `params` (the
+/// request's, or the ones it had) and is kept once complete, for [`registered`].
+pub async fn authenticate_registration(
+    cx: &Ctx,
+    auth: Option<AuthData>,
+    flows: Flows,
+    params: &str,
+) -> Result<Completed> {
+    run(cx, auth, flows, None, Some(params)).await
+}
+
+/// A registration session of this request's method and path: its remembered parameters and the
+/// user it registered. `None` when there is no such session.
+pub async fn remembered(cx: &Ctx, session: &str) -> Result<Option<(Option<String>, Option<String>)>> {
+    let stored = uia_sessions::get(&cx.db, session, now_ms().saturating_sub(SESSION_LIFETIME_MS)).await?;
+    Ok(stored
+        .filter(|s| s.method == cx.req.method.to_string() && s.path == cx.req.path)
+        .map(|s| (s.params, s.registered_user_id)))
+}
+
+/// Notes the user a completed registration session created.
+pub async fn registered(cx: &Ctx, session: &str, user_id: &str) -> Result<()> {
+    cx.db.run(uia_sessions::set_registered(&cx.db, session, user_id)?).await?;
+    Ok(())
+}
+
+async fn run(
     cx: &Ctx,
     auth: Option<AuthData>,
     flows: Flows,
     account: Option<&UserId>,
-) -> Result<Option<String>> {
+    params: Option<&str>,
+) -> Result<Completed> {
     let now = now_ms();
     let method = cx.req.method.to_string();
     let Some(auth) = auth else {
-        let session = start_session(cx, &method, now).await?;
+        let session = start_session(cx, &method, now, params).await?;
         return Err(challenge(flows, Vec::new(), session, None));
     };
     let (session, mut completed, mut registration_token) = match &auth.session {
@@ -109,10 +146,13 @@ pub async fn authenticate(
                 )
                 .into());
             }
+            if let Some(params) = params.filter(|p| stored.params.as_deref() != Some(*p)) {
+                cx.db.run(uia_sessions::set_params(&cx.db, id, params)?).await?;
+            }
             let completed: Vec<String> = serde_json::from_str(&stored.completed).unwrap_or_default();
             (id.clone(), completed, stored.registration_token)
         }
-        None => (start_session(cx, &method, now).await?, Vec::new(), None),
+        None => (start_session(cx, &method, now, params).await?, Vec::new(), None),
     };
     if let Some(stage) = auth.kind.as_deref() {
         if !stage_expected(flows, &completed, stage) {
@@ -120,13 +160,8 @@ pub async fn authenticate(
                 MatrixError::new(ErrorKind::Unknown, format!("Auth stage {stage:?} is not expected here")).into()
             );
         }
-        if let Err(error) = check_stage(cx, stage, &auth, account).await {
-            return match error {
-                Error::Matrix(e) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::Unauthorized) => {
-                    Err(challenge(flows, completed, session, Some(e)))
-                }
-                other => Err(other),
-            };
+        if let Err(failed) = check_stage(cx, stage, &auth, account).await? {
+            return Err(challenge(flows, completed, session, Some(failed)));
         }
         if stage == REGISTRATION_TOKEN {
             registration_token = auth.token.clone();
@@ -134,8 +169,11 @@ pub async fn authenticate(
         completed.push(stage.to_owned());
     }
     if flow_complete(flows, &completed) {
-        cx.db.run(uia_sessions::delete(&cx.db, &session)?).await?;
-        return Ok(registration_token);
+        // A registration's session stays, for a replay; any other is spent.
+        if params.is_none() {
+            cx.db.run(uia_sessions::delete(&cx.db, &session)?).await?;
+        }
+        return Ok(Completed { session, registration_token });
     }
     let completed_json = serde_json::to_string(&completed).unwrap_or_else(|_| "[]".into());
     let set = uia_sessions::set_completed(&cx.db, &session, &completed_json, registration_token.as_deref())?;
@@ -143,14 +181,16 @@ pub async fn authenticate(
     Err(challenge(flows, completed, session, None))
 }
 
-async fn start_session(cx: &Ctx, method: &str, now: u64) -> Result<String> {
+async fn start_session(cx: &Ctx, method: &str, now: u64, params: Option<&str>) -> Result<String> {
     let id = new_session_id()?;
-    cx.db
-        .batch(vec![
-            uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?,
-            uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?,
-        ])
-        .await?;
+    let mut statements = vec![
+        uia_sessions::delete_expired(&cx.db, now.saturating_sub(SESSION_LIFETIME_MS))?,
+        uia_sessions::insert(&cx.db, &id, method, &cx.req.path, now)?,
+    ];
+    if let Some(params) = params {
+        statements.push(uia_sessions::set_params(&cx.db, &id, params)?);
+    }
+    cx.db.batch(statements).await?;
     Ok(id)
 }
 
@@ -158,10 +198,16 @@ fn challenge(flows: Flows, completed: Vec<String>, session: String, error: Optio
     Error::Uia(Box::new(UiaChallenge { flows, completed, session, error }))
 }
 
-/// Checks one stage. A wrong credential is `M_FORBIDDEN`, which the caller turns into a challenge.
-async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&UserId>) -> Result<()> {
+/// Checks one stage. A wrong credential is the inner error, which the caller turns into a
+/// challenge; credentials of another user than the account are a plain 403, as in Synapse.
+async fn check_stage(
+    cx: &Ctx,
+    stage: &str,
+    auth: &AuthData,
+    account: Option<&UserId>,
+) -> Result<std::result::Result<(), MatrixError>> {
     match stage {
-        DUMMY => Ok(()),
+        DUMMY => Ok(Ok(())),
         PASSWORD => {
             // The login limits: a stolen access token gives no more password guesses than /login.
             let now = now_ms();
@@ -175,14 +221,14 @@ async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&Us
                 .password
                 .as_deref()
                 .ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.password is required"))?;
-            let account = account.ok_or_else(wrong)?;
+            let Some(account) = account else { return Ok(Err(wrong())) };
             if named.as_deref() != Some(account) {
-                return Err(wrong().into());
+                return Err(MatrixError::new(ErrorKind::Forbidden, "The credentials are not this account's").into());
             }
-            let user = users::get(&cx.db, account.as_str()).await?.ok_or_else(wrong)?;
+            let Some(user) = users::get(&cx.db, account.as_str()).await? else { return Ok(Err(wrong())) };
             match user.password_hash {
-                Some(hash) if password::verify(password, &hash) => Ok(()),
-                _ => Err(wrong().into()),
+                Some(hash) if password::verify(password, &hash) => Ok(Ok(())),
+                _ => Ok(Err(wrong())),
             }
         }
         REGISTRATION_TOKEN => {
@@ -192,8 +238,8 @@ async fn check_stage(cx: &Ctx, stage: &str, auth: &AuthData, account: Option<&Us
                 .ok_or_else(|| MatrixError::new(ErrorKind::MissingParam, "auth.token is required"))?;
             let started = cx.db.run(registration_tokens::start_use(&cx.db, token, now_ms())?).await?;
             match started {
-                0 => Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token").into()),
-                _ => Ok(()),
+                0 => Ok(Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token"))),
+                _ => Ok(Ok(())),
             }
         }
         _ => Err(MatrixError::new(ErrorKind::Unknown, format!("Unsupported auth stage {stage:?}")).into()),
@@ -234,7 +280,8 @@ mod tests {
         assert_eq!(fresh["flows"], json!([{"stages": [DUMMY]}, {"stages": [PASSWORD, DUMMY]}]));
         assert_eq!(fresh["session"], "s1");
         assert_eq!(fresh["params"], json!({}));
-        assert!(!fresh.contains_key("errcode") && !fresh.contains_key("completed"));
+        assert!(!fresh.contains_key("errcode"));
+        assert_eq!(fresh["completed"], json!([]));
 
         let failed = UiaChallenge {
             flows: FLOWS,

@@ -88,8 +88,9 @@ pub struct RoomFilter {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RoomEventFilter {
+    /// Unlike `EventFilter`'s, may be 0, as Synapse accepts it: a timeline of no events.
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub limit: Option<NonZeroU64>,
+    pub limit: Option<u64>,
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub not_senders: Option<Vec<OwnedUserId>>,
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
@@ -156,7 +157,7 @@ impl RoomEventFilter {
 
     /// The filter's limit, or `default`, at most `max`.
     pub fn limit_or(&self, default: u64, max: u64) -> u64 {
-        self.limit.map_or(default, NonZeroU64::get).min(max)
+        self.limit.unwrap_or(default).min(max)
     }
 
     /// Whether `rooms` and `not_rooms` let the room through.
@@ -303,7 +304,7 @@ mod tests {
             "event_fields": ["type", "content", "sender"]
         });
         let filter = parse(example.to_string().as_bytes()).unwrap();
-        assert_eq!(filter.room.timeline.limit, NonZeroU64::new(10));
+        assert_eq!(filter.room.timeline.limit, Some(10));
         assert_eq!(filter.event_format, EventFormat::Client);
         assert_eq!(filter.event_fields.as_deref(), Some(&["type".to_owned(), "content".into(), "sender".into()][..]));
         assert_eq!(filter.presence.types.as_deref(), Some(&["m.presence".to_owned()][..]));
@@ -350,7 +351,7 @@ mod tests {
             r#"{"account_data": [null, ["@a:hs"]]}"#,
             r#"{"room": {"state": [], "timeline": {}}}"#,
             r#"{"room": {"state": {"types": [], "types": []}}}"#,
-            r#"{"room": {"timeline": {"limit": 0}}}"#,
+            r#"{"room": {"timeline": {"limit": -1}}}"#,
             r#"{"room": {"state": {"lazy_load_members": 1}}}"#,
             r#"{"room": {"state": {"include_redundant_members": "true"}}}"#,
             r#"{"room": {"ephemeral": {"rooms": [1]}}}"#,

@@ -13,6 +13,7 @@ use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
 use crate::storage::{current_state, forgotten_rooms, profiles, room_deletions};
 
+use super::room_send::same_state;
 use super::rooms::{parse_room_id, room_id_param, send_event, to_content};
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,7 +116,10 @@ pub async fn unban_user(cx: Ctx) -> Result<Reply> {
 }
 
 async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
-    let body: ReasonBody = cx.req.json_or_empty()?;
+    // The body's keys go into the membership event, as Synapse puts them (`reason`, or a client's
+    // own); `third_party_signed` is a request parameter, not content.
+    let mut body: Map<String, Value> = cx.req.json_or_empty()?;
+    body.remove("third_party_signed");
     let requester = cx.requester()?;
     let user = requester.user_id.clone();
     if requester.is_guest {
@@ -125,9 +129,16 @@ async fn join(cx: &Ctx, room_id: OwnedRoomId) -> Result<Reply> {
             return Err(MatrixError::new(ErrorKind::GuestAccessForbidden, "Guests may not join this room").into());
         }
     }
-    let content = with_profile(cx, &user, "join", body.reason).await?;
+    let mut content = body;
+    content.insert("membership".into(), "join".into());
+    add_profile(cx, &user, &mut content).await?;
+    let content = to_content(content)?;
+    // Joining again with the same content changes nothing: no new event, as in Synapse.
+    if same_state(cx, &room_id, "m.room.member", user.as_str(), user.as_str(), &content).await?.is_some() {
+        return Reply::json(&json!({"room_id": room_id}));
+    }
     let joined_rooms = current_state::rooms_with_membership(&cx.db, user.as_str(), "join").await?;
-    send_member(cx, &room_id, &user, content, Facts { joined_rooms, ..Facts::default() }).await?;
+    send_member_content(cx, &room_id, &user, content, Facts { joined_rooms, ..Facts::default() }).await?;
     Reply::json(&json!({"room_id": room_id}))
 }
 
@@ -169,14 +180,16 @@ fn membership(membership: &str, reason: Option<String>) -> Map<String, Value> {
 /// A membership with the user's display name and avatar, as Synapse sends them.
 async fn with_profile(cx: &Ctx, user: &UserId, kind: &str, reason: Option<String>) -> Result<Map<String, Value>> {
     let mut content = membership(kind, reason);
-    for field in ["displayname", "avatar_url"] {
-        if let Some(stored) = profiles::get(&cx.db, user.as_str(), field).await? {
-            if let Ok(value) = serde_json::from_str::<Value>(&stored.value) {
-                content.insert(field.into(), value);
-            }
-        }
-    }
+    add_profile(cx, user, &mut content).await?;
     Ok(content)
+}
+
+/// The user's display name and avatar, where the content names none of its own.
+async fn add_profile(cx: &Ctx, user: &UserId, content: &mut Map<String, Value>) -> Result<()> {
+    for (field, value) in profiles::membership_fields(&cx.db, user.as_str()).await? {
+        content.entry(field).or_insert(value);
+    }
+    Ok(())
 }
 
 async fn send_member(
@@ -186,17 +199,29 @@ async fn send_member(
     content: Map<String, Value>,
     facts: Facts,
 ) -> Result<()> {
+    send_member_content(cx, room_id, target, to_content(content)?, facts).await
+}
+
+async fn send_member_content(
+    cx: &Ctx,
+    room_id: &ruma_common::RoomId,
+    target: &UserId,
+    content: ruma_common::CanonicalJsonObject,
+    facts: Facts,
+) -> Result<()> {
     // An admin's blocked (or purged) room takes no one in.
-    if matches!(content.get("membership").and_then(Value::as_str), Some("join" | "invite" | "knock"))
-        && room_deletions::is_blocked(&cx.db, room_id.as_str()).await?
-    {
+    let admits = matches!(
+        content.get("membership"),
+        Some(ruma_common::CanonicalJsonValue::String(m)) if matches!(m.as_str(), "join" | "invite" | "knock")
+    );
+    if admits && room_deletions::is_blocked(&cx.db, room_id.as_str()).await? {
         return Err(forbidden("This room has been blocked on this server"));
     }
     let template = EventTemplate {
         kind: "m.room.member".into(),
         state_key: Some(target.to_string()),
         sender: cx.requester()?.user_id.clone(),
-        content: to_content(content)?,
+        content,
         redacts: None,
     };
     send_event(cx, room_id, template, None, facts).await?;

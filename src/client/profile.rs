@@ -1,14 +1,16 @@
 //! Profiles: `GET /profile/{userId}`, and `GET`, `PUT` and `DELETE /profile/{userId}/{keyName}`
-//! for `displayname`, `avatar_url`, `m.tz` and custom fields.
+//! for `displayname`, `avatar_url`, `m.tz` and custom fields. A new name or avatar reaches the
+//! user's joined rooms as new member events.
 
 use ruma_common::UserId;
 use serde_json::{Map, Value};
 
 use crate::appservice::query::{self, Kind};
 use crate::context::Ctx;
+use crate::durable_objects::deactivation;
 use crate::error::{bad_json, forbidden, invalid_param, missing_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
-use crate::storage::{profiles, users};
+use crate::storage::{current_state, profiles, users};
 
 /// The spec's bound on a whole profile.
 const MAX_PROFILE_BYTES: u64 = 64 * 1024;
@@ -17,10 +19,17 @@ const MAX_KEY_BYTES: usize = 255;
 const MAX_DISPLAYNAME_CHARS: usize = 256;
 const MAX_AVATAR_URL_CHARS: usize = 1000;
 
-/// A local user whose profile may be read; 404 for a malformed or unknown ID.
+/// A local user whose profile may be read; 404 for a malformed, unknown or deactivated ID.
 async fn existing_user(cx: &Ctx) -> Result<String> {
     let user_id = <&UserId>::try_from(cx.param("userId")).map_err(|_| not_found("Profile not found"))?;
-    if user_id.server_name() != cx.config.server_name || !user_exists(cx, user_id.as_str()).await? {
+    // A deactivated user's profile is gone; an unknown one in a service's namespace is asked for.
+    let local = user_id.server_name() == cx.config.server_name;
+    let known = local
+        && match users::get(&cx.db, user_id.as_str()).await? {
+            Some(user) => !user.is_deactivated(),
+            None => user_exists(cx, user_id.as_str()).await?,
+        };
+    if !known {
         return Err(not_found("Profile not found"));
     }
     Ok(user_id.to_string())
@@ -45,9 +54,16 @@ pub async fn get_profile(cx: Ctx) -> Result<Reply> {
 pub async fn get_profile_field(cx: Ctx) -> Result<Reply> {
     let user_id = existing_user(&cx).await?;
     let key = cx.param("keyName");
-    let field = profiles::get(&cx.db, &user_id, key).await?.ok_or_else(|| not_found("Profile field not found"))?;
     let mut reply = Map::new();
-    reply.insert(field.field, stored_value(&field.value)?);
+    match profiles::get(&cx.db, &user_id, key).await? {
+        Some(field) => {
+            reply.insert(field.field, stored_value(&field.value)?);
+        }
+        // An unset name or avatar of an existing user is an empty object, as Synapse answers;
+        // an unset custom field is not found.
+        None if is_member_field(key) => {}
+        None => return Err(not_found("Profile field not found")),
+    }
     Reply::json(&reply)
 }
 
@@ -59,8 +75,9 @@ pub async fn set_profile_field(cx: Ctx) -> Result<Reply> {
     let value = body.remove(key).ok_or_else(|| missing_param(format!("The body must have the property {key:?}")))?;
     let user = requester.user_id.as_str();
     // Setting a classic field to "" clears it, as clients have long done.
-    if matches!(key, "displayname" | "avatar_url") && value == "" {
+    if is_member_field(key) && value == "" {
         cx.db.run(profiles::delete(&cx.db, user, key)?).await?;
+        update_rooms(&cx, user, key).await;
         return Ok(Reply::empty());
     }
     check_value(key, &value)?;
@@ -70,6 +87,7 @@ pub async fn set_profile_field(cx: Ctx) -> Result<Reply> {
         return Err(MatrixError::new(ErrorKind::ProfileTooLarge, "The profile would exceed 64 KiB").into());
     }
     cx.db.run(profiles::set(&cx.db, user, key, &json)?).await?;
+    update_rooms(&cx, user, key).await;
     Ok(Reply::empty())
 }
 
@@ -77,8 +95,31 @@ pub async fn delete_profile_field(cx: Ctx) -> Result<Reply> {
     let requester = cx.requester_as_path_user()?;
     let key = cx.param("keyName");
     check_key(key, requester.is_guest)?;
-    cx.db.run(profiles::delete(&cx.db, requester.user_id.as_str(), key)?).await?;
+    let user = requester.user_id.as_str();
+    cx.db.run(profiles::delete(&cx.db, user, key)?).await?;
+    update_rooms(&cx, user, key).await;
     Ok(Reply::empty())
+}
+
+/// The fields that member events carry.
+fn is_member_field(key: &str) -> bool {
+    matches!(key, "displayname" | "avatar_url")
+}
+
+/// After a change of name or avatar, the user's joined rooms get a new member event, as in
+/// Synapse: in the background, a batch of rooms at a time (see [`deactivation`]). The profile is
+/// saved either way; a failure here only leaves the rooms behind.
+async fn update_rooms(cx: &Ctx, user: &str, key: &str) {
+    if !is_member_field(key) {
+        return;
+    }
+    let handed_over = async {
+        let rooms = current_state::rooms_with_membership(&cx.db, user, "join").await?;
+        deactivation::update_profile(&cx.env, user, rooms).await
+    };
+    if let Err(e) = handed_over.await {
+        crate::log::error(&format!("profile of {user}: the rooms were not updated: {e:?}"));
+    }
 }
 
 /// The key must be a known field or a namespaced custom one; guests may touch only their name.

@@ -112,10 +112,10 @@ pub async fn joined_members(cx: Ctx) -> Result<Reply> {
         let Some(user_id) = e.state_key.clone() else { continue };
         let served = view.serve(&cx, &e)?;
         let mut member = Map::new();
+        // Both keys, null when unset, as Synapse answers.
         for (from, to) in [("displayname", "display_name"), ("avatar_url", "avatar_url")] {
-            if let Some(value) = served["content"].get(from).filter(|v| v.is_string()) {
-                member.insert(to.into(), value.clone());
-            }
+            let value = served["content"].get(from).filter(|v| v.is_string()).cloned().unwrap_or(Value::Null);
+            member.insert(to.into(), value);
         }
         joined.insert(user_id, Value::Object(member));
     }

@@ -1,16 +1,17 @@
-//! Sending events: `PUT /rooms/{roomId}/send/{eventType}/{txnId}`,
+//! Sending events: `PUT /rooms/{roomId}/send/{eventType}/{txnId}` (and the deprecated
+//! `POST /rooms/{roomId}/send/{eventType}`, which Synapse still serves),
 //! `PUT /rooms/{roomId}/state/{eventType}/{stateKey}` and
 //! `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`.
 
-use ruma_common::{CanonicalJsonObject, CanonicalJsonValue, RoomId};
+use ruma_common::{CanonicalJsonObject, CanonicalJsonValue, RoomAliasId, RoomId};
 use serde_json::json;
 
 use crate::context::Ctx;
 use crate::durable_objects::room::{Facts, RedactedState};
-use crate::error::{invalid_param, not_found, Result};
+use crate::error::{invalid_param, not_found, ErrorKind, MatrixError, Result};
 use crate::http::Reply;
 use crate::room::pdu::EventTemplate;
-use crate::storage::{current_state, events};
+use crate::storage::{aliases, current_state, events};
 
 use super::create_room::validate_power_levels;
 use super::rooms::{content_body, parse_event_id, room_id_param, send_event, to_content, txn};
@@ -21,6 +22,10 @@ const MAX_ID_BYTES: usize = 255;
 pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
     let room_id = room_id_param(&cx)?;
     let kind = event_type_param(&cx)?;
+    if cx.requester()?.is_guest && kind != "m.room.message" {
+        // The spec's guest access lists `send/m.room.message` only.
+        return Err(MatrixError::new(ErrorKind::GuestAccessForbidden, "Guests may only send m.room.message").into());
+    }
     let content = content_body(&cx)?;
     let redacts = match (kind.as_str(), content.get("redacts")) {
         ("m.room.redaction", Some(CanonicalJsonValue::String(id))) => Some(id.clone()),
@@ -32,9 +37,13 @@ pub async fn send_message_event(cx: Ctx) -> Result<Reply> {
     };
     let template =
         EventTemplate { kind, state_key: None, sender: cx.requester()?.user_id.clone(), content, redacts: None };
-    let txn = txn(&cx, &room_id, "send")?;
+    // The deprecated `POST /send/{eventType}` has no transaction ID: each request is an event.
+    let txn = match cx.param("txnId") {
+        "" => None,
+        _ => Some(txn(&cx, &room_id, "send")?),
+    };
     let facts = Facts { origin_server_ts: massaged_ts(&cx)?, ..facts };
-    let sent = send_event(&cx, &room_id, template, Some(txn), facts).await?;
+    let sent = send_event(&cx, &room_id, template, txn, facts).await?;
     super::presence::activity(&cx);
     Reply::json(&json!({"event_id": sent.event_id}))
 }
@@ -51,6 +60,9 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         let value = serde_json::to_value(&content).unwrap_or_default();
         validate_power_levels(value.as_object().unwrap_or(&serde_json::Map::new()))?;
     }
+    if kind == "m.room.canonical_alias" {
+        check_canonical_aliases(&cx, &room_id, &content).await?;
+    }
     let sender = cx.requester()?.user_id.clone();
     if let Some(event_id) = same_state(&cx, &room_id, &kind, &state_key, sender.as_str(), &content).await? {
         return Reply::json(&json!({ "event_id": event_id }));
@@ -66,10 +78,15 @@ pub async fn send_state_event(cx: Ctx) -> Result<Reply> {
         },
         false => Facts::default(),
     };
+    let revokes_guest_access = kind == "m.room.guest_access"
+        && content.get("guest_access").and_then(CanonicalJsonValue::as_str) != Some("can_join");
     let template = EventTemplate { kind, state_key: Some(state_key), sender, content, redacts: None };
     let facts = Facts { origin_server_ts: massaged_ts(&cx)?, ..facts };
     let sent = send_event(&cx, &room_id, template, None, facts).await?;
     super::presence::activity(&cx);
+    if revokes_guest_access {
+        remove_guests(&cx, &room_id).await?;
+    }
     Reply::json(&json!({"event_id": sent.event_id}))
 }
 
@@ -85,9 +102,37 @@ fn massaged_ts(cx: &Ctx) -> Result<Option<u64>> {
     }
 }
 
+/// Guests a room kicks out at once when its guest access goes, as Synapse does (each leaves):
+/// as many as a request's subrequests allow; the rest stay until they leave.
+const MAX_GUESTS_REMOVED: u64 = 32;
+
+/// Has the guests joined to the room leave it, now that guests may not join it.
+async fn remove_guests(cx: &Ctx, room_id: &RoomId) -> Result<()> {
+    let guests = current_state::joined_guests(&cx.db, room_id.as_str(), MAX_GUESTS_REMOVED).await?;
+    let leaves = guests.iter().filter_map(|guest| {
+        let guest = ruma_common::UserId::parse(guest.as_str()).ok()?;
+        let content = to_content(serde_json::Map::from_iter([("membership".to_owned(), json!("leave"))])).ok()?;
+        let template = EventTemplate {
+            kind: "m.room.member".into(),
+            state_key: Some(guest.to_string()),
+            sender: guest,
+            content,
+            redacts: None,
+        };
+        Some(send_event(cx, room_id, template, None, Facts::default()))
+    });
+    for result in futures::future::join_all(leaves).await {
+        if let Err(e) = result {
+            // The guest access is revoked either way; only this guest stays.
+            crate::log::error(&format!("removing a guest from {room_id}: {e:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// The current state event at this key if the sender sent it with this very content: sending it
 /// again changes nothing, so, as Synapse does, no new event is made and its ID is returned.
-async fn same_state(
+pub(super) async fn same_state(
     cx: &Ctx,
     room_id: &RoomId,
     kind: &str,
@@ -104,6 +149,39 @@ async fn same_state(
     let pdu: serde_json::Value = serde_json::from_str(&current.json).unwrap_or_default();
     let wanted = serde_json::to_value(content).unwrap_or_default();
     Ok((pdu.get("content") == Some(&wanted)).then_some(current.event_id))
+}
+
+/// The aliases of an `m.room.canonical_alias` must be valid (`M_INVALID_PARAM`) and point to the
+/// room (`M_BAD_ALIAS`), as Synapse checks.
+async fn check_canonical_aliases(cx: &Ctx, room_id: &RoomId, content: &CanonicalJsonObject) -> Result<()> {
+    let mut named = Vec::new();
+    match content.get("alias") {
+        None | Some(CanonicalJsonValue::Null) => {}
+        Some(CanonicalJsonValue::String(alias)) => named.push(alias.as_str()),
+        Some(_) => return Err(invalid_param("alias must be a string")),
+    }
+    match content.get("alt_aliases") {
+        None => {}
+        Some(CanonicalJsonValue::Array(alt)) => {
+            for alias in alt {
+                named.push(alias.as_str().ok_or_else(|| invalid_param("alt_aliases must hold strings"))?);
+            }
+        }
+        Some(_) => return Err(invalid_param("alt_aliases must be a list")),
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    for alias in &named {
+        RoomAliasId::parse(alias).map_err(|_| invalid_param(format!("{alias:?} is not a room alias")))?;
+    }
+    let of_room = aliases::for_room(&cx.db, room_id.as_str()).await?;
+    match named.iter().find(|a| !of_room.iter().any(|r| r == *a)) {
+        Some(alias) => {
+            Err(MatrixError::new(ErrorKind::BadAlias, format!("The alias {alias} does not point to this room")).into())
+        }
+        None => Ok(()),
+    }
 }
 
 pub async fn redact_event(cx: Ctx) -> Result<Reply> {
@@ -136,8 +214,11 @@ fn event_type_param(cx: &Ctx) -> Result<String> {
 /// The event a redaction targets must be in the room; the writer needs its sender.
 async fn redaction_facts(cx: &Ctx, room_id: &RoomId, target: &str) -> Result<Facts> {
     parse_event_id(target)?;
-    let event = events::get(&cx.db, target).await?.filter(|e| e.room_id == room_id.as_str());
-    let event = event.ok_or_else(|| not_found("The event to redact was not found in this room"))?;
+    let event = events::get(&cx.db, target).await?.ok_or_else(|| not_found("The event to redact was not found"))?;
+    if event.room_id != room_id.as_str() {
+        // As Synapse answers; the event's room is not told.
+        return Err(invalid_param("Cannot redact an event of another room"));
+    }
     let redacted_state = match &event.state_key {
         Some(state_key) => {
             let pdu: serde_json::Value = serde_json::from_str(&event.json).unwrap_or_default();

@@ -86,17 +86,19 @@ pub fn parse_sync_token(raw: &str) -> Result<Positions> {
 
 /// What of the sync filter this sync applies.
 #[derive(Debug, Clone, Default)]
-struct Options {
-    filter: Filter,
-    timeline_limit: u64,
+pub(super) struct Options {
+    pub filter: Filter,
+    pub timeline_limit: u64,
     timeline: EventSelection,
     full_state: bool,
+    /// Only what came after `since`, even in a newly joined room (the legacy `/events`).
+    pub stream_only: bool,
 }
 
-fn options(filter: Filter, full_state: bool) -> Options {
+pub(super) fn options(filter: Filter, full_state: bool) -> Options {
     let timeline = filter.room.timeline.selection();
     let timeline_limit = filter.room.timeline.limit_or(DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
-    Options { filter, timeline_limit, timeline, full_state }
+    Options { filter, timeline_limit, timeline, full_state, stream_only: false }
 }
 
 impl Options {
@@ -106,8 +108,16 @@ impl Options {
     }
 
     /// Keeps the state that passes the state filter, and with lazy loading only the members the
-    /// timeline needs (and the reader).
-    fn retain_state(&self, room_id: &RoomId, state: &mut Vec<StoredEvent>, timeline: &Timeline, reader: &str) {
+    /// timeline needs (and the reader) and, in a gap after `since`, the members that changed in
+    /// it, as Synapse keeps them.
+    fn retain_state(
+        &self,
+        room_id: &RoomId,
+        state: &mut Vec<StoredEvent>,
+        timeline: &Timeline,
+        reader: &str,
+        since: Option<u64>,
+    ) {
         let filter = &self.filter.room.state;
         let senders: Vec<&str> = timeline.events.iter().map(|e| e.sender.as_str()).collect();
         state.retain(|e| {
@@ -117,7 +127,7 @@ impl Options {
             }
             if filter.lazy_load_members && e.kind == "m.room.member" {
                 let key = e.state_key.as_deref().unwrap_or_default();
-                return key == reader || senders.contains(&key);
+                return key == reader || senders.contains(&key) || since.is_some_and(|s| e.position() > s);
             }
             true
         });
@@ -213,8 +223,23 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
     let (filter, affects_presence) =
         futures::try_join!(filter, super::presence::on_sync(&cx, &user, &device, set_presence))?;
     let options = options(filter, full_state);
+    let response = sync_waiting(&cx, &user, since, &options, timeout_ms, affects_presence).await?;
+    Reply::json(&response.into_json())
+}
 
-    let mut response = sync_once(&cx, &user, since, &options).await?;
+/// One pass over D1, and with nothing to report, past `since`, and a timeout, the wait in the
+/// user's UserSync object for something to report. `affects_presence`: the wait keeps the user
+/// online (the presence owner counted this request).
+pub(super) async fn sync_waiting(
+    cx: &Ctx,
+    user: &str,
+    since: Option<Positions>,
+    options: &Options,
+    timeout_ms: u64,
+    affects_presence: bool,
+) -> Result<SyncResponse> {
+    let device = cx.requester()?.device_id.clone();
+    let mut response = sync_once(cx, user, since, options).await?;
     if let (Some(since), true) = (since, timeout_ms > 0 && response.is_empty()) {
         let deadline = now_ms() + timeout_ms.min(user_sync::MAX_WAIT_MS);
         // A fresh UserSync object cannot tell what it missed: read again, then wait on it.
@@ -225,21 +250,26 @@ pub async fn sync(cx: Ctx) -> Result<Reply> {
             let expiry = typing::next_expiry(&cx.db, &response.joined, now).await?;
             let until = expiry.map_or(deadline, |at| deadline.min(at + EXPIRY_SLACK_MS));
             let wait = until.saturating_sub(now);
-            let waited = user_sync::wait(&cx.env, &user, &device, covered, wait, affects_presence).await?;
+            let waited = user_sync::wait(&cx.env, user, &device, covered, wait, affects_presence).await?;
             if waited == Waited::Superseded || (waited == Waited::TimedOut && until >= deadline) {
                 break;
             }
-            response = sync_once(&cx, &user, Some(since), &options).await?;
+            response = sync_once(cx, user, Some(since), options).await?;
             if !response.is_empty() || waited != Waited::Fresh {
                 break;
             }
         }
     }
-    Reply::json(&response.into_json())
+    Ok(response)
 }
 
 /// One pass over D1: everything between `since` and now. Rooms are read side by side.
-async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Options) -> Result<SyncResponse> {
+pub(super) async fn sync_once(
+    cx: &Ctx,
+    user: &str,
+    since: Option<Positions>,
+    options: &Options,
+) -> Result<SyncResponse> {
     let device = cx.requester()?.device_id.clone();
     // The heads first, then what they bound: anything read after them that is newer is left for
     // the next sync (memberships are filtered below), never missed.
@@ -256,6 +286,10 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
     let from = since.unwrap_or_default();
     let after = since.map(|s| s.events);
     let device_messages = async {
+        // An event stream carries no to-device messages, and acknowledges none.
+        if options.stream_only {
+            return Ok(Vec::new());
+        }
         // A sync from a token past a to-device message shows that the device received it.
         if from.to_device > 0 {
             cx.db.run(to_device::delete_upto(&cx.db, user, &device, from.to_device)?).await?;
@@ -430,9 +464,12 @@ async fn sync_once(cx: &Ctx, user: &str, since: Option<Positions>, options: &Opt
                     Ok(Some((section, name, json!({ key: {"events": stripped} }))))
                 }));
             }
+            // `include_leave` brings back every left room on a full sync only; an incremental
+            // one carries the newly left ones, as Synapse's.
             "leave" | "ban"
                 if !membership.is_forgotten()
-                    && ((changed && since.is_some()) || options.filter.room.include_leave) =>
+                    && ((changed && since.is_some())
+                        || (options.filter.room.include_leave && (since.is_none() || options.full_state))) =>
             {
                 let left_at = membership.position();
                 work.push(Box::pin(async move {
@@ -531,18 +568,18 @@ enum Section {
 }
 
 #[derive(Default)]
-struct Rooms {
-    join: BTreeMap<String, Value>,
-    invite: BTreeMap<String, Value>,
-    leave: BTreeMap<String, Value>,
-    knock: BTreeMap<String, Value>,
+pub(super) struct Rooms {
+    pub join: BTreeMap<String, Value>,
+    pub invite: BTreeMap<String, Value>,
+    pub leave: BTreeMap<String, Value>,
+    pub knock: BTreeMap<String, Value>,
 }
 
-struct SyncResponse {
-    next: Positions,
-    rooms: Rooms,
-    account_data: Vec<Value>,
-    presence: Vec<Value>,
+pub(super) struct SyncResponse {
+    pub next: Positions,
+    pub rooms: Rooms,
+    pub account_data: Vec<Value>,
+    pub presence: Vec<Value>,
     to_device: Vec<Value>,
     device_lists: DeviceLists,
     keys: KeyCounts,
@@ -609,7 +646,9 @@ async fn joined_room(
     ignored: &[String],
 ) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
-    // A newly joined room shows its recent history, not only what came after `since`.
+    // A newly joined room shows its recent history, not only what came after `since` (except to
+    // an event stream).
+    let newly_joined = newly_joined && !options.stream_only;
     let from = if newly_joined { None } else { after };
     let mut timeline = timeline(cx, &view, from, upto, options).await?;
     // Ignored users' messages are hidden; their state changes still count.
@@ -633,7 +672,8 @@ async fn joined_room(
     if lazy && !full {
         add_senders_members(cx, room_id, &timeline, &mut state).await?;
     }
-    options.retain_state(room_id, &mut state, &timeline, reader.user_id);
+    let gap_since = after.filter(|_| !full && timeline.limited);
+    options.retain_state(room_id, &mut state, &timeline, reader.user_id, gap_since);
     if lazy {
         // Redundant: what the device holds since a response at or before `since`.
         let since = after.filter(|_| !full && !options.filter.room.state.include_redundant_members);
@@ -714,8 +754,22 @@ fn leave_out_sent_members(
 async fn left_room(cx: &Ctx, room_id: &RoomId, after: Option<u64>, left_at: u64, options: &Options) -> Result<Value> {
     let view = RoomView::open(cx, room_id).await?;
     let timeline = timeline(cx, &view, after, left_at, options).await?;
-    let mut state = events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?;
-    options.retain_state(room_id, &mut state, &timeline, reader(cx)?.user_id);
+    // Incrementally, only what changed in the gap before the timeline, as for a joined room;
+    // a room joined and left since `since` was never shown, so its state comes whole.
+    let user = reader(cx)?.user_id;
+    let was_joined = match after {
+        Some(a) => events::membership_at(&cx.db, room_id.as_str(), user, a).await?.as_deref() == Some("join"),
+        None => false,
+    };
+    let since = after.filter(|_| !options.full_state && was_joined);
+    let mut state = match (since, timeline.limited) {
+        (Some(_), false) => Vec::new(),
+        _ => events::state_at(&cx.db, room_id.as_str(), timeline.prev_batch).await?,
+    };
+    if let Some(since) = since {
+        state.retain(|e| e.position() > since);
+    }
+    options.retain_state(room_id, &mut state, &timeline, reader(cx)?.user_id, since);
     let (timeline_json, state) = render(cx, &view, options, &timeline, &state, timeline.limited).await?;
     Ok(json!({
         "timeline": timeline_json,

@@ -1,7 +1,8 @@
 //! PDUs: how a new event is built from a template (auth and prev events, depth, content hash,
-//! signature, reference-hash event ID) and how a stored one is read back.
+//! signature, and the event ID: a reference hash, or in room versions 1 and 2 a random one) and how a
+//! stored one is read back.
 
-use ruma_common::room_version_rules::RoomVersionRules;
+use ruma_common::room_version_rules::{EventIdFormatVersion, RoomVersionRules};
 use ruma_common::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
     OwnedUserId, RoomId, UserId,
@@ -70,11 +71,28 @@ struct Wire {
     content: Box<RawValue>,
     state_key: Option<String>,
     #[serde(default)]
-    prev_events: Vec<OwnedEventId>,
+    prev_events: Vec<EventReference>,
     #[serde(default)]
-    auth_events: Vec<OwnedEventId>,
+    auth_events: Vec<EventReference>,
     redacts: Option<OwnedEventId>,
     depth: u64,
+}
+
+/// An event named in `prev_events` or `auth_events`: its ID, or in room versions 1 and 2 an
+/// `[event ID, hashes]` pair.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EventReference {
+    Id(OwnedEventId),
+    WithHashes(OwnedEventId, serde::de::IgnoredAny),
+}
+
+impl EventReference {
+    fn id(self) -> OwnedEventId {
+        match self {
+            EventReference::Id(id) | EventReference::WithHashes(id, _) => id,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -101,8 +119,8 @@ impl Pdu {
             kind: wire.kind,
             content: wire.content,
             state_key: wire.state_key,
-            prev_events: wire.prev_events,
-            auth_events: wire.auth_events,
+            prev_events: wire.prev_events.into_iter().map(EventReference::id).collect(),
+            auth_events: wire.auth_events.into_iter().map(EventReference::id).collect(),
             redacts,
             depth: wire.depth,
             json,
@@ -162,9 +180,26 @@ pub fn build(
             object.insert("redacts".into(), CanonicalJsonValue::String(redacts.to_string()));
         }
     }
+    // Room versions 1 and 2 name an event by a random ID in its JSON, and the events it follows by
+    // `[ID, hashes]` pairs; the hashes are left empty, as Synapse leaves them.
+    let named_by_hash = version.rules.event_id_format != EventIdFormatVersion::V1;
     let ids = |ids: &[OwnedEventId]| {
-        CanonicalJsonValue::Array(ids.iter().map(|id| CanonicalJsonValue::String(id.to_string())).collect())
+        let reference = |id: &OwnedEventId| match named_by_hash {
+            true => CanonicalJsonValue::String(id.to_string()),
+            false => CanonicalJsonValue::Array(vec![
+                CanonicalJsonValue::String(id.to_string()),
+                CanonicalJsonValue::Object(CanonicalJsonObject::new()),
+            ]),
+        };
+        CanonicalJsonValue::Array(ids.iter().map(reference).collect())
     };
+    let random_id = match named_by_hash {
+        true => None,
+        false => Some(random_event_id(server_name)?),
+    };
+    if let Some(id) = &random_id {
+        object.insert("event_id".into(), CanonicalJsonValue::String(id.to_string()));
+    }
     object.insert("auth_events".into(), ids(&at.auth_events));
     object.insert("prev_events".into(), ids(&at.prev_events));
     object.insert("content".into(), CanonicalJsonValue::Object(content));
@@ -190,15 +225,26 @@ pub fn build(
     if json.len() > MAX_PDU_BYTES {
         return Err(BuildError::TooLarge);
     }
-    let event_id = event_id_of(&object, &version.rules)?;
+    let event_id = match random_id {
+        Some(id) => id,
+        None => event_id_of(&object, &version.rules)?,
+    };
     Pdu::from_json(event_id, json).map_err(BuildError::Invalid)
+}
+
+/// `$`, 18 random letters, `:` and the server name: an event ID of room versions 1 and 2.
+fn random_event_id(server_name: &str) -> Result<OwnedEventId, BuildError> {
+    let letters = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let localpart = crate::tokens::random_string(18, letters).map_err(|e| BuildError::Invalid(format!("{e:?}")))?;
+    EventId::parse(format!("${localpart}:{server_name}")).map_err(|e| BuildError::Invalid(e.to_string()))
 }
 
 fn int(n: u64) -> CanonicalJsonValue {
     CanonicalJsonValue::Integer(js_int::Int::try_from(n).unwrap_or(js_int::Int::MAX))
 }
 
-/// `$` and the URL-safe reference hash: the event ID of room versions 4 and up.
+/// `$` and the reference hash: the event ID of room versions 3 (standard base64) and 4 and up
+/// (URL-safe).
 pub fn event_id_of(object: &CanonicalJsonObject, rules: &RoomVersionRules) -> Result<OwnedEventId, BuildError> {
     let hash = ruma_signatures::reference_hash(object, rules).map_err(|e| BuildError::Invalid(e.to_string()))?;
     EventId::parse(format!("${hash}")).map_err(|e| BuildError::Invalid(e.to_string()))

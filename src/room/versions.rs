@@ -1,4 +1,5 @@
-//! The room versions this server creates and joins: 10, 11 and 12, with 12 the default.
+//! The room versions this server creates and joins: every stable one, 1 to 12, with 12 the
+//! default, as Synapse. Their rules (event formats, authorization, redaction) come from ruma.
 
 use ruma_common::room_version_rules::RoomVersionRules;
 use ruma_common::RoomVersionId;
@@ -6,7 +7,7 @@ use ruma_common::RoomVersionId;
 use crate::error::{ErrorKind, MatrixError, Result};
 
 pub const DEFAULT: &str = "12";
-pub const SUPPORTED: &[&str] = &["10", "11", "12"];
+pub const SUPPORTED: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// A supported room version with its rules.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ mod tests {
         for v in SUPPORTED {
             assert!(RoomVersion::parse(v).is_ok(), "{v}");
         }
-        for v in ["1", "9", "13", "", "12 ", "org.example.custom"] {
+        for v in ["0", "13", "", "12 ", "org.example.custom"] {
             let e = RoomVersion::parse(v).unwrap_err();
             assert_eq!(e.matrix().unwrap().kind, ErrorKind::UnsupportedRoomVersion, "{v}");
         }

@@ -99,6 +99,42 @@ pub async fn member_events(db: &Db, room_id: &str) -> Result<Vec<StoredEvent>> {
     db.all(sql, &[&room_id]).await
 }
 
+const JOINED_GUESTS: &str = "SELECT cs.state_key AS user_id FROM current_state cs \
+     JOIN users u ON u.user_id = cs.state_key WHERE cs.room_id = ?1 AND cs.type = 'm.room.member' \
+     AND cs.membership = 'join' AND u.is_guest = 1 ORDER BY cs.state_key LIMIT ?2";
+
+/// Up to `limit` guests joined to a room.
+pub async fn joined_guests(db: &Db, room_id: &str, limit: u64) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    Ok(db.all::<Row>(JOINED_GUESTS, &[&room_id, &limit]).await?.into_iter().map(|r| r.user_id).collect())
+}
+
+const JOINED_MEMBER_CONTENTS: &str = "SELECT cs.room_id, json_extract(e.json, '$.content') AS content \
+     FROM current_state cs JOIN events e ON e.event_id = cs.event_id WHERE cs.type = 'm.room.member' \
+     AND cs.state_key = ?1 AND cs.membership = 'join' AND cs.room_id IN (SELECT value FROM json_each(?2))";
+
+/// The content of a user's current join in each of `rooms` where it is joined, by room ID.
+pub async fn joined_member_contents(
+    db: &Db,
+    user_id: &str,
+    rooms: &[String],
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+        content: Option<String>,
+    }
+    let rooms = serde_json::to_string(rooms).map_err(|e| crate::error::internal("room list", e))?;
+    let rows: Vec<Row> = db.all(JOINED_MEMBER_CONTENTS, &[&user_id, &rooms]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.room_id, r.content.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default()))
+        .collect())
+}
+
 const MEMBERSHIPS_OF_USER: &str = "SELECT cs.room_id, cs.membership, cs.stream_ordering, e.sender, \
      EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = ?1 AND f.room_id = cs.room_id) AS forgotten \
      FROM current_state cs JOIN events e ON e.event_id = cs.event_id \

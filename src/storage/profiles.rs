@@ -7,6 +7,8 @@ use crate::error::Result;
 
 const SELECT_ALL: &str = "SELECT field, value FROM profile_fields WHERE user_id = ?1 ORDER BY field";
 const SELECT_ONE: &str = "SELECT field, value FROM profile_fields WHERE user_id = ?1 AND field = ?2";
+const SELECT_MEMBERSHIP_FIELDS: &str = "SELECT field, value FROM profile_fields \
+     WHERE user_id = ?1 AND field IN ('displayname', 'avatar_url') ORDER BY field";
 const SIZE_WITHOUT: &str =
     "SELECT coalesce(sum(length(CAST(field AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes \
      FROM profile_fields WHERE user_id = ?1 AND field != ?2";
@@ -28,6 +30,12 @@ pub async fn all(db: &Db, user_id: &str) -> Result<Vec<Field>> {
 
 pub async fn get(db: &Db, user_id: &str, field: &str) -> Result<Option<Field>> {
     db.first(SELECT_ONE, &[&user_id, &field]).await
+}
+
+/// The fields a membership event carries, `avatar_url` and `displayname`, those that are set.
+pub async fn membership_fields(db: &Db, user_id: &str) -> Result<Vec<(String, serde_json::Value)>> {
+    let rows: Vec<Field> = db.all(SELECT_MEMBERSHIP_FIELDS, &[&user_id]).await?;
+    Ok(rows.into_iter().filter_map(|f| Some((f.field, serde_json::from_str(&f.value).ok()?))).collect())
 }
 
 /// The bytes the profile takes without `field`: keys plus JSON values.

@@ -17,6 +17,7 @@ const SELECT: &str =
 const EXISTS: &str = "SELECT 1 AS found FROM users WHERE user_id = ?1";
 const EXISTING: &str = "SELECT user_id FROM users WHERE user_id IN (SELECT value FROM json_each(?1))";
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = ?2 WHERE user_id = ?1";
+const UPGRADE_GUEST: &str = "UPDATE users SET password_hash = ?2, is_guest = 0 WHERE user_id = ?1 AND is_guest = 1";
 const DEACTIVATE: &str = "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?1";
 const REACTIVATE: &str = "UPDATE users SET deactivated = 0 WHERE user_id = ?1";
 const SET_ADMIN: &str = "UPDATE users SET admin = ?2 WHERE user_id = ?1";
@@ -105,6 +106,11 @@ pub async fn existing(db: &Db, users_json: &str) -> Result<Vec<String>> {
 
 pub fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result<Statement> {
     db.prepare(SET_PASSWORD, &[&user_id, &password_hash])
+}
+
+/// Makes a guest a full user with a password; changes nothing for anyone else.
+pub fn upgrade_guest(db: &Db, user_id: &str, password_hash: &str) -> Result<Statement> {
+    db.prepare(UPGRADE_GUEST, &[&user_id, &password_hash])
 }
 
 pub fn deactivate(db: &Db, user_id: &str) -> Result<Statement> {

@@ -235,3 +235,27 @@ def test_guests_see_the_aliases_of_rooms_they_are_in(user, guest):
     assert_error(guest.get(room_path(room_id, "aliases")), 403, "M_FORBIDDEN")
     join(guest, room_id)
     assert room_aliases(guest, room_id) == [alias]
+
+
+def test_canonical_alias_must_point_to_the_room(user):
+    name = unique_name("canon")
+    alias = f"#{name}:localhost"
+    room_id = create_room(user, room_alias_name=name)
+    other_name = unique_name("other")
+    create_room(user, room_alias_name=other_name)
+    send_state(user, room_id, "m.room.canonical_alias", {"alias": alias, "alt_aliases": [alias]})
+    bad = [
+        ({"alias": f"#NOT-{name}:localhost"}, "M_BAD_ALIAS"),
+        ({"alias": alias, "alt_aliases": [f"#NOT-{name}:localhost"]}, "M_BAD_ALIAS"),
+        ({"alias": alias, "alt_aliases": [f"#{other_name}:localhost"]}, "M_BAD_ALIAS"),
+        ({"alias": f"#{name}:elsewhere.example"}, "M_BAD_ALIAS"),
+        ({"alias": f"%{name}:localhost"}, "M_INVALID_PARAM"),
+        ({"alias": alias, "alt_aliases": [f"%{name}:localhost"]}, "M_INVALID_PARAM"),
+        ({"alias": alias, "alt_aliases": alias}, "M_INVALID_PARAM"),
+        ({"alias": 5}, "M_INVALID_PARAM"),
+    ]
+    for content, errcode in bad:
+        assert_error(user.put(room_path(room_id, "state", "m.room.canonical_alias", ""), json=content), 400, errcode)
+    assert state_event(user, room_id, "m.room.canonical_alias") == {"alias": alias, "alt_aliases": [alias]}
+    # Removing the canonical alias needs no alias to exist.
+    send_state(user, room_id, "m.room.canonical_alias", {})

@@ -84,8 +84,6 @@ def test_room_name_change(base_url, pair):
     assert seen["room_name"] == "Renamed"
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: PUT /profile/{userId}/displayname answers 200 but sends no "
-                   "m.room.member event to the user's rooms (spec: Events on Change of Profile Information)")
 def test_display_name_change_reaches_rooms(base_url, pair):
     alice, bob, room_id = pair
     seen = scenario("display_name", base_url, alice, bob, room_id=room_id, display_name="Bobby")

@@ -110,6 +110,15 @@ def test_delete_device_with_wrong_password(user):
     assert_ok(user.whoami(token=other["access_token"]))
 
 
+def test_delete_device_with_another_users_password_is_forbidden(user, new_user):
+    other = user.login()
+    thief = new_user()
+    resp = user.delete(device_path(other["device_id"]), json={"auth": password_auth(thief.user_id, thief.password)})
+    assert_error(resp, 403, "M_FORBIDDEN")
+    assert "flows" not in resp.json(), "no challenge: the credentials are not the account's"
+    assert_ok(user.whoami(token=other["access_token"]))
+
+
 def test_delete_devices(user):
     first, second, kept = user.login(), user.login(), user.login()
     body = {"devices": [first["device_id"], second["device_id"]]}

@@ -98,7 +98,7 @@ def test_every_field_of_the_schema(user):
     {"room": {"not_rooms": [5]}},
     {"room": {"include_leave": "yes"}},
     {"room": {"timeline": []}},
-    {"room": {"timeline": {"limit": 0}}},
+    {"room": {"timeline": {"limit": -1}}},
     {"room": {"timeline": {"limit": True}}},
     {"room": {"state": {"lazy_load_members": 1}}},
     {"room": {"state": {"include_redundant_members": "true"}}},

@@ -46,6 +46,36 @@ def test_join_carries_the_profile(user, new_user):
     assert state_event(user, room_id, "m.room.member", bob.user_id)["displayname"] == "Bobby"
 
 
+def test_join_body_keys_reach_the_member_event(user, new_user):
+    name = unique_name("custom")
+    room_id = create_room(user, preset="public_chat", room_alias_name=name)
+    bob, carol = new_user(), new_user()
+    body = {"foo": "bar", "reason": "hello", "membership": "leave", "third_party_signed": {"x": 1}}
+    assert assert_ok(bob.post(f"{V3}/join/{path_quote(room_id)}", json=body))["room_id"] == room_id
+    content = state_event(user, room_id, "m.room.member", bob.user_id)
+    # The server decides the membership and the profile; a request parameter is not content.
+    assert content == {"foo": "bar", "reason": "hello", "membership": "join", "displayname": bob.localpart}
+    resp = carol.post(f"{V3}/join/{path_quote(f'#{name}:localhost')}", json={"foo": 7, "displayname": "Own name"})
+    assert_ok(resp)
+    content = state_event(user, room_id, "m.room.member", carol.user_id)
+    assert content == {"foo": 7, "membership": "join", "displayname": "Own name"}
+
+
+def test_joining_twice_sends_no_second_event(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    bob = new_user()
+    join(bob, room_id)
+    first = user.get(room_path(room_id, "state")).json()
+    join(bob, room_id)
+    assert_ok(bob.post(f"{V3}/join/{path_quote(room_id)}", json={}))
+    again = user.get(room_path(room_id, "state")).json()
+    member_id = [e["event_id"] for e in again if e["type"] == "m.room.member" and e["state_key"] == bob.user_id]
+    assert member_id == [e["event_id"] for e in first if e["type"] == "m.room.member" and e["state_key"] == bob.user_id]
+    # A join that changes the content is a new event.
+    assert_ok(bob.post(f"{V3}/join/{path_quote(room_id)}", json={"reason": "again"}))
+    assert state_event(user, room_id, "m.room.member", bob.user_id)["reason"] == "again"
+
+
 def test_invite_only_room(user, new_user):
     room_id = create_room(user, preset="private_chat")
     bob, carol = new_user(), new_user()
@@ -199,3 +229,17 @@ def test_messages_after_leaving_are_refused(user, new_user):
     leave(bob, room_id)
     resp = bob.put(room_path(room_id, "send", "m.room.message", "late"), json={"msgtype": "m.text", "body": "x"})
     assert_error(resp, 403, "M_FORBIDDEN")
+
+
+def test_revoking_guest_access_removes_the_joined_guests(user, new_guest, new_user):
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.guest_access", {"guest_access": "can_join"})
+    guests = [new_guest(), new_guest()]
+    member = new_user()
+    for who in [*guests, member]:
+        join(who, room_id)
+    send_state(user, room_id, "m.room.guest_access", {"guest_access": "forbidden"})
+    for guest in guests:
+        assert state_event(user, room_id, "m.room.member", guest.user_id)["membership"] == "leave"
+        assert_error(guest.post(room_path(room_id, "join"), json={}), 403, "M_GUEST_ACCESS_FORBIDDEN")
+    assert state_event(user, room_id, "m.room.member", member.user_id)["membership"] == "join"

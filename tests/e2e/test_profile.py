@@ -1,8 +1,11 @@
 """Profiles: reading, setting and deleting displayname, avatar_url, m.tz and custom fields."""
 
+import time
+
 import pytest
 
 from conftest import assert_error, assert_ok, profile_path, unique_name, user_id_of
+from rooms import create_room, join, leave, room_path, state_event
 
 AVATAR = "mxc://example.org/SEmcoOoiRaMhMaOJGkQzwQ"
 
@@ -13,6 +16,16 @@ def put_field(user, key, value, owner=None):
 
 def get_field(client, user_id, key):
     return client.get(profile_path(user_id, key))
+
+
+def assert_unset(client, user_id, key):
+    """An unset name or avatar reads as an empty object, as Synapse answers; an unset custom
+    field is not found."""
+    resp = get_field(client, user_id, key)
+    if key in ("displayname", "avatar_url"):
+        assert assert_ok(resp) == {}
+    else:
+        assert_error(resp, 404, "M_NOT_FOUND")
 
 
 def test_new_profile_has_the_localpart_as_displayname(user):
@@ -68,7 +81,7 @@ def test_delete_a_field(user, key):
     value = AVATAR if key == "avatar_url" else "something"
     assert_ok(put_field(user, key, value))
     assert assert_ok(user.delete(profile_path(user.user_id, key))) == {}
-    assert_error(get_field(user.client, user.user_id, key), 404, "M_NOT_FOUND")
+    assert_unset(user.client, user.user_id, key)
     assert key not in assert_ok(user.client.get(profile_path(user.user_id)))
 
 
@@ -78,7 +91,7 @@ def test_delete_a_missing_field_succeeds(user):
 
 def test_empty_displayname_clears_it(user):
     assert_ok(put_field(user, "displayname", ""))
-    assert_error(get_field(user.client, user.user_id, "displayname"), 404, "M_NOT_FOUND")
+    assert assert_ok(get_field(user.client, user.user_id, "displayname")) == {}
 
 
 def test_missing_field(user):
@@ -94,7 +107,7 @@ def test_unknown_user(client):
 def test_body_without_the_key(user):
     resp = user.put(profile_path(user.user_id, "displayname"), json={"avatar_url": AVATAR})
     assert_error(resp, 400, "M_MISSING_PARAM")
-    assert_error(get_field(user.client, user.user_id, "avatar_url"), 404, "M_NOT_FOUND")
+    assert assert_ok(get_field(user.client, user.user_id, "avatar_url")) == {}
 
 
 @pytest.mark.parametrize("value", ["https://example.org/a.png", "mxc:/broken", "mxc://example.org/../etc",
@@ -158,11 +171,59 @@ class TestGuests:
         assert_ok(put_field(guest, "displayname", "Guest name"))
         assert assert_ok(get_field(guest.client, guest.user_id, "displayname")) == {"displayname": "Guest name"}
         assert_ok(guest.delete(profile_path(guest.user_id, "displayname")))
-        assert_error(get_field(guest.client, guest.user_id, "displayname"), 404, "M_NOT_FOUND")
+        assert assert_ok(get_field(guest.client, guest.user_id, "displayname")) == {}
 
     @pytest.mark.parametrize("key,value", [("avatar_url", AVATAR), ("m.tz", "UTC"), ("org.example.x", 1)])
     def test_guest_may_not_touch_other_fields(self, guest, key, value):
         forbidden = {"M_FORBIDDEN", "M_GUEST_ACCESS_FORBIDDEN"}
         assert_error(put_field(guest, key, value), 403, forbidden)
         assert_error(guest.delete(profile_path(guest.user_id, key)), 403, forbidden)
-        assert_error(get_field(guest.client, guest.user_id, key), 404, "M_NOT_FOUND")
+        assert_unset(guest.client, guest.user_id, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile changes reach the user's rooms
+
+
+def wait_for_member(user, room_id, predicate, timeout_s=20.0):
+    """The user's member event in the room, once `predicate` holds for its content."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        content = state_event(user, room_id, "m.room.member", user.user_id)
+        if predicate(content) or time.monotonic() > deadline:
+            return content
+        time.sleep(0.2)
+
+
+def test_a_new_displayname_and_avatar_reach_every_joined_room(user, new_user):
+    other = new_user()
+    rooms = [create_room(user) for _ in range(3)]
+    left = create_room(other, preset="public_chat")
+    join(user, left)
+    leave(user, left)
+    assert_ok(put_field(user, "displayname", "Renamed"))
+    for room_id in rooms:
+        content = wait_for_member(user, room_id, lambda c: c.get("displayname") == "Renamed")
+        assert content == {"membership": "join", "displayname": "Renamed"}
+    assert_ok(put_field(user, "avatar_url", AVATAR))
+    content = wait_for_member(user, rooms[0], lambda c: c.get("avatar_url") == AVATAR)
+    assert content == {"membership": "join", "displayname": "Renamed", "avatar_url": AVATAR}
+    # A room the user left gets no new event: its membership stays a leave.
+    left_event = assert_ok(user.get(room_path(left, "state", "m.room.member", user.user_id)))
+    assert left_event == {"membership": "leave"}
+    # Clearing the name reaches the rooms too.
+    assert_ok(user.delete(profile_path(user.user_id, "displayname")))
+    content = wait_for_member(user, rooms[1], lambda c: "displayname" not in c)
+    assert content == {"membership": "join", "avatar_url": AVATAR}
+
+
+def test_an_unchanged_profile_sends_no_member_event(user):
+    room_id = create_room(user)
+    assert_ok(put_field(user, "displayname", "Same"))
+    wait_for_member(user, room_id, lambda c: c.get("displayname") == "Same")
+    members_before = assert_ok(user.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 50}))["chunk"]
+    assert_ok(put_field(user, "displayname", "Same"))
+    assert_ok(put_field(user, "org.example.unrelated", 1))
+    time.sleep(2)
+    members_after = assert_ok(user.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 50}))["chunk"]
+    assert [e["event_id"] for e in members_after] == [e["event_id"] for e in members_before]

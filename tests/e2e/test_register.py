@@ -20,7 +20,7 @@ def test_challenge_offers_the_dummy_flow(client):
     resp = client.post(REGISTER, json={"username": unique_name(), "password": "pw"})
     body = assert_uia_challenge(resp, ["m.login.dummy"])
     assert body["params"] == {}
-    assert "errcode" not in body and "completed" not in body
+    assert "errcode" not in body and body["completed"] == []
 
 
 def test_register_returns_a_working_session(client, base_url):
@@ -188,6 +188,67 @@ def test_completed_session_cannot_register_another_account(client, new_client):
                                               "auth": {"type": "m.login.dummy", "session": session}})
     assert again.status_code != 200 or again.json()["user_id"] != user_id_of(second), again.text
     assert assert_ok(new_client().get(AVAILABLE, params={"username": second})) == {"available": True}
+
+
+def test_the_session_remembers_the_first_requests_parameters(client, new_client):
+    name = unique_name()
+    session = start_registration(client, username=name, password="first pw", device_id="XYZZY",
+                                 initial_device_display_name="display name")
+    body = assert_ok(client.post(REGISTER, json={"auth": {"type": "m.login.dummy", "session": session}}))
+    assert body["user_id"] == user_id_of(name) and body["device_id"] == "XYZZY"
+    device = assert_ok(client.get(f"{V3}/devices/XYZZY", headers=auth_header(body["access_token"])))
+    assert device["display_name"] == "display name"
+    login(new_client(), name, "first pw")
+
+
+def test_a_later_request_with_parameters_replaces_them(client, new_client):
+    session = start_registration(client, username=unique_name(), password="old pw")
+    name = unique_name()
+    body = {"username": name, "password": "new pw", "auth": {"type": "m.login.dummy", "session": session}}
+    assert assert_ok(client.post(REGISTER, json=body))["user_id"] == user_id_of(name)
+    login(new_client(), name, "new pw")
+
+
+@pytest.mark.parametrize("username", [None, "named"])
+def test_replaying_a_completed_registration_answers_the_same_account(client, new_client, username):
+    first = {"password": "pw", **({"username": unique_name()} if username else {})}
+    session = start_registration(client, **first)
+    done = {**first, "auth": {"type": "m.login.dummy", "session": session}}
+    body = assert_ok(client.post(REGISTER, json=done))
+    again = assert_ok(new_client().post(REGISTER, json=done))
+    assert again["user_id"] == body["user_id"]
+    # A new session of the same account, not another account.
+    assert again["access_token"] != body["access_token"]
+    whoami = assert_ok(client.get(f"{V3}/account/whoami", headers=auth_header(again["access_token"])))
+    assert whoami["user_id"] == body["user_id"]
+
+
+def test_replaying_an_inhibited_registration_logs_in_nowhere(client):
+    session = start_registration(client, username=unique_name(), password="pw", inhibit_login=True)
+    done = {"auth": {"type": "m.login.dummy", "session": session}}
+    body = assert_ok(client.post(REGISTER, json=done))
+    again = assert_ok(client.post(REGISTER, json=done))
+    assert again["user_id"] == body["user_id"]
+    assert "access_token" not in body and "access_token" not in again
+
+
+def test_a_guest_becomes_a_full_user(new_client):
+    client = new_client()
+    guest = assert_ok(client.post(REGISTER, params={"kind": "guest"}, json={}))
+    localpart = guest["user_id"][1:].split(":")[0]
+    body = {"username": localpart, "password": "now a user", "guest_access_token": guest["access_token"]}
+    session = start_registration(client, **body)
+    upgraded = assert_ok(client.post(REGISTER, json={**body, "auth": {"type": "m.login.dummy", "session": session}}))
+    assert upgraded["user_id"] == guest["user_id"]
+    whoami = assert_ok(client.get(f"{V3}/account/whoami", headers=auth_header(upgraded["access_token"])))
+    assert whoami == {**whoami, "user_id": guest["user_id"], "is_guest": False}
+    login(new_client(), localpart, "now a user")
+    # A full user's token, another guest's name or a stranger's token upgrade nothing.
+    other = assert_ok(new_client().post(REGISTER, params={"kind": "guest"}, json={}))
+    for token, name in [(upgraded["access_token"], localpart), (other["access_token"], localpart),
+                        ("stx_not_a_token", localpart)]:
+        resp = new_client().post(REGISTER, json={"username": name, "password": "x", "guest_access_token": token})
+        assert_error(resp, 403, "M_FORBIDDEN")
 
 
 def test_unknown_session_is_refused(client):

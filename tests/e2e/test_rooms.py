@@ -1,11 +1,13 @@
 """Creating rooms and sending events: `POST /createRoom`, `PUT /send`, `PUT /state`, `PUT /redact`."""
 
+import re
+
 import pytest
 
 from conftest import V3, assert_error, assert_ok, describe, path_quote, unique_name
 from rooms import create_room, invite, join, room_path, send_message, send_state, state_event
 
-VERSIONS = ["10", "11", "12"]
+VERSIONS = [str(v) for v in range(1, 13)]
 
 
 def current_state(user, room_id) -> dict[tuple[str, str], dict]:
@@ -34,7 +36,7 @@ def test_create_room_in_each_version_orders_the_initial_events(user, new_user, v
     create = state[("m.room.create", "")]
     assert create["content"]["room_version"] == version
     assert create["sender"] == user.user_id
-    assert ("creator" in create["content"]) == (version == "10")
+    assert ("creator" in create["content"]) == (int(version) < 11)
     assert state[("m.room.member", user.user_id)]["content"]["membership"] == "join"
     assert state[("m.room.member", guest.user_id)]["content"]["membership"] == "invite"
     assert state[("m.room.name", "")]["content"]["name"] == "Room"
@@ -62,8 +64,31 @@ def test_create_room_in_each_version_orders_the_initial_events(user, new_user, v
 def test_default_version_is_12_and_unsupported_versions_are_refused(user):
     room_id = create_room(user)
     assert state_event(user, room_id, "m.room.create")["room_version"] == "12"
-    for version in ["1", "9", "13", "bogus"]:
+    for version in ["0", "13", "bogus"]:
         assert_error(user.post(f"{V3}/createRoom", json={"room_version": version}), 400, "M_UNSUPPORTED_ROOM_VERSION")
+    assert_error(user.post(f"{V3}/createRoom", json={"room_version": 1}), 400, "M_BAD_JSON")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_event_ids_take_the_format_of_the_room_version(user, new_user, version):
+    room_id = create_room(user, room_version=version, preset="public_chat")
+    bob = new_user()
+    join(bob, room_id)
+    event_id = send_message(bob, room_id, "hello")
+    event = assert_ok(bob.get(room_path(room_id, "event", event_id)))
+    assert event["event_id"] == event_id and event["content"]["body"] == "hello"
+    if version in ("1", "2"):
+        # Versions 1 and 2 name events `$random:server`.
+        assert re.fullmatch(r"\$[A-Za-z]+:localhost", event_id), event_id
+    elif version == "3":
+        assert re.fullmatch(r"\$[A-Za-z0-9+/]{43}", event_id), event_id
+    else:
+        assert re.fullmatch(r"\$[A-Za-z0-9_-]{43}", event_id), event_id
+    # The event can be found, redacted and paginated past, whatever its ID looks like.
+    assert_ok(user.put(room_path(room_id, "redact", event_id, "r1"), json={}))
+    assert assert_ok(bob.get(room_path(room_id, "event", event_id)))["content"] == {}
+    chunk = assert_ok(bob.get(room_path(room_id, "messages"), params={"dir": "b", "limit": 3}))["chunk"]
+    assert event_id in [e["event_id"] for e in chunk]
 
 
 @pytest.mark.parametrize("preset,join_rule,guest_access", [
@@ -280,6 +305,10 @@ def test_redaction_rules(user, new_user, version):
     # Unknown targets and malformed IDs.
     assert_error(user.put(room_path(room_id, "redact", "$nothere", "r4"), json={}), 404, "M_NOT_FOUND")
     assert_error(user.put(room_path(room_id, "redact", "nothing", "r5"), json={}), 400, "M_INVALID_PARAM")
+    # An event of another room, as Synapse answers.
+    other_room = create_room(user, room_version=version)
+    elsewhere = send_message(user, other_room, "elsewhere")
+    assert_error(user.put(room_path(room_id, "redact", elsewhere, "r6"), json={}), 400, "M_INVALID_PARAM")
 
 
 def test_redacting_state_keeps_what_the_version_keeps(user):
@@ -309,3 +338,23 @@ def test_prev_content_of_a_redacted_state_event_is_redacted(user, redact_first):
     event = assert_ok(user.get(room_path(room_id, "event", replacement)))
     assert event["unsigned"]["replaces_state"] == secret
     assert event["unsigned"]["prev_content"] == {}, "the redacted topic does not leak"
+
+
+def test_the_deprecated_post_send_sends_each_time(user):
+    room_id = create_room(user)
+    body = {"msgtype": "m.text", "body": "posted"}
+    first = assert_ok(user.post(room_path(room_id, "send", "m.room.message"), json=body))["event_id"]
+    second = assert_ok(user.post(room_path(room_id, "send", "m.room.message"), json=body))["event_id"]
+    assert first != second
+    assert assert_ok(user.get(room_path(room_id, "event", second)))["content"] == body
+
+
+def test_guests_send_only_messages(user, guest):
+    room_id = create_room(user, preset="public_chat")
+    send_state(user, room_id, "m.room.guest_access", {"guest_access": "can_join"})
+    join(guest, room_id)
+    send_message(guest, room_id, "a guest's message")
+    for kind in ["m.reaction", "org.example.custom"]:
+        resp = guest.put(room_path(room_id, "send", kind, "t1"), json={"a": 1})
+        assert_error(resp, 403, "M_GUEST_ACCESS_FORBIDDEN")
+    assert_error(guest.post(room_path(room_id, "send", "m.sticker"), json={}), 403, "M_GUEST_ACCESS_FORBIDDEN")

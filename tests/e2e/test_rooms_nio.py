@@ -32,7 +32,7 @@ async def rooms_path(base_url):
                                                  is_direct=True), RoomCreateResponse).room_id
         old = expect(await alice.room_create(room_version="10"), RoomCreateResponse).room_id
         assert len({public, private, trusted, old}) == 4
-        expect(await alice.room_create(room_version="2"), RoomCreateError)
+        expect(await alice.room_create(room_version="13"), RoomCreateError)
 
         # Invite and join; a public room needs no invite.
         expect(await bob.join(public), JoinResponse)

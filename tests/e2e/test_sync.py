@@ -151,6 +151,66 @@ def test_left_rooms_only_with_include_leave_on_initial_sync(user, new_user):
     assert room_id in with_leave["rooms"]["leave"]
 
 
+def test_a_newly_left_room_carries_only_what_changed_and_then_stays_away(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    other_room = create_room(user, preset="public_chat")
+    bob = new_user()
+    join(bob, room_id)
+    join(bob, other_room)
+    with_leave = json.dumps({"room": {"include_leave": True, "timeline": {"limit": 1}}})
+    since = sync(bob, filter=with_leave)["next_batch"]
+    leave(bob, room_id)
+    left = sync(bob, since, filter=with_leave)
+    room = left["rooms"]["leave"][room_id]
+    assert [e["type"] for e in room["timeline"]["events"]] == ["m.room.member"]
+    assert room["timeline"]["events"][0]["content"]["membership"] == "leave"
+    assert room["state"]["events"] == [], "nothing changed before the leave"
+    # Later changes by others and a gap elsewhere don't bring the left room back.
+    send_state(user, room_id, "m.room.topic", {"topic": "after bob left"})
+    for i in range(3):
+        send_message(user, other_room, f"filler {i}")
+    later = sync(bob, left["next_batch"], filter=with_leave)
+    assert room_id not in later["rooms"]["leave"]
+    # A full sync with include_leave still lists it.
+    assert room_id in sync(bob, filter=with_leave)["rooms"]["leave"]
+
+
+def test_a_room_joined_and_left_since_the_last_sync_comes_with_its_state(user, new_user):
+    room_id = create_room(user, preset="public_chat", name="brief visit")
+    bob = new_user()
+    since = sync(bob)["next_batch"]
+    join(bob, room_id)
+    leave(bob, room_id)
+    room = sync(bob, since)["rooms"]["leave"][room_id]
+    assert any(e["type"] == "m.room.name" for e in room["state"]["events"]), "never shown before: whole state"
+
+
+def test_timeline_limit_zero_is_accepted(user):
+    room_id = create_room(user, name="limit zero")
+    send_message(user, room_id, "not shown")
+    room = sync(user, filter=json.dumps({"room": {"timeline": {"limit": 0}}}))["rooms"]["join"][room_id]
+    assert room["timeline"]["events"] == [] and room["timeline"]["limited"] is True
+    assert any(e["type"] == "m.room.name" for e in room["state"]["events"])
+
+
+def test_lazy_loading_gappy_sync_includes_the_gaps_membership_changes(user, new_user):
+    room_id = create_room(user, preset="public_chat")
+    lazy = json.dumps({"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}})
+    since = sync(user, filter=lazy)["next_batch"]
+    bob, carol = new_user(), new_user()
+    join(bob, room_id)
+    join(carol, room_id)
+    leave(carol, room_id)
+    for i in range(4):
+        send_message(user, room_id, f"filler {i}")
+    room = sync(user, since, filter=lazy)["rooms"]["join"][room_id]
+    assert room["timeline"]["limited"] is True
+    members = {e["state_key"]: e["content"]["membership"] for e in room["state"]["events"]
+               if e["type"] == "m.room.member"}
+    # Bob's join and Carol's leave happened in the gap: they come, though neither sent a message.
+    assert members.get(bob.user_id) == "join" and members.get(carol.user_id) == "leave"
+
+
 def test_bad_tokens_and_parameters(user):
     for token in ["nonsense", "s", "s1_2_3_4_5_6_7_8_9", "s-5", "x1"]:
         assert_error(user.get(f"{V3}/sync", params={"since": token}), 400, "M_INVALID_PARAM")

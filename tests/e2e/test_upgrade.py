@@ -230,10 +230,19 @@ def test_former_members_cannot_upgrade(user):
     assert_error(upgrade(user, old, "12"), 403, "M_FORBIDDEN")
 
 
-@pytest.mark.parametrize("version", ["9", "13", "1", "", "12 ", "org.example.custom"])
+@pytest.mark.parametrize("version", ["0", "13", "", "12 ", "org.example.custom"])
 def test_unsupported_versions(user, version):
     old = create_room(user)
     assert_error(upgrade(user, old, version), 400, "M_UNSUPPORTED_ROOM_VERSION")
+
+
+@pytest.mark.parametrize("version", ["1", "2", "3", "9"])
+def test_upgrade_to_an_older_version(user, version):
+    old = create_room(user, name="going back")
+    new = assert_ok(upgrade(user, old, version))["replacement_room"]
+    assert state_event(user, new, "m.room.create")["room_version"] == version
+    assert state_event(user, new, "m.room.name")["name"] == "going back"
+    assert state_event(user, old, "m.room.tombstone")["replacement_room"] == new
 
 
 def test_bad_requests(user, client):
