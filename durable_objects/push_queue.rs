@@ -9,12 +9,13 @@
 //! settings and the user's unread count: those the room's writer read with the notifications,
 //! for the pass that follows an enqueue; current ones from D1 for any other pass. A failed request leaves the item at the head and
 //! the pusher waits 1, 2, 4 s … up to an hour before its next try; a new event never jumps that
-//! wait. After every pass the alarm is set to the earliest moment something is due, so the
+//! wait. After every pass the alarm rings by the earliest moment something is due, so the
 //! queue survives evictions: the alarm runs a pass too, and a pass sends only what is still
-//! stored, so a repeated alarm does no harm. A pass sends a bounded number of requests (the
+//! stored, so a repeated alarm does no harm (nor one left ringing when nothing is queued,
+//! which saves the storage write of deleting it). A pass sends a bounded number of requests (the
 //! platform limits subrequests per invocation) and leaves the rest to an immediate alarm.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Duration;
@@ -178,6 +179,12 @@ fn next_alarm(now: u64, pending: &[Pending], in_flight: &BTreeSet<Key>, pass_fai
     Some(if pass_failed { earliest.max(now + FAILED_PASS_RETRY_MS) } else { earliest })
 }
 
+/// Whether an alarm set to ring at `set` serves for one due at `at`: it rings no later, and
+/// not before `now` (an overdue alarm may be ringing already, its pass over).
+fn keeps(set: Option<u64>, now: u64, at: u64) -> bool {
+    set.is_some_and(|set| now <= set && set <= at)
+}
+
 /// The pushers one pass delivers to, in flight until it is dropped.
 struct Claim {
     keys: Vec<Key>,
@@ -213,6 +220,8 @@ struct Shared {
     storage: Storage,
     in_flight: RefCell<BTreeSet<Key>>,
     owner: RefCell<Option<String>>,
+    /// When the alarm this instance set will ring, until it does; `None` when unknown.
+    alarm_at: Cell<Option<u64>>,
 }
 
 #[durable_object]
@@ -227,8 +236,14 @@ impl DurableObject for PushQueue {
         if let Err(e) = sql.exec(SCHEMA, None) {
             crate::log::error(&format!("push queue schema: {e}"));
         }
-        let shared =
-            Shared { env, sql, storage: state.storage(), in_flight: RefCell::default(), owner: RefCell::default() };
+        let shared = Shared {
+            env,
+            sql,
+            storage: state.storage(),
+            in_flight: RefCell::default(),
+            owner: RefCell::default(),
+            alarm_at: Cell::default(),
+        };
         Self { state, shared: Rc::new(shared) }
     }
 
@@ -246,6 +261,7 @@ impl DurableObject for PushQueue {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.shared.alarm_at.set(None);
         pass(&self.shared, None).await;
         Response::ok("")
     }
@@ -368,18 +384,28 @@ impl Shared {
         Ok(Claim { keys, shared: self.clone() })
     }
 
-    /// Sets the alarm to when something is next due, or clears it when nothing is queued.
+    /// Makes sure the alarm rings by the time something is next due. An alarm this instance
+    /// already set to ring sooner is kept (its pass sets the next one), and one left when
+    /// nothing is queued rings for nothing: each alarm write is a storage write, and so a pass
+    /// that delivers everything at once writes none.
     async fn schedule(&self, pass_failed: bool) {
         let now = now_ms();
         let next = self.pending().map(|pending| next_alarm(now, &pending, &self.in_flight.borrow(), pass_failed));
-        let result = match next {
-            Ok(Some(at)) => self.storage.set_alarm((at - now) as i64).await,
-            Ok(None) => self.storage.delete_alarm().await,
+        let at = match next {
+            Ok(Some(at)) => at,
+            Ok(None) => return,
             // Storage itself failed: try again in a while.
-            Err(_) => self.storage.set_alarm(FAILED_PASS_RETRY_MS as i64).await,
+            Err(_) => now + FAILED_PASS_RETRY_MS,
         };
-        if let Err(e) = result {
-            crate::log::error(&format!("push queue alarm: {e}"));
+        if keeps(self.alarm_at.get(), now, at) {
+            return;
+        }
+        match self.storage.set_alarm((at - now) as i64).await {
+            Ok(()) => self.alarm_at.set(Some(at)),
+            Err(e) => {
+                self.alarm_at.set(None);
+                crate::log::error(&format!("push queue alarm: {e}"));
+            }
         }
     }
 
@@ -514,6 +540,16 @@ mod tests {
         assert_eq!(next_alarm(1_000, &[pending("a", 5_000), pending("b", 3_000)], &none, false), Some(3_000));
         // A due pusher (left over by a pass's budget) rings at once.
         assert_eq!(next_alarm(1_000, &[pending("a", 5_000), pending("b", 0)], &none, false), Some(1_000));
+    }
+
+    #[test]
+    fn an_alarm_that_rings_soon_enough_is_kept() {
+        assert!(!keeps(None, 1_000, 5_000));
+        assert!(keeps(Some(3_000), 1_000, 5_000));
+        assert!(keeps(Some(5_000), 1_000, 5_000));
+        // It would ring too late, or may be ringing now: set it again.
+        assert!(!keeps(Some(6_000), 1_000, 5_000));
+        assert!(!keeps(Some(900), 1_000, 5_000));
     }
 
     #[test]

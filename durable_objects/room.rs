@@ -358,7 +358,7 @@ impl Room {
     /// fan-out, after the senders have their answers. Push rules are evaluated first, so that
     /// the syncs it then wakes read the new unread counts with the events; the wake goes to the
     /// users the events concern: the room's joined, invited and knocking members, and whoever
-    /// the batch's membership events are about. Pushes go to the push queues last.
+    /// the batch's membership events are about. Pushes go to the push queues beside the wake-ups.
     /// Application services get their events beside it ([`Self::hand_off`]).
     fn committed(&self, room_id: &RoomId, events: Vec<(Sent, Pdu)>) {
         let Some(newest) = events.iter().map(|(s, _)| s.stream_ordering).max() else { return };
@@ -402,13 +402,19 @@ impl Room {
                     None
                 }
             };
-            if let Err(e) = user_sync::notify_many(&env, users, positions).await {
-                // A missed wake-up delays a sync until its timeout; the events are safe.
-                crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
-            }
-            if let Some((db, pushes)) = pushes {
-                fanout::deliver(&env, &db, pushes).await;
-            }
+            // Wake-ups and pushes side by side: neither waits for the other's calls.
+            let wake = async {
+                if let Err(e) = user_sync::notify_many(&env, users, positions).await {
+                    // A missed wake-up delays a sync until its timeout; the events are safe.
+                    crate::log::error(&format!("waking a sync of {room_id}: {e:?}"));
+                }
+            };
+            let push = async {
+                if let Some((db, pushes)) = pushes {
+                    fanout::deliver(&env, &db, pushes).await;
+                }
+            };
+            futures::join!(wake, push);
         });
     }
 

@@ -201,6 +201,7 @@ pub static ROUTES: &[Route] = routes! {
     // Push rules
     GET "/_matrix/client/v3/pushrules/" User => push_rules::get_pushrules_all;
     GET "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::get_pushrules_global_scope;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/" User => push_rules::get_pushrules_kind;
     GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::get_pushrule;
     PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::set_pushrule;
     DELETE "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}" User => push_rules::delete_pushrule;
@@ -208,6 +209,16 @@ pub static ROUTES: &[Route] = routes! {
     PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled" User => push_rules::set_pushrule_enabled;
     GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::get_pushrule_actions;
     PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/actions" User => push_rules::set_pushrule_actions;
+    // Paths of the push rules API that name no rule or no attribute: 400, as in Synapse.
+    PUT "/_matrix/client/v3/pushrules/" User => push_rules::incomplete_path;
+    GET "/_matrix/client/v3/pushrules/{scope}" User => push_rules::incomplete_path;
+    PUT "/_matrix/client/v3/pushrules/{scope}" User => push_rules::incomplete_path;
+    PUT "/_matrix/client/v3/pushrules/{scope}/" User => push_rules::incomplete_path;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}" User => push_rules::incomplete_path;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}" User => push_rules::incomplete_path;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/" User => push_rules::incomplete_path;
+    GET "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/{attr}" User => push_rules::incomplete_path;
+    PUT "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/{attr}" User => push_rules::incomplete_path;
     // End-to-end encryption: keys
     POST "/_matrix/client/v3/keys/upload" UserOrGuest => keys::upload_keys;
     POST "/_matrix/client/v3/keys/query" UserOrGuest => keys::get_keys;

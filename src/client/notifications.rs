@@ -45,6 +45,8 @@ pub async fn get_notifications(cx: Ctx) -> Result<Reply> {
         notifications.push(json!({
             "actions": actions,
             "event": client_event(event, &version, reader, now),
+            // The spec's profile tag of the rule that matched; as in Synapse, always null.
+            "profile_tag": null,
             "read": row.read != 0.0,
             "room_id": row.room_id,
             "ts": row.ts as u64,

@@ -1,5 +1,6 @@
-//! Push rules: `GET /pushrules/`, `GET /pushrules/global/`, `GET`, `PUT` and `DELETE
-//! /pushrules/global/{kind}/{ruleId}`, and `GET` and `PUT` of its `/enabled` and `/actions`.
+//! Push rules: `GET /pushrules/`, `GET /pushrules/global/`, `GET /pushrules/global/{kind}/`
+//! (Synapse's), `GET`, `PUT` and `DELETE /pushrules/global/{kind}/{ruleId}`, and `GET` and `PUT`
+//! of its `/enabled` and `/actions`.
 //!
 //! The rules live in the user's `m.push_rules` account data ([`crate::push::rules`]). Every change
 //! is a read-modify-write of that entry, written only if nobody wrote it in between, so two
@@ -35,6 +36,20 @@ pub async fn get_pushrules_global_scope(cx: Ctx) -> Result<Reply> {
     check_scope(&cx)?;
     let (ruleset, _) = rules::load(&cx.db, &cx.requester()?.user_id).await?;
     Reply::json(&rules::ruleset_json(&ruleset)?)
+}
+
+/// The rules of one kind, in order: Synapse serves them, though the spec has no such endpoint.
+pub async fn get_pushrules_kind(cx: Ctx) -> Result<Reply> {
+    let (kind, _) = rule_path(&cx, ErrorKind::UnrecognizedParam)?;
+    let (ruleset, _) = rules::load(&cx.db, &cx.requester()?.user_id).await?;
+    let mut all = rules::ruleset_json(&ruleset)?;
+    Reply::json(&all[kind.as_str()].take())
+}
+
+/// A path under `/pushrules` that lacks a part (scope, kind, rule ID) or names an attribute
+/// other than `enabled` and `actions`: Synapse answers 400 `M_UNRECOGNIZED`.
+pub async fn incomplete_path(_cx: Ctx) -> Result<Reply> {
+    Err(MatrixError::new(ErrorKind::UnrecognizedParam, "Unrecognised push rules request").into())
 }
 
 pub async fn get_pushrule(cx: Ctx) -> Result<Reply> {
@@ -226,7 +241,10 @@ fn parse_actions(values: Vec<Value>) -> Result<Vec<Action>> {
     for value in values {
         match &value {
             Value::String(s) if s == "notify" => actions.push(Action::Notify),
-            Value::String(s) if HISTORICAL_ACTIONS.contains(&s.as_str()) => {}
+            // Kept as given (Synapse does) and no-ops in evaluation, as the spec asks.
+            Value::String(s) if HISTORICAL_ACTIONS.contains(&s.as_str()) => {
+                actions.push(serde_json::from_value(value).map_err(|e| internal("push action", e))?);
+            }
             Value::Object(o) if o.get("set_tweak").is_some_and(Value::is_string) => {
                 let action = serde_json::from_value(value).map_err(|e| invalid_param(format!("Invalid tweak: {e}")))?;
                 actions.push(action);
@@ -389,11 +407,16 @@ mod tests {
             serde_json::to_value(&actions).unwrap(),
             json!([
                 "notify",
+                "dont_notify",
                 {"set_tweak": "sound", "value": "bing"},
                 {"set_tweak": "highlight"},
                 {"set_tweak": "org.example.flash", "value": {"rate": 2}},
+                "coalesce",
             ])
         );
+        // Kept as given, the historical actions are no-ops: a rule of only them notifies nobody.
+        let historical = parse_actions(vec![json!("dont_notify"), json!("coalesce")]).unwrap();
+        assert!(!historical.iter().any(Action::should_notify));
         for bad in [
             json!("notify_loudly"),
             json!(5),

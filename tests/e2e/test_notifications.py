@@ -151,6 +151,8 @@ def test_notifications_list_read_flags_highlights_and_paginates(pair):
     assert first["event"]["content"]["body"] == "bob!" and first["event"]["sender"] == alice.user_id
     assert "notify" in first["actions"] and {"set_tweak": "highlight"} in first["actions"]
     assert isinstance(first["ts"], int) and "next_token" not in body
+    # Every notification names the matching rule's profile tag, null as in Synapse (Sytest checks).
+    assert all("profile_tag" in n and n["profile_tag"] is None for n in body["notifications"])
     # Pages of two.
     seen, token = [], None
     while True:
