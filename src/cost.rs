@@ -230,9 +230,10 @@ mod tests {
                 json: pdu.json.clone(),
                 redaction_json: None,
                 redaction_id: None,
+                sender_erased: 0.0,
             })
             .collect();
-        let reader = Reader { user_id: owner, device_id: None };
+        let reader = Reader { user_id: owner, device_id: None, joined: None };
         let format_cpu = per_run(5, || {
             let chunk: Vec<_> = stored.iter().map(|e| client_event(e, &version, reader, 10)).collect();
             assert!(!serde_json::to_string(&chunk).unwrap().is_empty());
