@@ -90,8 +90,19 @@ ensure_python() {
 }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# A free port below 55536, so that callers may derive a second port from it (Sytest's runner
+# puts the inspector at port + 10000).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c '
+import random, socket
+while True:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randint(20000, 55535)))
+    except OSError:
+        continue
+    print(s.getsockname()[1])
+    break'
 }
 
 # start_server DIR [KEY=VALUE...]: serves the built worker on a free port with empty state in
