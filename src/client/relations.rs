@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::error::{invalid_param, Result};
 use crate::http::Reply;
-use crate::room::client_format::client_event;
+use crate::room::client_format::{client_event, Reader};
 use crate::room::versions::RoomVersion;
 use crate::room::visibility::{in_ranges, Range};
 use crate::storage::events::{self, Direction, EventSelection, Parent, StoredEvent, ThreadQuery, ThreadSummary};
@@ -138,6 +138,8 @@ pub struct Served<'a> {
     /// Nothing after this position counts.
     pub head: u64,
     pub visible: &'a [Range],
+    /// Where the reader was joined: erased senders' events elsewhere are served redacted.
+    pub joined: Option<&'a [Range]>,
     pub events: Vec<&'a StoredEvent>,
 }
 
@@ -148,6 +150,7 @@ impl<'a> Served<'a> {
             version: &view.version,
             head: view.head(),
             visible: &view.visible,
+            joined: Some(&view.joined),
             events: events.iter().collect(),
         }
     }
@@ -221,7 +224,9 @@ async fn bundle(
     let reader = reader(cx)?;
     let now = now_ms();
     let serve = |e: &StoredEvent| -> Option<Value> {
-        by_room.get(e.room_id.as_str()).map(|room| client_event(e, room.version, reader, now))
+        by_room
+            .get(e.room_id.as_str())
+            .map(|room| client_event(e, room.version, Reader { joined: room.joined, ..reader }, now))
     };
     let latest: BTreeMap<String, StoredEvent> = latest.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     let mut aggregations: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -252,7 +257,7 @@ async fn bundle(
         room.events
             .iter()
             .map(|e| {
-                let mut value = client_event(e, room.version, reader, now);
+                let mut value = client_event(e, room.version, Reader { joined: room.joined, ..reader }, now);
                 if let Some(bundled) = aggregations.get(e.event_id.as_str()) {
                     if let Some(unsigned) = value.get_mut("unsigned").and_then(Value::as_object_mut) {
                         let relations = unsigned.entry("m.relations").or_insert_with(|| json!({}));

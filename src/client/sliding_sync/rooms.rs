@@ -135,7 +135,15 @@ pub async fn build(
                 let timeline = timelines.get(id).filter(|t| t.limited)?;
                 let events = timeline.events.iter().filter(|e| shown(e, ignored)).collect();
                 let visible = visible.get(id).map_or(&[][..], Vec::as_slice);
-                Some(Served { room_id: id, version: &w.version, head: head(w.room, upto.events), visible, events })
+                let joined = joined_at.get(id).map(Vec::as_slice);
+                Some(Served {
+                    room_id: id,
+                    version: &w.version,
+                    head: head(w.room, upto.events),
+                    visible,
+                    joined,
+                    events,
+                })
             })
             .collect();
         let (mut state_rows, departed_rows, bundled) = futures::try_join!(
