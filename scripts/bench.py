@@ -182,6 +182,30 @@ def summarize(name: str, ms: list[float]) -> dict[str, float]:
     return stats
 
 
+def wake_ups(runs: int, state, wait, trigger, advance) -> tuple[list[float], list[float]]:
+    """Times `runs` wake-ups: `wait(state)`, a long poll, runs in a thread while `trigger(n)`, what
+    should wake it, runs here. Returns, in ms, each trigger's own time and the time from its start
+    to the poll's return. `advance(response)` is the state of the next wait."""
+    triggered, woken = [], []
+    for n in range(runs):
+        box = {}
+
+        def run(state=state):
+            box["response"] = wait(state)
+            box["returned"] = time.perf_counter()
+
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(run)
+            time.sleep(0.05)
+            started = time.perf_counter()
+            trigger(n)
+            triggered.append(1000 * (time.perf_counter() - started))
+            future.result()
+        woken.append(1000 * (box["returned"] - started))
+        state = advance(box["response"])
+    return triggered, woken
+
+
 def register(client: httpx.Client, username: str, password: str) -> str:
     """Registers through the dummy UIA stage; returns the access token."""
     body = {"username": username, "password": password}
@@ -318,23 +342,9 @@ def sync_bench(url: str, args: argparse.Namespace) -> None:
         room_id = create(alice)
         join(bob, room_id)
         token = sync(bob)["next_batch"]
-        samples = []
         with httpx.Client(base_url=url, timeout=60) as waiter:
-            for _ in range(args.wakeups):
-                box = {}
-
-                def wait(since=token):
-                    box["response"] = sync(bob, since, 30_000, client=waiter)
-                    box["returned"] = time.perf_counter()
-
-                with ThreadPoolExecutor(1) as pool:
-                    future = pool.submit(wait)
-                    time.sleep(0.05)
-                    started = time.perf_counter()
-                    send(alice, room_id)
-                    future.result()
-                samples.append(1000 * (box["returned"] - started))
-                token = box["response"]["next_batch"]
+            _, samples = wake_ups(args.wakeups, token, lambda since: sync(bob, since, 30_000, client=waiter),
+                                  lambda _: send(alice, room_id), lambda response: response["next_batch"])
         cuts = statistics.quantiles(samples, n=100, method="inclusive")
         print(f"  wake-up, PUT /send to the return of another user's waiting /sync ({args.wakeups} runs): "
               f"p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
@@ -525,25 +535,13 @@ def presence_bench(url: str, args: argparse.Namespace) -> None:
             room_id = c.post("/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, headers=alice).json()["room_id"]
             c.post(f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/join", json={}, headers=bob).raise_for_status()
             token = sync(bob, own=c)["next_batch"]
-            puts, seen = [], []
+            def change(n: int) -> None:
+                c.put(f"/_matrix/client/v3/presence/{quote(alice_id)}/status",
+                      json={"presence": "online", "status_msg": f"n{n}"}, headers=alice).raise_for_status()
+
             with httpx.Client(base_url=server, timeout=120) as waiter:
-                for n in range(args.presence_changes):
-                    box = {}
-
-                    def wait(since=token):
-                        box["response"] = sync(bob, since, 30_000, waiter)
-                        box["returned"] = time.perf_counter()
-
-                    with ThreadPoolExecutor(1) as pool:
-                        future = pool.submit(wait)
-                        time.sleep(0.05)
-                        started = time.perf_counter()
-                        c.put(f"/_matrix/client/v3/presence/{quote(alice_id)}/status",
-                              json={"presence": "online", "status_msg": f"n{n}"}, headers=alice).raise_for_status()
-                        puts.append(1000 * (time.perf_counter() - started))
-                        future.result()
-                    seen.append(1000 * (box["returned"] - started))
-                    token = box["response"]["next_batch"]
+                puts, seen = wake_ups(args.presence_changes, token, lambda since: sync(bob, since, 30_000, waiter),
+                                      change, lambda response: response["next_batch"])
             p, s = (statistics.quantiles(x, n=100, method="inclusive") for x in (puts, seen))
             print(f"  {label}: PUT /presence p50 {p[49]:.2f} ms, p95 {p[94]:.2f} ms; a waiting co-member has it "
                   f"after p50 {s[49]:.2f} ms, p95 {s[94]:.2f} ms ({args.presence_changes} changes)")
@@ -644,28 +642,17 @@ def sliding_sync_bench(url: str, args: argparse.Namespace) -> None:
                     headers=bob).raise_for_status()
         body = {"lists": {"all": ROOM_LIST}}
         pos = sliding(bob, body).json()["pos"]
-        samples = []
         with httpx.Client(base_url=url, timeout=60) as waiter:
-            for _ in range(args.wakeups):
-                box = {}
 
-                def wait(pos=pos):
-                    # A wake-up may answer with the same pos (see MAX_PASSES); poll on until the event.
-                    while True:
-                        response = sliding(bob, body, pos, 30_000, client=waiter).json()
-                        if response["rooms"] or response["pos"] != pos:
-                            break
-                    box["response"] = response
-                    box["returned"] = time.perf_counter()
+            def wait(pos):
+                # A wake-up may answer with the same pos (see MAX_PASSES); poll on until the event.
+                while True:
+                    response = sliding(bob, body, pos, 30_000, client=waiter).json()
+                    if response["rooms"] or response["pos"] != pos:
+                        return response
 
-                with ThreadPoolExecutor(1) as pool:
-                    future = pool.submit(wait)
-                    time.sleep(0.05)
-                    started = time.perf_counter()
-                    send(alice, room_id)
-                    future.result()
-                samples.append(1000 * (box["returned"] - started))
-                pos = box["response"]["pos"]
+            _, samples = wake_ups(args.wakeups, pos, wait, lambda _: send(alice, room_id),
+                                  lambda response: response["pos"])
         cuts = statistics.quantiles(samples, n=100, method="inclusive")
         print(f"  wake-up, PUT /send to the return of another user's waiting sliding sync ({args.wakeups} runs): "
               f"p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
